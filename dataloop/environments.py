@@ -1,0 +1,146 @@
+"""Task environments: the contract a task implements, and the registry that finds one by name.
+
+A task knows its data (splits), how to prompt the student, how to read and score an answer,
+the skill of each example and, optionally, how to verify a generated example. It knows nothing
+of students or teachers; :class:`dataloop.gym.Environment` puts them together.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, Literal
+
+from dataloop.errors import RegistryError
+from dataloop.plugins import (
+    entry_point_targets,
+    is_reference,
+    load_entry_point,
+    load_module_from_path,
+    load_reference,
+)
+from dataloop.resources import environments_dir
+from dataloop.schema import Example, SkillInfo
+
+Split = Literal["train", "validation", "test"]
+ENTRY_POINT_GROUP = "dataloop.environments"
+
+
+class TaskEnvironment(ABC):
+    """A task: data, prompt format, answer extraction, scoring, and optional verification.
+
+    Subclasses set ``name`` and ``description`` and implement :meth:`skills` and :meth:`split`.
+    Keyword options from the run config (``env.options``) reach ``__init__``.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    @abstractmethod
+    def skills(self) -> list[SkillInfo]:
+        """The skills of the task, with a sentence each that a teacher can read."""
+
+    @abstractmethod
+    def split(self, name: Split) -> list[Example]:
+        """The examples of a split. ``train`` is the seed set the loop starts from."""
+
+    def prompt(self, question: str) -> str:
+        """The text the student is given for a question."""
+        return f"{question}\n"
+
+    def target(self, example: Example) -> str:
+        """The text the student is trained to produce after :meth:`prompt`."""
+        return example.answer
+
+    def extract(self, completion: str) -> str:
+        """The answer inside a student's completion (default: its first line, stripped)."""
+        lines = completion.strip().splitlines()
+        return lines[0].strip() if lines else ""
+
+    def score(self, example: Example, completion: str) -> bool:
+        """Whether a completion answers the example correctly (default: exact match)."""
+        return self.extract(completion) == example.answer.strip()
+
+    def verify(self, example: Example) -> Example | None:
+        """Check a generated example: return it (possibly relabelled) or None to reject it.
+
+        The default accepts everything; a task that can check answers should override it.
+        """
+        return example
+
+    def describe(self) -> str:
+        """One line for ``dataloop envs``."""
+        return self.description or (inspect.getdoc(self) or "").split("\n")[0]
+
+
+def _task_class_in(module: ModuleType, origin: str) -> type[TaskEnvironment]:
+    """The single TaskEnvironment subclass a module defines."""
+    found = [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, TaskEnvironment)
+        and obj is not TaskEnvironment
+        and obj.__module__ == module.__name__
+        and not inspect.isabstract(obj)
+    ]
+    if len(found) != 1:
+        names = ", ".join(c.__name__ for c in found) or "none"
+        raise RegistryError(
+            f"{origin} must define exactly one TaskEnvironment subclass (found: {names}); "
+            f"name it as '{origin}:ClassName'"
+        )
+    return found[0]
+
+
+def _builtin_files() -> dict[str, Path]:
+    return {
+        d.name: d / "env.py"
+        for d in sorted(environments_dir().iterdir())
+        if (d / "env.py").is_file()
+    }
+
+
+def available() -> dict[str, str]:
+    """Every environment known by name: name -> where it comes from."""
+    found = {name: f"built-in ({path.parent})" for name, path in _builtin_files().items()}
+    for name, target in entry_point_targets(ENTRY_POINT_GROUP).items():
+        found.setdefault(name, f"entry point ({target})")
+    return found
+
+
+def resolve(spec: str) -> type[TaskEnvironment]:
+    """Find a task class by built-in name, entry-point name, ``file.py[:Class]`` or ``module:Class``."""
+    if is_reference(spec):
+        obj = load_reference(spec)
+        if isinstance(obj, ModuleType):
+            return _task_class_in(obj, spec)
+        if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
+            raise RegistryError(f"'{spec}' is not a TaskEnvironment subclass")
+        return obj
+    builtins = _builtin_files()
+    if spec in builtins:
+        return _task_class_in(load_module_from_path(builtins[spec]), str(builtins[spec]))
+    if spec in entry_point_targets(ENTRY_POINT_GROUP):
+        obj = load_entry_point(ENTRY_POINT_GROUP, spec)
+        if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
+            raise RegistryError(f"entry point '{spec}' is not a TaskEnvironment subclass")
+        return obj
+    known = ", ".join(available()) or "none"
+    raise RegistryError(
+        f"unknown environment '{spec}'; known: {known} (or give a path: path/to/env.py:ClassName)"
+    )
+
+
+def load_task(spec: str, seed: int = 0, options: dict[str, Any] | None = None) -> TaskEnvironment:
+    """Instantiate the task ``spec`` with a seed and the options of its config section."""
+    cls = resolve(spec)
+    try:
+        return cls(seed=seed, **(options or {}))
+    except TypeError as exc:
+        raise RegistryError(f"environment '{spec}': bad option in 'env.options': {exc}") from exc

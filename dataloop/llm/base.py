@@ -1,0 +1,61 @@
+"""The teacher contract: an async LLM client that counts what it spends."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dataloop.schema import Budget
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    role: str
+    content: str
+
+
+class Sampling(BaseModel):
+    """Sampling parameters of one request; part of the cache key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    temperature: float = 0.9
+    max_tokens: int = 128
+    top_p: float = 1.0
+    n: int = Field(1, ge=1)
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    json_schema: dict[str, object] | None = None
+    """Ask for structured output (``response_format`` json_schema) where the server supports it."""
+
+
+class Completion(BaseModel):
+    """What came back for one request: ``n`` texts and the tokens it cost."""
+
+    texts: list[str]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reasons: list[str] = Field(default_factory=list)
+    cached: bool = False
+
+
+@runtime_checkable
+class LLMClient(Protocol):
+    """A teacher LLM. Implementations enforce ``budget`` before sending a request."""
+
+    model: str
+    budget: Budget
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        """Plain text completion (base models, few-shot prompts)."""
+        ...
+
+    async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
+        """Chat completion (instruct models)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

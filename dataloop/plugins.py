@@ -1,0 +1,77 @@
+"""Load user code named by ``path/to/file.py:Name``, ``module:Name`` or an entry point."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dataloop.errors import RegistryError
+
+
+def load_module_from_path(path: Path) -> ModuleType:
+    """Import a Python file by path; it is registered in ``sys.modules`` under a stable name."""
+    path = path.resolve()
+    if not path.is_file():
+        raise RegistryError(f"no such file: {path}")
+    name = "dataloop_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RegistryError(f"cannot import {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise RegistryError(f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def is_reference(spec: str) -> bool:
+    """True when ``spec`` names code (a file or ``module:attr``) rather than a registered name."""
+    return ":" in spec or spec.endswith(".py") or "/" in spec
+
+
+def load_reference(spec: str) -> Any:
+    """Resolve ``file.py:Name`` or ``package.module:Name`` to the object it names.
+
+    ``file.py`` alone returns the module, for callers that search it themselves.
+    """
+    target, _, attr = spec.partition(":")
+    if target.endswith(".py") or "/" in target:
+        module = load_module_from_path(Path(target))
+    else:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise RegistryError(f"cannot import module '{target}' (from '{spec}'): {exc}") from exc
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise RegistryError(f"'{target}' has no attribute '{attr}'") from None
+
+
+def entry_point_targets(group: str) -> dict[str, str]:
+    """Installed plug-ins of an entry-point group: name -> ``module:attr``."""
+    return {ep.name: ep.value for ep in entry_points(group=group)}
+
+
+def load_entry_point(group: str, name: str) -> Any:
+    """Load the entry point ``name`` of ``group``."""
+    for ep in entry_points(group=group, name=name):
+        try:
+            return ep.load()
+        except Exception as exc:
+            raise RegistryError(
+                f"entry point '{name}' in group '{group}' ({ep.value}) failed to load: {exc}"
+            ) from exc
+    raise RegistryError(f"no entry point '{name}' in group '{group}'")

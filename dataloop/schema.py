@@ -1,0 +1,206 @@
+"""Data that crosses a boundary: examples, observations, plans.
+
+Every model here round-trips through JSON (``model_dump_json`` / ``model_validate_json``)
+and carries ``SCHEMA_VERSION`` where it is written to disk on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class _Model(BaseModel):
+    # Unknown keys are a user's typo more often than a feature: refuse them.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provenance(_Model):
+    """Where an example came from."""
+
+    source: Literal["seed", "generated"] = "seed"
+    """``seed`` for the task's own data, ``generated`` for teacher output."""
+    strategy: str | None = None
+    """Generation strategy that produced it (``new-question`` …); None for seed data."""
+    parent_ids: list[str] = Field(default_factory=list)
+    """Ids of the examples shown to the teacher as the basis for this one."""
+    teacher: str | None = None
+    """Model name of the teacher LLM."""
+    template: str | None = None
+    """Prompt template file the teacher was given."""
+    iteration: int | None = None
+    """Loop iteration in which it was generated (0 = reset)."""
+    relabelled: bool = False
+    """True when the environment recomputed the teacher's answer."""
+
+
+def example_id(skill: str, question: str) -> str:
+    """A stable id: the same skill and question always give the same id."""
+    digest = hashlib.sha1(f"{skill}\x00{question}".encode()).hexdigest()
+    return f"{skill}-{digest[:12]}"
+
+
+class Example(_Model):
+    """One question with its reference answer and the skill it exercises."""
+
+    id: str
+    skill: str
+    question: str
+    answer: str
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @classmethod
+    def make(cls, skill: str, question: str, answer: str, **provenance: object) -> Example:
+        """Build an example whose id is derived from its skill and question."""
+        return cls(
+            id=example_id(skill, question),
+            skill=skill,
+            question=question,
+            answer=answer,
+            provenance=Provenance.model_validate(provenance),
+        )
+
+
+class SkillResult(_Model):
+    """Accuracy of the student on one skill of one split."""
+
+    skill: str
+    correct: int
+    total: int
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction correct; 0 when the skill has no examples."""
+        return self.correct / self.total if self.total else 0.0
+
+
+class EvalResult(_Model):
+    """Per-skill results of one evaluation."""
+
+    split: str
+    skills: list[SkillResult]
+
+    @property
+    def mean_accuracy(self) -> float:
+        """Unweighted mean over skills, so a large skill cannot hide a weak one."""
+        if not self.skills:
+            return 0.0
+        return sum(s.accuracy for s in self.skills) / len(self.skills)
+
+    def accuracy(self) -> dict[str, float]:
+        """Accuracy by skill name."""
+        return {s.skill: s.accuracy for s in self.skills}
+
+
+class Failure(_Model):
+    """A train example the student got wrong, with what it said."""
+
+    example: Example
+    prediction: str
+
+
+class HistoryEntry(_Model):
+    """What happened in one past iteration, as a policy sees it."""
+
+    iteration: int
+    accuracy: dict[str, float]
+    mean_accuracy: float
+    accepted: dict[str, int] = Field(default_factory=dict)
+    """Accepted examples per skill in that iteration."""
+    queries: int = 0
+    """Teacher queries spent in that iteration."""
+
+
+class Budget(_Model):
+    """Teacher budget: limits and what has been spent. None means unlimited."""
+
+    max_queries: int | None = None
+    max_tokens: int | None = None
+    queries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def queries_left(self) -> int | None:
+        """Queries that may still be sent, or None when unlimited."""
+        return None if self.max_queries is None else max(0, self.max_queries - self.queries)
+
+    @property
+    def tokens_left(self) -> int | None:
+        """Tokens that may still be spent, or None when unlimited."""
+        if self.max_tokens is None:
+            return None
+        return max(0, self.max_tokens - self.prompt_tokens - self.completion_tokens)
+
+
+class SkillInfo(_Model):
+    """A skill's name and a sentence a teacher can read."""
+
+    name: str
+    description: str
+
+
+class Observation(_Model):
+    """What the teacher sees after each evaluation of the student."""
+
+    iteration: int
+    skills: list[SkillInfo]
+    accuracy: dict[str, float]
+    """Per-skill accuracy on the validation split."""
+    mean_accuracy: float
+    failures: list[Failure] = Field(default_factory=list)
+    """Train (seed) examples the student currently gets wrong."""
+    seed_counts: dict[str, int] = Field(default_factory=dict)
+    """Seed examples per skill."""
+    train_size: int = 0
+    """Examples in the accumulated training set."""
+    budget: Budget = Field(default_factory=Budget)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+
+class GenerationRequest(_Model):
+    """Ask the engine for ``count`` new examples of one skill by one strategy."""
+
+    skill: str
+    strategy: str = "new-question"
+    count: int = Field(ge=0)
+    seed_ids: list[str] = Field(default_factory=list)
+    """Examples to build on (LLM2LLM's failed examples, rephrase sources); empty = engine picks."""
+    guidance: str = ""
+    """Free text passed to the prompt template."""
+
+
+class Plan(_Model):
+    """A policy's decision for one iteration."""
+
+    requests: list[GenerationRequest] = Field(default_factory=list)
+    rationale: str = ""
+
+    @property
+    def total(self) -> int:
+        """Examples asked for in all."""
+        return sum(r.count for r in self.requests)
+
+
+class FilterCounts(_Model):
+    """How many candidates of one (skill, strategy) survived each stage."""
+
+    skill: str
+    strategy: str
+    requested: int = 0
+    generated: int = 0
+    parsed: int = 0
+    verified: int = 0
+    deduplicated: int = 0
+    accepted: int = 0
+
+
+class GenerationReport(_Model):
+    """What the engine did with one plan."""
+
+    counts: list[FilterCounts] = Field(default_factory=list)
+    queries: int = 0

@@ -1,0 +1,28 @@
+"""The student contract: train on prompt/completion pairs, answer prompts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+
+class TrainRecord(BaseModel):
+    """One supervised pair; the loss is taken on ``completion`` only."""
+
+    prompt: str
+    completion: str
+
+
+@runtime_checkable
+class Student(Protocol):
+    """What :class:`dataloop.gym.Environment` needs from a model."""
+
+    def train(self, records: list[TrainRecord], output_dir: Path) -> Path:
+        """Train on ``records`` and save a checkpoint under ``output_dir``; return its path."""
+        ...
+
+    def predict(self, prompts: list[str]) -> list[str]:
+        """Greedy completions for ``prompts``, in order."""
+        ...
