@@ -81,6 +81,7 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     templates = Templates(config.engine.prompts_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(dump_config(config))
+    display.log(f"run folder: {run.path}")
     from dataloop.students.hf import HFStudent  # torch + transformers: import only when needed
 
     student = HFStudent(config.student, seed=config.seed, callbacks=[display.train_callback])

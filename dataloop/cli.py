@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,7 +82,6 @@ def run(
         display = Display(err_console, quiet=quiet)
         run_dir = run_dir_for(cfg)
         started = time.monotonic()
-        display.log(f"run folder: {run_dir.path}")
         with open_loop(cfg, display, run_dir) as loop:
             history = loop.run()
     except DataloopError as exc:
@@ -140,6 +140,9 @@ def serve(
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.WARNING)
+    # Library deprecation chatter (transformers, TRL) is not the user's to act on.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     app()
 
 

@@ -168,7 +168,9 @@ def validate_config(data: dict[str, Any], origin: str = "config") -> LoopConfig:
         err = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{origin} field '{_field_path(err['loc'])}': {msg}{more}") from None
+        raise ConfigError(
+            f"config field '{_field_path(err['loc'])}': {msg}{more} (in {origin})"
+        ) from None
 
 
 def load_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConfig:

@@ -75,7 +75,7 @@ class Display:
     def log(self, message: str) -> None:
         """One status line."""
         if not self.quiet:
-            self.console.print(message)
+            self.console.print(message, soft_wrap=True)
 
     def generation_table(self, counts: list[FilterCounts]) -> None:
         """Requested -> accepted per skill and strategy."""

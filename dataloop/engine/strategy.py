@@ -59,7 +59,8 @@ class Templates:
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(self.search_path),
             undefined=jinja2.StrictUndefined,
-            keep_trailing_newline=True,
+            # Jinja drops the file's final newline, so a base prompt ends exactly at "Q:".
+            keep_trailing_newline=False,
         )
 
     def render(self, name: str, **values: object) -> str:

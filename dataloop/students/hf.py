@@ -11,9 +11,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import datasets
 import torch
+import transformers
 from datasets import Dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainerCallback
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PrinterCallback,
+    TrainerCallback,
+)
 from trl import SFTConfig, SFTTrainer
 
 from dataloop.config import StudentConfig
@@ -38,6 +46,9 @@ class HFStudent:
         seed: int = 0,
         callbacks: list[TrainerCallback] | None = None,
     ) -> None:
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
         self.config = config
         self.seed = seed
         self.callbacks = callbacks or []
@@ -110,6 +121,8 @@ class HFStudent:
             peft_config=self._peft_config() if not _is_peft(self.model) else None,
             callbacks=self.callbacks,
         )
+        # dataloop shows its own progress; the trainer's printed log dicts would bury it.
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
         self.model = trainer.model
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,31 @@
+"""Shared fixtures. Integration tests (marked ``integration``) run the real thing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def arithmetic():
+    """The arithmetic task with small splits."""
+    from dataloop.environments import load_task
+
+    return load_task("arithmetic", options={"validation_per_skill": 20, "test_per_skill": 20})
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[str]:
+    """A real llama-server with the packaged Gemma 3 270M; yields its base URL."""
+    from dataloop.llm.server import default_gguf, llama_server
+
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"dataloop-test-llama-{os.getpid()}.log"
+    with llama_server(default_gguf(), log, parallel=4) as server:
+        yield server.base_url

@@ -1,0 +1,70 @@
+"""The arithmetic gym: deterministic disjoint splits and a verifier that recomputes answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataloop.environments import load_task
+from dataloop.schema import Example
+
+
+def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:
+    again = load_task("arithmetic", options={"validation_per_skill": 20, "test_per_skill": 20})
+    assert again.split("validation") == arithmetic.split("validation")
+    questions = [
+        {(e.skill, e.question) for e in arithmetic.split(s)} for s in ("train", "validation", "test")
+    ]
+    assert not (questions[0] & questions[1] or questions[0] & questions[2] or questions[1] & questions[2])
+    assert len(arithmetic.skills()) >= 6
+    assert len(arithmetic.split("train")) == 24 * len(arithmetic.skills())
+    other_seed = load_task("arithmetic", seed=1, options={"validation_per_skill": 20})
+    assert other_seed.split("train") != arithmetic.split("train")
+
+
+@pytest.mark.parametrize(
+    ("skill", "question", "answer"),
+    [
+        ("add", "12 + 35", "47"),
+        ("sub", "57-23", "34"),
+        ("mul", "7*34", "238"),
+        ("max", "max(41, 17)", "41"),
+        ("reverse", "rev(cat)", "tac"),
+        ("sort", "sort(5213)", "1235"),
+    ],
+)
+def test_verify_recomputes_a_wrong_answer(arithmetic, skill, question, answer) -> None:
+    checked = arithmetic.verify(Example.make(skill, question, "999", source="generated"))
+    assert checked is not None
+    assert checked.answer == answer
+    assert checked.question == question.replace(" ", "")
+    assert checked.provenance.relabelled and checked.provenance.source == "generated"
+
+
+@pytest.mark.parametrize(
+    ("skill", "question"),
+    [
+        ("add", "12+"),  # truncated
+        ("add", "123+45"),  # outside the skill: 3 digits
+        ("add", "12-35"),  # another skill's question
+        ("sub", "23-57"),  # negative result is not part of the skill
+        ("mul", "1*34"),
+        ("reverse", "rev(CAT)"),
+        ("sort", "sort(12)"),
+        ("nosuchskill", "1+1"),
+        ("max", "Q: max(1,2)"),
+    ],
+)
+def test_verify_rejects_malformed_questions(arithmetic, skill, question) -> None:
+    assert arithmetic.verify(Example.make(skill, question, "1")) is None
+
+
+def test_correct_answer_is_not_marked_relabelled(arithmetic) -> None:
+    checked = arithmetic.verify(Example.make("add", "10+10", "20"))
+    assert checked is not None and not checked.provenance.relabelled
+
+
+def test_scoring_reads_the_first_line(arithmetic) -> None:
+    ex = Example.make("add", "12+35", "47")
+    assert arithmetic.prompt("12+35") == "12+35="
+    assert arithmetic.score(ex, "47\n12+")
+    assert not arithmetic.score(ex, "48")

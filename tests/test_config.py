@@ -1,0 +1,43 @@
+"""Bad configs give one line that names the field."""
+
+from __future__ import annotations
+
+import pytest
+
+from dataloop.config import load_config
+from dataloop.errors import ConfigError
+
+
+def _load(tmp_path, text: str, **overrides):
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    return load_config(path, overrides)
+
+
+def test_valid_config_and_overrides(tmp_path) -> None:
+    cfg = _load(tmp_path, "iterations: 2\nstudent:\n  batch_size: 16\n", **{"policy.name": "uniform"})
+    assert (cfg.iterations, cfg.student.batch_size, cfg.policy.name) == (2, 16, "uniform")
+    assert cfg.env.name == "arithmetic"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("student:\n  learning_rat: 0.1\n", "config field 'student.learning_rat': unknown field"),
+        ("student:\n  learning_rate: fast\n", "config field 'student.learning_rate': Input should be a valid number"),
+        ("iterations: -1\n", "config field 'iterations': Input should be greater than or equal to 0"),
+        ("teacher:\n  backend: gpt\n", "config field 'teacher.backend': Input should be 'llama-server' or 'openai'"),
+        ("- a\n- b\n", "the top level must be a mapping"),
+        ("iterations: [\n", "is not valid YAML"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, text)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value).split("YAML")[0]
+
+
+def test_missing_file_is_reported(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
