@@ -58,7 +58,7 @@ class StudentConfig(_Section):
     """Peak learning rate (constant schedule after warm-up)."""
     batch_size: int = Field(64, ge=1)
     """Examples per optimiser step."""
-    steps_per_iteration: int = Field(300, ge=1)
+    steps_per_iteration: int = Field(400, ge=1)
     """Optimiser steps each time the student trains (reset and every iteration)."""
     max_length: int = Field(64, ge=8)
     """Longest prompt + answer in tokens; longer examples are truncated."""
@@ -115,7 +115,7 @@ class PolicyConfig(_Section):
 
     name: str = "weakest-skills"
     """A built-in policy (uniform, weakest-skills) or ``path/to/file.py:Class``."""
-    examples_per_iteration: int = Field(384, ge=0)
+    examples_per_iteration: int = Field(240, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for the policy's constructor."""

@@ -21,7 +21,7 @@ class Policy(ABC):
 
     name: str = "custom"
 
-    def __init__(self, examples_per_iteration: int = 384, strategy: str = "new-question") -> None:
+    def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         self.examples_per_iteration = examples_per_iteration
         self.strategy = strategy
 
@@ -75,7 +75,7 @@ class WeakestSkills(Policy):
     name = "weakest-skills"
 
     def __init__(
-        self, examples_per_iteration: int = 384, strategy: str = "new-question", floor: float = 0.05
+        self, examples_per_iteration: int = 240, strategy: str = "new-question", floor: float = 0.05
     ) -> None:
         super().__init__(examples_per_iteration, strategy)
         if not 0 <= floor <= 1:
