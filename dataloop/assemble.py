@@ -36,7 +36,8 @@ def _api_key(teacher: TeacherConfig) -> str | None:
     key = os.environ.get(teacher.api_key_env)
     if not key:
         raise ConfigError(
-            f"config field 'teacher.api_key_env': environment variable {teacher.api_key_env} is not set"
+            f"config field 'teacher.api_key_env': environment variable "
+            f"{teacher.api_key_env} is not set"
         )
     return key
 

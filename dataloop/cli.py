@@ -16,7 +16,7 @@ from rich.table import Table
 from dataloop.errors import DataloopError
 
 app = typer.Typer(
-    help="Closed-loop synthetic data generation: a teacher LLM writes data where a student is weak.",
+    help="Closed-loop synthetic data: a teacher LLM writes data where a student is weak.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -45,11 +45,17 @@ def run(
     config: Annotated[
         Path | None, typer.Argument(help="YAML run config; omit to use defaults.")
     ] = None,
-    env: Annotated[str | None, typer.Option(help="Environment name or path/to/env.py[:Class].")] = None,
+    env: Annotated[
+        str | None, typer.Option(help="Environment name or path/to/env.py[:Class].")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder under runs_dir).")] = None,
     iterations: Annotated[int | None, typer.Option(help="Iterations after reset.")] = None,
-    policy: Annotated[str | None, typer.Option(help="Policy name or path/to/file.py:Class.")] = None,
-    strategy: Annotated[str | None, typer.Option(help="Use this strategy for every request.")] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Policy name or path/to/file.py:Class.")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="Use this strategy for every request.")
+    ] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Parent folder of run folders.")] = None,
     set_: Annotated[
         list[str] | None,
@@ -96,7 +102,9 @@ def run(
 
 @app.command()
 def envs(
-    verbose: Annotated[bool, typer.Option(help="Load each environment to show its skills.")] = False,
+    verbose: Annotated[
+        bool, typer.Option(help="Load each environment to show its skills.")
+    ] = False,
 ) -> None:
     """List the task environments dataloop can find (built-in and entry points)."""
     from dataloop.environments import available, load_task

@@ -79,7 +79,7 @@ class TeacherConfig(_Section):
     """``llama-server``: start the packaged Gemma 3 270M locally; ``openai``: any
     OpenAI-compatible endpoint already running (vLLM, OpenAI, llama.cpp)."""
     model: str | None = None
-    """Model name sent to the server; for ``llama-server``, a GGUF path (default: packaged Gemma)."""
+    """Model name sent to the server; for ``llama-server`` a GGUF path (default: packaged Gemma)."""
     base_urls: list[str] = Field(default_factory=list)
     """Endpoints for ``openai`` (e.g. ``http://127.0.0.1:8000/v1``); several are load-balanced."""
     api_key_env: str | None = None

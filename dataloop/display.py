@@ -96,7 +96,9 @@ class Display:
         table = Table(title="validation accuracy", title_justify="left")
         table.add_column("skill")
         for h in history:
-            table.add_column("reset" if h.iteration == 0 else f"iter {h.iteration}", justify="right")
+            table.add_column(
+                "reset" if h.iteration == 0 else f"iter {h.iteration}", justify="right"
+            )
         for skill in skills:
             table.add_row(skill, *(f"{h.accuracy.get(skill, 0.0):.0%}" for h in history))
         table.add_row("[bold]mean", *(f"[bold]{h.mean_accuracy:.0%}" for h in history))

@@ -115,7 +115,7 @@ def available() -> dict[str, str]:
 
 
 def resolve(spec: str) -> type[TaskEnvironment]:
-    """Find a task class by built-in name, entry-point name, ``file.py[:Class]`` or ``module:Class``."""
+    """A task class by built-in or entry-point name, ``file.py[:Class]`` or ``module:Class``."""
     if is_reference(spec):
         obj = load_reference(spec)
         if isinstance(obj, ModuleType):

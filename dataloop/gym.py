@@ -78,7 +78,12 @@ class Environment:
         done = self.iteration >= self.max_iterations or (
             self.target_accuracy is not None and obs.mean_accuracy >= self.target_accuracy
         )
-        return obs, reward, done, {"checkpoint": checkpoint, "eval": self.last_eval, "added": len(added)}
+        return (
+            obs,
+            reward,
+            done,
+            {"checkpoint": checkpoint, "eval": self.last_eval, "added": len(added)},
+        )
 
     def records(self, examples: list[Example]) -> list[TrainRecord]:
         """Examples as the student's prompt/completion pairs."""

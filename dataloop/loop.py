@@ -53,7 +53,9 @@ class Loop:
             k = self.env.iteration + 1
             obs = obs.model_copy(update={"budget": self.engine.client.budget.model_copy()})
             plan = self.policy.plan(obs)
-            self.display.log(f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}")
+            self.display.log(
+                f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}"
+            )
             self._write("plan.json", k, plan)
             with self.display.progress("teacher generating", plan.total) as advance:
                 result = runner.run(

@@ -1,15 +1,15 @@
 """The run directory: everything a run decided and produced, written atomically.
 
-    runs/<name>/
-      config.yaml                  resolved configuration (no secrets)
-      metrics.json                 per-iteration validation accuracy (the learning curve)
-      iterations/<k>/plan.json     the policy's plan for iteration k
-      iterations/<k>/generated.jsonl   every teacher candidate with its filter verdict
-      iterations/<k>/accepted.jsonl    the examples added to the training set
-      iterations/<k>/generation.json   per skill x strategy counts (requested ... accepted)
-      checkpoints/iteration-<k>/   student checkpoints
-      cache/                       teacher response cache
-      teacher.log                  the local teacher server's log
+runs/<name>/
+  config.yaml                  resolved configuration (no secrets)
+  metrics.json                 per-iteration validation accuracy (the learning curve)
+  iterations/<k>/plan.json     the policy's plan for iteration k
+  iterations/<k>/generated.jsonl   every teacher candidate with its filter verdict
+  iterations/<k>/accepted.jsonl    the examples added to the training set
+  iterations/<k>/generation.json   per skill x strategy counts (requested ... accepted)
+  checkpoints/iteration-<k>/   student checkpoints
+  cache/                       teacher response cache
+  teacher.log                  the local teacher server's log
 """
 
 from __future__ import annotations

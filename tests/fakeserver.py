@@ -104,13 +104,19 @@ class FakeOpenAI:
                     time.sleep(fake.slow_seconds)
                 chat = self.path.endswith("/chat/completions")
                 prompt = (
-                    "".join(m["content"] for m in request["messages"]) if chat else request["prompt"]
+                    "".join(m["content"] for m in request["messages"])
+                    if chat
+                    else request["prompt"]
                 )
                 text = fake.reply(prompt)
                 n = request.get("n", 1)
                 choices = [
                     {"index": i, "finish_reason": "length"}
-                    | ({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+                    | (
+                        {"message": {"role": "assistant", "content": text}}
+                        if chat
+                        else {"text": text}
+                    )
                     for i in range(n)
                 ]
                 body = json.dumps(

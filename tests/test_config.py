@@ -15,7 +15,9 @@ def _load(tmp_path, text: str, **overrides):
 
 
 def test_valid_config_and_overrides(tmp_path) -> None:
-    cfg = _load(tmp_path, "iterations: 2\nstudent:\n  batch_size: 16\n", **{"policy.name": "uniform"})
+    cfg = _load(
+        tmp_path, "iterations: 2\nstudent:\n  batch_size: 16\n", **{"policy.name": "uniform"}
+    )
     assert (cfg.iterations, cfg.student.batch_size, cfg.policy.name) == (2, 16, "uniform")
     assert cfg.env.name == "arithmetic"
 
@@ -24,9 +26,18 @@ def test_valid_config_and_overrides(tmp_path) -> None:
     ("text", "message"),
     [
         ("student:\n  learning_rat: 0.1\n", "config field 'student.learning_rat': unknown field"),
-        ("student:\n  learning_rate: fast\n", "config field 'student.learning_rate': Input should be a valid number"),
-        ("iterations: -1\n", "config field 'iterations': Input should be greater than or equal to 0"),
-        ("teacher:\n  backend: gpt\n", "config field 'teacher.backend': Input should be 'llama-server' or 'openai'"),
+        (
+            "student:\n  learning_rate: fast\n",
+            "config field 'student.learning_rate': Input should be a valid number",
+        ),
+        (
+            "iterations: -1\n",
+            "config field 'iterations': Input should be greater than or equal to 0",
+        ),
+        (
+            "teacher:\n  backend: gpt\n",
+            "config field 'teacher.backend': Input should be 'llama-server' or 'openai'",
+        ),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("iterations: [\n", "is not valid YAML"),
     ],

@@ -53,7 +53,7 @@ def test_bad_paths_and_options(tmp_path) -> None:
         resolve(str(empty))
     with pytest.raises(RegistryError, match="has no attribute 'Nope'"):
         resolve(f"{empty}:Nope")
-    with pytest.raises(RegistryError, match="env.options"):
+    with pytest.raises(RegistryError, match=r"env\.options"):
         load_task("arithmetic", options={"no_such_option": 1})
 
 

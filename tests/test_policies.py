@@ -43,7 +43,9 @@ def test_weakest_skills_allocates_by_error_with_floor() -> None:
 
 def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     assert isinstance(make_policy("uniform", examples_per_iteration=5), Uniform)
-    with pytest.raises(RegistryError, match="unknown policy 'weakest'; known: uniform, weakest-skills"):
+    with pytest.raises(
+        RegistryError, match="unknown policy 'weakest'; known: uniform, weakest-skills"
+    ):
         make_policy("weakest")
     with pytest.raises(RegistryError, match="bad option"):
         make_policy("uniform", nonsense=1)
@@ -55,4 +57,6 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     )
     policy = make_policy(f"{path}:only_add")
     assert isinstance(policy, FunctionPolicy)
-    assert policy.plan(_obs({"add": 0.0})) == Plan(requests=[GenerationRequest(skill="add", count=3)])
+    assert policy.plan(_obs({"add": 0.0})) == Plan(
+        requests=[GenerationRequest(skill="add", count=3)]
+    )

@@ -21,8 +21,16 @@ def _roundtrip(model):
 
 
 def test_example_roundtrip_and_stable_id() -> None:
-    ex = Example.make("add", "12+35", "47", source="generated", strategy="new-question",
-                      parent_ids=["p1"], teacher="gemma", iteration=2)
+    ex = Example.make(
+        "add",
+        "12+35",
+        "47",
+        source="generated",
+        strategy="new-question",
+        parent_ids=["p1"],
+        teacher="gemma",
+        iteration=2,
+    )
     assert _roundtrip(ex) == ex
     assert ex.id == Example.make("add", "12+35", "0").id != Example.make("sub", "12+35", "0").id
 

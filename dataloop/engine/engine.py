@@ -49,7 +49,7 @@ class Candidate(BaseModel):
 
     example: Example
     verdict: str
-    """``accepted``, ``unverified``, ``duplicate``, ``contaminated``, ``too-long`` or ``surplus``."""
+    """One of: accepted, unverified, duplicate, contaminated, too-long, surplus."""
 
 
 @dataclass
@@ -192,7 +192,9 @@ class Engine:
         sampling = Sampling(
             temperature=self.temperature,
             max_tokens=self.max_tokens,
-            seed=_sampling_seed(self.seed, ctx.iteration, ctx.skill.name, ctx.request.strategy, index),
+            seed=_sampling_seed(
+                self.seed, ctx.iteration, ctx.skill.name, ctx.request.strategy, index
+            ),
         )
         if self.kind == "chat":
             return await self.client.chat([Message(role="user", content=prompt.text)], sampling)

@@ -52,7 +52,7 @@ class Prompt:
 
 
 class Templates:
-    """Finds ``<strategy>/<kind>.j2`` in the user's folder first, then in the built-in ``prompts/``."""
+    """Finds ``<strategy>/<kind>.j2`` in the user's folder first, then in built-in ``prompts/``."""
 
     def __init__(self, user_dir: Path | None = None) -> None:
         self.search_path = [str(p) for p in (user_dir, prompts_dir()) if p is not None]

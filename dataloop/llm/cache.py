@@ -19,9 +19,7 @@ class ResponseCache:
     @staticmethod
     def key(model: str, kind: str, payload: object, sampling: Sampling) -> str:
         """The cache key of a request; a different seed or temperature is a different key."""
-        blob = json.dumps(
-            [model, kind, payload, sampling.model_dump(mode="json")], sort_keys=True
-        )
+        blob = json.dumps([model, kind, payload, sampling.model_dump(mode="json")], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

@@ -114,7 +114,9 @@ class OpenAIClient:
         self._slots = asyncio.Semaphore(concurrency)
         # openai's own retries are off: tenacity decides, so every attempt is visible here.
         self._endpoints = [
-            openai.AsyncOpenAI(base_url=url, api_key=api_key or "none", timeout=timeout, max_retries=0)
+            openai.AsyncOpenAI(
+                base_url=url, api_key=api_key or "none", timeout=timeout, max_retries=0
+            )
             for url in base_urls
         ]
         self._in_flight = [0] * len(self._endpoints)
@@ -140,7 +142,11 @@ class OpenAIClient:
             if sampling.json_schema is not None:
                 params["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": "output", "schema": sampling.json_schema, "strict": True},
+                    "json_schema": {
+                        "name": "output",
+                        "schema": sampling.json_schema,
+                        "strict": True,
+                    },
                 }
             resp = await api.chat.completions.create(
                 model=self.model,
@@ -215,7 +221,9 @@ class OpenAIClient:
                 f"teacher '{self.model}' answered HTTP {exc.status_code}: {exc.message}"
             ) from exc
         except (openai.APIError, MalformedResponse, json.JSONDecodeError) as exc:
-            raise TeacherError(f"teacher '{self.model}' failed: {type(exc).__name__}: {exc}") from exc
+            raise TeacherError(
+                f"teacher '{self.model}' failed: {type(exc).__name__}: {exc}"
+            ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def aclose(self) -> None:

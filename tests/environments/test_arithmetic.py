@@ -12,9 +12,12 @@ def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:
     again = load_task("arithmetic", options={"validation_per_skill": 20, "test_per_skill": 20})
     assert again.split("validation") == arithmetic.split("validation")
     questions = [
-        {(e.skill, e.question) for e in arithmetic.split(s)} for s in ("train", "validation", "test")
+        {(e.skill, e.question) for e in arithmetic.split(s)}
+        for s in ("train", "validation", "test")
     ]
-    assert not (questions[0] & questions[1] or questions[0] & questions[2] or questions[1] & questions[2])
+    assert not (
+        questions[0] & questions[1] or questions[0] & questions[2] or questions[1] & questions[2]
+    )
     assert len(arithmetic.skills()) >= 6
     assert len(arithmetic.split("train")) == 24 * len(arithmetic.skills())
     other_seed = load_task("arithmetic", seed=1, options={"validation_per_skill": 20})

@@ -18,7 +18,9 @@ def test_tiny_student_learns_from_its_training_set(tmp_path) -> None:
         options={"skills": ["max", "reverse"], "train_per_skill": 400, "validation_per_skill": 50},
     )
     student = HFStudent(StudentConfig(steps_per_iteration=250), seed=0)
-    env = Environment(task, student, checkpoints_dir=tmp_path, train_on_seed=False, max_iterations=1)
+    env = Environment(
+        task, student, checkpoints_dir=tmp_path, train_on_seed=False, max_iterations=1
+    )
     before = env.reset()
     obs, reward, done, info = env.step([])
     assert done and info["checkpoint"] == tmp_path / "iteration-1"

@@ -9,7 +9,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -38,7 +37,8 @@ def test_wheel_lists_environments_and_renders_prompts(tmp_path) -> None:
         "from dataloop.engine import Templates;"
         "print(dataloop.__file__); print(r.prompts_dir()); print(sorted(available()));"
         "print(len(load_task('arithmetic').skills()));"
-        "print(Templates().render('new_question/base.j2', skill=load_task('arithmetic').skills()[0],"
+        "print(Templates().render('new_question/base.j2',"
+        " skill=load_task('arithmetic').skills()[0],"
         " examples=[], failures=[], guidance='', count=1).splitlines()[0])"
     )
     out = subprocess.run(
