@@ -59,13 +59,14 @@ class HFStudent:
         self.checkpoint: Path | None = None
 
     def _load_base(self) -> tuple[Any, PreTrainedModel]:
+        tokenizer: Any
         if self.config.model == "tiny":
             tokenizer = build_tokenizer()
             return tokenizer, build_model(tokenizer, seed=self.seed)
         kwargs: dict[str, Any] = {"dtype": _dtype(self.config.dtype)}
         if self.config.gguf_file:
             kwargs["gguf_file"] = self.config.gguf_file
-        tokenizer: Any = AutoTokenizer.from_pretrained(
+        tokenizer = AutoTokenizer.from_pretrained(
             self.config.model, gguf_file=self.config.gguf_file, padding_side="left"
         )
         if tokenizer.pad_token is None:
