@@ -85,6 +85,23 @@ class Environment:
             {"checkpoint": checkpoint, "eval": self.last_eval, "added": len(added)},
         )
 
+    def restore(
+        self,
+        iteration: int,
+        accepted: list[Example],
+        history: list[HistoryEntry],
+        checkpoint: Path,
+    ) -> None:
+        """Return to the end of ``iteration``: its training set, history and student checkpoint.
+
+        Without a checkpoint (reset did not train) the student stays as built.
+        """
+        self.iteration = iteration
+        self.train_set = list(self.seed_set) + list(accepted)
+        self.history = list(history)
+        if checkpoint.is_dir():
+            self.student.load(checkpoint)
+
     def records(self, examples: list[Example]) -> list[TrainRecord]:
         """Examples as the student's prompt/completion pairs."""
         return [

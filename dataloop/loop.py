@@ -1,23 +1,33 @@
-"""The orchestrator: reset, then plan -> generate -> step until done, recording everything."""
+"""The orchestrator: reset, then plan -> generate -> step until done, recording every phase.
+
+With a run directory each phase (reset, plan, generate, train) is committed to ``state.json``
+after its outputs are on disk, so :meth:`Loop.run` on an existing run continues from the last
+completed phase: nothing accepted is lost or added twice, and the teacher's response cache
+makes regenerating a half-finished phase free.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from dataloop.display import Display
-from dataloop.engine.engine import Engine
+from dataloop.engine.engine import Engine, GenerationResult
 from dataloop.gym import Environment
 from dataloop.policies import Policy, as_policy
-from dataloop.runs import RunDir
-from dataloop.schema import HistoryEntry, Observation, Plan
+from dataloop.runs import Metrics, Phase, RunDir, RunState
+from dataloop.schema import Example, HistoryEntry, Observation, Plan
+
+log = logging.getLogger(__name__)
 
 
 class Loop:
     """Runs a teacher (policy + engine) against an environment.
 
     ``Loop(env=..., policy=..., engine=...).run()`` returns the per-iteration history; with a
-    ``run`` directory every plan, candidate, accepted example and metric is written to it.
+    ``run`` directory every plan, candidate, accepted example and metric is written to it and
+    an interrupted run continues where it stopped.
     """
 
     def __init__(
@@ -33,9 +43,11 @@ class Loop:
         self.engine = engine
         self.run_dir = run
         self.display = display or Display(quiet=True)
+        self.state = RunState(seed=env.task.seed)
+        self.metrics = Metrics()
 
     def run(self) -> list[HistoryEntry]:
-        """Reset, then iterate until the environment says done or the budget runs out."""
+        """Reset (or restore), then iterate until done or the budget runs out."""
         with asyncio.Runner() as runner:
             try:
                 return self._run(runner)
@@ -44,46 +56,118 @@ class Loop:
 
     def _run(self, runner: asyncio.Runner) -> list[HistoryEntry]:
         skills = [s.name for s in self.env.task.skills()]
-        self.display.log("[bold]reset[/]: training on the seed set and evaluating")
-        obs = self.env.reset()
-        self._record_metrics()
+        obs = self._restore() if self._has_state() else self._reset()
         self.display.accuracy_table(skills, self.env.history)
-        done = self.env.max_iterations == 0
-        while not done:
+        while not self.state.done:
             k = self.env.iteration + 1
             obs = obs.model_copy(update={"budget": self.engine.client.budget.model_copy()})
-            plan = self.policy.plan(obs)
-            self.display.log(
-                f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}"
-            )
-            self._write("plan.json", k, plan)
-            with self.display.progress("teacher generating", plan.total) as advance:
-                result = runner.run(
-                    self.engine.generate(plan, obs, self.env.train_set, on_progress=advance)
-                )
-            if self.run_dir is not None:
-                folder = f"iterations/{k}"
-                self.run_dir.write_jsonl(f"{folder}/generated.jsonl", result.candidates)
-                self.run_dir.write_jsonl(f"{folder}/accepted.jsonl", result.accepted)
-                self.run_dir.write_model(f"{folder}/generation.json", result.report)
-            self.display.generation_table(result.report.counts)
-            for error in result.errors[:3]:
-                self.display.log(f"[yellow]teacher error[/]: {error}")
-            if result.budget_exhausted:
-                self.display.log("[yellow]teacher budget spent[/]: training on what was accepted")
-            obs, reward, done, _ = self.env.step(result.accepted)
-            self.env.history[-1].queries = result.report.queries
-            self._record_metrics()
+            plan = self._plan(k, obs, runner)
+            accepted, queries, exhausted = self._generate(k, plan, obs, runner)
+            self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
+            obs, reward, done, info = self.env.step(accepted)
+            self.env.history[-1].queries = queries
+            self._finish_iteration(k, obs, done or exhausted, info["checkpoint"])
             self.display.accuracy_table(skills, self.env.history)
             self.display.log(f"reward (change in mean accuracy): {reward:+.1%}")
-            if result.budget_exhausted:
-                done = True
+            if exhausted:
+                self.display.log("[yellow]teacher budget spent[/]: stopping")
         return list(self.env.history)
 
-    def _write(self, name: str, k: int, plan: Plan) -> None:
-        if self.run_dir is not None:
-            self.run_dir.write_model(f"iterations/{k}/{name}", plan)
+    # phases
 
-    def _record_metrics(self) -> None:
+    def _reset(self) -> Observation:
+        self.display.log("[bold]reset[/]: training on the seed set and evaluating")
+        obs = self.env.reset()
+        self._finish_iteration(0, obs, self.env.max_iterations == 0, None)
+        return obs
+
+    def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> Plan:
+        if self._at(k, "planned", "generated") and self.run_dir is not None:
+            return self.run_dir.read_model(f"iterations/{k}/plan.json", Plan)
+        # aplan, on the engine's event loop: a policy may ask the teacher (llm-planner).
+        plan = runner.run(self.policy.aplan(obs))
+        self.display.log(f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}")
         if self.run_dir is not None:
-            self.run_dir.write_metrics(self.env.history)
+            self.run_dir.write_model(f"iterations/{k}/plan.json", plan)
+        self._commit(k, "planned")
+        return plan
+
+    def _generate(
+        self, k: int, plan: Plan, obs: Observation, runner: asyncio.Runner
+    ) -> tuple[list[Example], int, bool]:
+        """Accepted examples, queries spent, and whether the budget ran out."""
+        if self._at(k, "generated") and self.run_dir is not None:
+            return self.run_dir.accepted(k), self.state.queries_this_iteration, self.state.exhausted
+        before = self.engine.client.budget.queries
+        with self.display.progress("teacher generating", plan.total) as advance:
+            result = runner.run(
+                self.engine.generate(plan, obs, self.env.train_set, on_progress=advance)
+            )
+        queries = self.engine.client.budget.queries - before
+        self._record_generation(k, result)
+        self.state.queries_this_iteration = queries
+        self.state.exhausted = result.budget_exhausted
+        self._commit(k, "generated")
+        return result.accepted, queries, result.budget_exhausted
+
+    def _record_generation(self, k: int, result: GenerationResult) -> None:
+        self.display.generation_table(result.report.counts)
+        for error in result.errors[:3]:
+            self.display.log(f"[yellow]teacher error[/]: {error}")
+        log.info(
+            "generation",
+            extra={"iteration": k, "accepted": len(result.accepted), "errors": len(result.errors)},
+        )
+        if self.run_dir is None:
+            return
+        folder = f"iterations/{k}"
+        self.run_dir.write_jsonl(f"{folder}/generated.jsonl", result.candidates)
+        self.run_dir.write_model(f"{folder}/generation.json", result.report)
+        self.run_dir.save_dataset(k, result.accepted)
+        # accepted.jsonl is written last: its presence marks the generate phase's files complete.
+        self.run_dir.write_jsonl(f"{folder}/accepted.jsonl", result.accepted)
+
+    def _finish_iteration(self, k: int, obs: Observation, done: bool, checkpoint: object) -> None:
+        self.metrics.iterations = list(self.env.history)
+        if done:
+            test, _ = self.env.evaluate("test")
+            self.metrics.test = test.accuracy()
+        if self.run_dir is not None:
+            self.run_dir.write_model(f"iterations/{k}/observation.json", obs)
+            self.run_dir.write_metrics(self.metrics)
+        log.info("iteration done", extra={"iteration": k, "mean_accuracy": obs.mean_accuracy})
+        self.state.done = done
+        self._commit(k, "trained")
+
+    # state
+
+    def _commit(self, k: int, phase: Phase) -> None:
+        self.state.iteration = k
+        self.state.phase = phase
+        self.state.budget = self.engine.client.budget.model_copy()
+        if self.run_dir is not None:
+            self.run_dir.write_state(self.state)
+
+    def _at(self, k: int, *phases: Phase) -> bool:
+        return self.state.iteration == k and self.state.phase in phases
+
+    def _has_state(self) -> bool:
+        return self.run_dir is not None and self.run_dir.exists("state.json")
+
+    def _restore(self) -> Observation:
+        """Bring the environment, student and budget back to the last completed iteration."""
+        assert self.run_dir is not None
+        self.state = self.run_dir.read_state()
+        self.metrics = self.run_dir.read_metrics()
+        state = self.state
+        trained = state.iteration if state.phase == "trained" else state.iteration - 1
+        self.display.log(f"resuming after iteration {trained} ({state.phase} {state.iteration})")
+        accepted: list[Example] = []
+        for k in range(1, trained + 1):
+            accepted += self.run_dir.accepted(k)
+        history = [h for h in self.metrics.iterations if h.iteration <= trained]
+        self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained))
+        budget = self.engine.client.budget
+        for field in ("queries", "prompt_tokens", "completion_tokens"):
+            setattr(budget, field, getattr(self.state.budget, field))
+        return self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)

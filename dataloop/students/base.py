@@ -26,3 +26,7 @@ class Student(Protocol):
     def predict(self, prompts: list[str]) -> list[str]:
         """Greedy completions for ``prompts``, in order."""
         ...
+
+    def load(self, checkpoint: Path) -> None:
+        """Continue from a checkpoint that ``train`` saved (used to resume a run)."""
+        ...
