@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dataloop.errors import ConfigError
+from dataloop.llm.accounting import Price
 
 
 class _Section(BaseModel):
@@ -32,56 +33,115 @@ class LoraSettings(_Section):
     """PEFT LoRA settings, used when ``student.method`` is ``lora``."""
 
     r: int = Field(8, ge=1)
-    """Rank of the update matrices."""
+    """Rank of the update matrices (vLLM serves ranks up to ``student.vllm.max_lora_rank``)."""
     alpha: int = Field(16, ge=1)
     """Scaling numerator (``lora_alpha``)."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """Dropout on the LoRA path."""
     target_modules: list[str] | str = "all-linear"
-    """Module names to adapt, or ``all-linear``."""
+    """Module names to adapt (e.g. ``[q_proj, v_proj]``), or ``all-linear``."""
+
+
+class VLLMSettings(_Section):
+    """How vLLM evaluates the student, used when ``student.eval_backend`` is ``vllm``."""
+
+    mode: Literal["server", "offline"] = "server"
+    """``server``: one ``vllm serve`` process for the run, spoken to over HTTP; ``offline``:
+    ``vllm.LLM`` inside the loop's process."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs one model is split across (``--tensor-parallel-size``)."""
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    """Share of each GPU vLLM may claim for weights and KV cache."""
+    max_model_len: int | None = Field(None, ge=16)
+    """Context length vLLM reserves KV cache for (default: the model's)."""
+    max_lora_rank: int = Field(64, ge=1)
+    """Largest adapter rank vLLM accepts (``--max-lora-rank``); must be >= ``lora.r``."""
+    sleep: bool = True
+    """Put the engine to sleep (level 1: weights to CPU RAM, KV cache dropped) while the student
+    trains, so trainer and engine never hold the GPU at once."""
+    extra_args: list[str] = Field(default_factory=list)
+    """More ``vllm serve`` flags, passed as they are (server mode)."""
 
 
 class StudentConfig(_Section):
     """The model being taught and how it is trained and evaluated."""
 
     model: str = "tiny"
-    """``tiny`` (a ~1M-parameter Llama built locally) or a model directory / hub id."""
+    """``tiny`` (a ~1M-parameter Llama built locally) or a model directory (or hub id, when the
+    hub is reachable; with ``HF_HUB_OFFLINE=1`` only local files are read)."""
     gguf_file: str | None = None
     """GGUF file name inside ``model`` to load through transformers (e.g. Gemma 3 270M)."""
+    prompt_format: Literal["plain", "chat"] = "plain"
+    """``plain``: the task's prompt text as it is; ``chat``: a user turn rendered by the
+    tokenizer's chat template (the answer is the assistant turn)."""
+    chat_template: Path | None = None
+    """A Jinja chat template file, for tokenizers that have none (used with ``chat``)."""
     method: Literal["full", "lora"] = "full"
     """Full fine-tuning or PEFT LoRA."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
     """LoRA settings (used when ``method`` is ``lora``)."""
     train_from: Literal["previous", "base"] = "previous"
-    """Continue from the last checkpoint, or retrain the base model each iteration (LLM2LLM)."""
+    """Continue from the last checkpoint (the same adapter, for LoRA), or start again from the
+    base model each iteration (a fresh adapter, for LoRA), as LLM2LLM does."""
     learning_rate: float = Field(1e-3, gt=0)
-    """Peak learning rate (constant schedule after warm-up)."""
+    """Peak learning rate."""
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = (
+        "constant_with_warmup"
+    )
+    """Learning-rate schedule within one training round (TRL/transformers ``lr_scheduler_type``)."""
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    """Share of each round's steps spent warming the learning rate up."""
     batch_size: int = Field(64, ge=1)
-    """Examples per optimiser step."""
+    """Examples per device per forward pass."""
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    """Forward passes per optimiser step (effective batch = batch_size x this x devices)."""
     steps_per_iteration: int = Field(400, ge=1)
     """Optimiser steps each time the student trains (reset and every iteration)."""
+    epochs: float | None = Field(None, gt=0)
+    """Train for this many passes over the training set instead of ``steps_per_iteration``."""
     max_length: int = Field(64, ge=8)
     """Longest prompt + answer in tokens; longer examples are truncated."""
-    max_new_tokens: int = Field(8, ge=1)
-    """Greedy decoding length at evaluation."""
-    eval_batch_size: int = Field(256, ge=1)
-    """Prompts per generate call at evaluation."""
+    launcher: list[str] = Field(default_factory=list)
+    """Run each training round as ``LAUNCHER -m dataloop.students.train JOB`` in a subprocess,
+    e.g. ``[accelerate, launch, --config_file, fsdp.yaml]`` for several GPUs; empty trains in
+    the loop's own process."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weights dtype: ``auto`` is bf16 on a GPU and fp32 on a CPU."""
     train_on_seed: bool = True
     """Train on the seed set in ``reset`` before the first evaluation."""
+    eval_backend: Literal["transformers", "vllm"] = "transformers"
+    """``transformers``: batched ``generate`` on the training model (CPU, small models);
+    ``vllm``: a vLLM engine that hot-swaps each iteration's LoRA adapter (GPU)."""
+    max_new_tokens: int = Field(8, ge=1)
+    """Completion length at evaluation."""
+    eval_batch_size: int = Field(256, ge=1)
+    """Prompts per generate call (or per request to vLLM) at evaluation."""
+    eval_temperature: float = Field(0.0, ge=0)
+    """Sampling temperature at evaluation; 0 is greedy decoding."""
+    eval_top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling at evaluation (only when ``eval_temperature`` > 0)."""
+    vllm: VLLMSettings = Field(default_factory=VLLMSettings)
+    """vLLM settings (used when ``eval_backend`` is ``vllm``)."""
 
 
 class TeacherConfig(_Section):
     """The LLM that writes new data."""
 
-    backend: Literal["llama-server", "openai"] = "llama-server"
-    """``llama-server``: start the packaged Gemma 3 270M locally; ``openai``: any
-    OpenAI-compatible endpoint already running (vLLM, OpenAI, llama.cpp)."""
+    backend: Literal["llama-server", "vllm", "vllm-offline", "openai"] = "llama-server"
+    """``llama-server``: start llama.cpp's server with a GGUF (default: the packaged Gemma 3
+    270M); ``vllm``: start ``vllm serve model`` (GPU); ``vllm-offline``: ``vllm.LLM`` inside the
+    loop's process (GPU); ``openai``: any OpenAI-compatible endpoint already running (OpenAI, a
+    vLLM or llama.cpp server, ...)."""
     model: str | None = None
-    """Model name sent to the server; for ``llama-server`` a GGUF path (default: packaged Gemma)."""
+    """Model name sent to the server (``openai``), a model directory or hub id (``vllm``,
+    ``vllm-offline``), or a GGUF path (``llama-server``; default: the packaged Gemma)."""
     base_urls: list[str] = Field(default_factory=list)
     """Endpoints for ``openai`` (e.g. ``http://127.0.0.1:8000/v1``); several are load-balanced."""
+    flavor: Literal["openai", "vllm", "llama.cpp"] = "openai"
+    """The server behind ``base_urls`` (``openai`` backend only; the others know their own): it
+    decides how a JSON schema is sent with plain completions."""
     api_key_env: str | None = None
     """Name of the environment variable holding the API key; the key itself is never stored."""
     kind: Literal["base", "chat"] = "base"
@@ -100,12 +160,37 @@ class TeacherConfig(_Section):
     """Budget: requests the whole run may send (None = unlimited)."""
     max_total_tokens: int | None = Field(None, ge=0)
     """Budget: prompt + completion tokens the whole run may spend (None = unlimited)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Price table: model name -> price per million prompt and completion tokens, e.g.
+    ``{gpt-4o-mini: {prompt: 0.15, completion: 0.6}}``; the teacher's entry prices its tokens."""
+    max_cost: float | None = Field(None, ge=0)
+    """Budget: money the whole run may spend at the teacher's price (needs its ``prices`` entry)."""
     cache: bool = True
     """Cache responses on disk in the run directory, so a rerun does not pay twice."""
     parallel: int = Field(8, ge=1)
     """``llama-server`` parallel slots (``-np``)."""
     threads: int = Field(2, ge=1)
     """``llama-server`` CPU threads (``-t``)."""
+    chat_template: str | None = None
+    """``llama-server`` chat template: a llama.cpp built-in name (``gemma``, ``chatml``,
+    ``llama3``, ...) or a ``.jinja`` file; default: the GGUF's own (``gemma`` for the packaged
+    Gemma, which has none)."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """``vllm``/``vllm-offline``: GPUs the teacher is split across."""
+    max_model_len: int | None = Field(None, ge=16)
+    """``vllm``/``vllm-offline``: context length to reserve KV cache for (default: the model's)."""
+    lora_modules: dict[str, str] = Field(default_factory=dict)
+    """``vllm``: LoRA adapters to serve on top of ``model``, name -> folder (``--lora-modules``);
+    the teacher uses one by naming it in ``served_model``."""
+    served_model: str | None = None
+    """``vllm``: the name requests use, e.g. one of ``lora_modules`` (default: ``model``)."""
+    max_lora_rank: int | None = Field(None, ge=1)
+    """``vllm``: largest adapter rank to accept (``--max-lora-rank``)."""
+    server_args: list[str] = Field(default_factory=list)
+    """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
+    are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    """``vllm-offline``: more keyword arguments for ``vllm.LLM``."""
     seed: int = 0
     """Sampling seed sent with each request (offset by the request's index)."""
 
@@ -114,11 +199,16 @@ class PolicyConfig(_Section):
     """How the teacher decides what to generate."""
 
     name: str = "weakest-skills"
-    """A built-in policy (uniform, weakest-skills) or ``path/to/file.py:Class``."""
+    """A built-in policy (uniform, weakest-skills, llm2llm, budget-ratio, llm-planner), or
+    ``path/to/file.py:Name`` / ``module:Name`` naming a Policy subclass or a function
+    ``obs -> Plan`` (see docs/policies.md)."""
     examples_per_iteration: int = Field(240, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)
-    """Extra keyword arguments for the policy's constructor."""
+    """Extra keyword arguments for the policy's constructor, e.g. ``{floor: 0.1}`` for
+    weakest-skills, ``{per_failure: 2}`` for llm2llm, ``{answer_augmentation_below: 17.6,
+    rephrase_below: 17.6}`` for budget-ratio, ``{retries: 2, strategies: [new-question]}`` for
+    llm-planner; each policy's options are listed in docs/policies.md."""
 
 
 class EngineConfig(_Section):
@@ -193,9 +283,23 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
     for dotted, value in overrides.items():
         node = data
         *parents, leaf = dotted.split(".")
-        for part in parents:
+        for depth, part in enumerate(parents):
             node = node.setdefault(part, {})
+            if node is None:  # a YAML section left empty (``student:``)
+                node = data_at(data, parents[:depth])[part] = {}
+            if not isinstance(node, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(
+                    f"config field '{where}': is not a section, cannot set '{dotted}'"
+                )
         node[leaf] = value
+    return data
+
+
+def data_at(data: dict[str, Any], path: list[str]) -> dict[str, Any]:
+    """The nested mapping at ``path`` inside config data."""
+    for part in path:
+        data = data[part]
     return data
 
 

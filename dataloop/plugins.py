@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import re
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,7 +20,10 @@ def load_module_from_path(path: Path) -> ModuleType:
     path = path.resolve()
     if not path.is_file():
         raise RegistryError(f"no such file: {path}")
-    name = "dataloop_user_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_")
+    # The full path decides the name, so two files that share a base name never collide.
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"dataloop_user_{stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)

@@ -36,7 +36,7 @@ def test_valid_config_and_overrides(tmp_path) -> None:
         ),
         (
             "teacher:\n  backend: gpt\n",
-            "config field 'teacher.backend': Input should be 'llama-server' or 'openai'",
+            "config field 'teacher.backend': Input should be 'llama-server', 'vllm', 'vllm-offline' or 'openai'",
         ),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("iterations: [\n", "is not valid YAML"),
@@ -52,3 +52,10 @@ def test_bad_config_names_the_field(tmp_path, text: str, message: str) -> None:
 def test_missing_file_is_reported(tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_override_into_a_non_section_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="config field 'student': is not a section"):
+        _load(tmp_path, "student: 3\n", **{"student.batch_size": 2})
+    cfg = _load(tmp_path, "student:\n", **{"student.batch_size": 2})
+    assert cfg.student.batch_size == 2

@@ -1,0 +1,119 @@
+"""Kill a real run (kill -9 of the CLI) at several points, resume it, compare with a clean run.
+
+The teacher is a loopback OpenAI-compatible server whose replies are a pure function of the
+prompt, so the uninterrupted run and each interrupted one see the same teacher; everything else
+(the CLI, training, the run directory) is the real thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakeserver import FakeOpenAI
+
+pytestmark = pytest.mark.integration
+
+
+def _reply(prompt: str) -> str:
+    """Variations of the prompt's few-shot questions: digits shifted by a prompt-derived amount."""
+    questions = re.findall(r"Q: ([^\n]+)", prompt)
+    shift = int(hashlib.sha1(prompt.encode()).hexdigest()[:4], 16)
+    lines = []
+    for i, q in enumerate(questions):
+        moved = re.sub(r"\d", lambda m: str((int(m[0]) + shift + i) % 10), q)
+        lines.append(f" {moved}\nA: 0\nQ:")
+    return "".join(lines)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dataloop.cli", *args]
+
+
+def _options(url: str, runs: Path, name: str) -> list[str]:
+    return [
+        "--name", name, "--runs-dir", str(runs), "--iterations", "2", "--quiet",
+        "--set", "teacher.backend=openai",
+        "--set", "teacher.model=fake",
+        "--set", f"teacher.base_urls=[{url}]",
+        "--set", "env.options={validation_per_skill: 15, test_per_skill: 15}",
+        "--set", "policy.examples_per_iteration=30",
+        "--set", "student.steps_per_iteration=15",
+        "--set", "engine.per_query=4",
+    ]  # fmt: skip
+
+
+def _state(run: Path) -> dict:
+    try:
+        return json.loads((run / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _accepted(run: Path) -> list[list[str]]:
+    """Accepted ids per iteration, sorted: concurrent requests finish in any order."""
+    return [
+        sorted(json.loads(line)["id"] for line in (run / f"iterations/{k}/accepted.jsonl").open())
+        for k in (1, 2)
+    ]
+
+
+KILL_POINTS = {
+    # state.json says the plan of iteration 1 is written: generation is under way.
+    "during-generation": lambda s: s.get("iteration") == 1 and s.get("phase") == "planned",
+    # accepted data of iteration 1 is committed: the student is training.
+    "during-training": lambda s: s.get("iteration") == 1 and s.get("phase") == "generated",
+    # iteration 1 is complete: the loop is between iterations.
+    "between-iterations": lambda s: s.get("iteration") == 1 and s.get("phase") == "trained",
+}
+
+
+def test_kill_and_resume_gives_the_same_data_as_an_uninterrupted_run(tmp_path) -> None:
+    with FakeOpenAI(latency=0.2, reply=_reply) as server:
+        reference = subprocess.run(
+            _cli("run", *_options(server.base_url, tmp_path, "reference")),
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert reference.returncode == 0, reference.stderr
+        expected = _accepted(tmp_path / "reference")
+        assert all(expected), "the reference run accepted nothing"
+
+        for point, reached in KILL_POINTS.items():
+            run = tmp_path / point
+            proc = subprocess.Popen(
+                _cli("run", *_options(server.base_url, tmp_path, point)),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            deadline = time.monotonic() + 300
+            while not reached(_state(run)) and proc.poll() is None:
+                assert time.monotonic() < deadline, f"{point}: never reached"
+                time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert not _state(run).get("done"), f"{point}: the run finished before the kill"
+
+            resumed = subprocess.run(
+                _cli("resume", str(run), "--quiet"), capture_output=True, text=True, timeout=600
+            )
+            assert resumed.returncode == 0, f"{point}: {resumed.stderr}"
+            got = _accepted(run)
+            assert got == expected, f"{point}: accepted data differs from the uninterrupted run"
+            for ids in got:
+                assert len(ids) == len(set(ids)), f"{point}: duplicated examples"
+            assert _state(run)["done"]
+
+
+def test_resume_of_a_finished_run_does_nothing_and_bad_runs_are_named(tmp_path) -> None:
+    missing = subprocess.run(
+        _cli("resume", str(tmp_path / "nope")), capture_output=True, text=True
+    )
+    assert missing.returncode == 2 and "config.yaml is missing" in missing.stderr
+    assert "Traceback" not in missing.stderr
