@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from dataloop.config import LoopConfig, TeacherConfig, dump_config
 from dataloop.display import Display
@@ -15,11 +16,14 @@ from dataloop.engine.strategy import Templates
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
 from dataloop.gym import Environment
+from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
-from dataloop.llm.client import OpenAIClient
-from dataloop.llm.server import default_gguf, llama_server
+from dataloop.llm.client import Flavor, OpenAIClient
+from dataloop.llm.offline import VLLMOfflineClient
+from dataloop.llm.server import default_gguf, llama_server, vllm_server
+from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
-from dataloop.policies import make_policy
+from dataloop.policies import make_policy, resolve_policy
 from dataloop.runs import RunDir
 from dataloop.schema import Budget
 
@@ -43,30 +47,78 @@ def _api_key(teacher: TeacherConfig) -> str | None:
 
 
 @contextmanager
-def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[OpenAIClient]:
-    """The configured teacher; for ``llama-server`` the server lives as long as the block."""
-    budget = Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens)
-    cache = ResponseCache(run.cache) if teacher.cache else None
-    options = dict(
-        concurrency=teacher.concurrency,
-        timeout=teacher.timeout,
-        retries=teacher.retries,
-        budget=budget,
-        cache=cache,
-    )
-    if teacher.backend == "openai":
-        if not teacher.base_urls or not teacher.model:
-            raise ConfigError(
-                "config field 'teacher.base_urls': the openai backend needs base_urls and model"
-            )
-        yield OpenAIClient(teacher.model, teacher.base_urls, _api_key(teacher), **options)  # type: ignore[arg-type]
+def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
+    """The configured teacher; a server it starts lives as long as the block."""
+    model = teacher.served_model or teacher.model
+    if teacher.backend == "llama-server":
+        gguf = Path(teacher.model) if teacher.model else default_gguf()
+        if not gguf.is_file():
+            raise ConfigError(f"config field 'teacher.model': GGUF file {gguf} does not exist")
+        model = gguf.stem
+    elif not teacher.model or not model:
+        raise ConfigError(
+            f"config field 'teacher.model': the {teacher.backend} backend needs a model"
+        )
+    price = teacher.prices.get(model)
+    if teacher.max_cost is not None and price is None:
+        raise ConfigError(
+            f"config field 'teacher.max_cost': teacher.prices has no entry for model '{model}'; "
+            "add its price per million prompt and completion tokens"
+        )
+    accounting: dict[str, Any] = {
+        "budget": Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens),
+        "cache": ResponseCache(run.cache) if teacher.cache else None,
+        "price": price,
+        "max_cost": teacher.max_cost,
+    }
+    http: dict[str, Any] = {
+        "concurrency": teacher.concurrency,
+        "timeout": teacher.timeout,
+        "retries": teacher.retries,
+    }
+    if teacher.backend == "vllm-offline":
+        yield VLLMOfflineClient(
+            model,
+            tensor_parallel_size=teacher.tensor_parallel_size,
+            max_model_len=teacher.max_model_len,
+            seed=teacher.seed,
+            engine_args=teacher.engine_args,
+            **accounting,
+        )
         return
-    gguf = Path(teacher.model) if teacher.model else default_gguf()
-    if not gguf.is_file():
-        raise ConfigError(f"config field 'teacher.model': GGUF file {gguf} does not exist")
-    server = llama_server(gguf, run.teacher_log, parallel=teacher.parallel, threads=teacher.threads)
+    if teacher.backend == "openai":
+        if not teacher.base_urls:
+            raise ConfigError(
+                "config field 'teacher.base_urls': the openai backend needs at least one URL, "
+                "e.g. http://127.0.0.1:8000/v1"
+            )
+        key = _api_key(teacher)
+        yield OpenAIClient(
+            model, teacher.base_urls, key, flavor=teacher.flavor, **http, **accounting
+        )
+        return
+    if teacher.backend == "vllm":
+        server = vllm_server(
+            teacher.model or model,
+            run.teacher_log,
+            tensor_parallel_size=teacher.tensor_parallel_size,
+            max_model_len=teacher.max_model_len,
+            lora_modules=teacher.lora_modules,
+            max_lora_rank=teacher.max_lora_rank,
+            extra_args=teacher.server_args,
+        )
+    else:
+        server = llama_server(
+            gguf,
+            run.teacher_log,
+            parallel=teacher.parallel,
+            threads=teacher.threads,
+            chat_template=teacher.chat_template,
+            extra_args=teacher.server_args,
+        )
+    flavor: Flavor = "vllm" if teacher.backend == "vllm" else "llama.cpp"
     with server:
-        yield OpenAIClient(gguf.stem, [server.base_url], **options)  # type: ignore[arg-type]
+        yield OpenAIClient(model, [server.base_url], flavor=flavor, **http, **accounting)
 
 
 @contextmanager
@@ -74,18 +126,19 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     """Everything a run needs, set up in order of cost: cheap checks fail before slow loads."""
     run = run or run_dir_for(config)
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
-    policy = make_policy(
-        config.policy.name,
-        examples_per_iteration=config.policy.examples_per_iteration,
-        **config.policy.options,
-    )
+    resolve_policy(config.policy.name)  # a typo fails here, before any slow set-up
     templates = Templates(config.engine.prompts_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(dump_config(config))
     display.log(f"run folder: {run.path}")
     from dataloop.students.hf import HFStudent  # torch + transformers: import only when needed
 
-    student = HFStudent(config.student, seed=config.seed, callbacks=[display.train_callback])
+    student = HFStudent(
+        config.student,
+        seed=config.seed,
+        callbacks=[display.train_callback],
+        engine_log=run.path / "student-vllm.log",
+    )
     env = Environment(
         task,
         student,
@@ -95,9 +148,20 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
         train_on_seed=config.student.train_on_seed,
     )
     with ExitStack() as stack:
+        stack.callback(detach, attach_run_log(run.log_file))
+        stack.callback(student.close)  # a vLLM eval engine, if any, stops with the run
         if config.iterations > 0:
             display.log(f"starting teacher ({config.teacher.backend})")
         client = stack.enter_context(teacher_client(config.teacher, run))
+        # Made here, not with the cheap checks above: llm-planner needs the teacher client.
+        policy = make_policy(
+            config.policy.name,
+            client=client,
+            teacher_kind=config.teacher.kind,
+            templates=templates,
+            examples_per_iteration=config.policy.examples_per_iteration,
+            **config.policy.options,
+        )
         engine = Engine(
             client,
             task,

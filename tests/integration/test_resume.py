@@ -29,7 +29,7 @@ def _reply(prompt: str) -> str:
     shift = int(hashlib.sha1(prompt.encode()).hexdigest()[:4], 16)
     lines = []
     for i, q in enumerate(questions):
-        moved = re.sub(r"\d", lambda m: str((int(m[0]) + shift + i) % 10), q)
+        moved = re.sub(r"\d", lambda m, i=i: str((int(m[0]) + shift + i) % 10), q)
         lines.append(f" {moved}\nA: 0\nQ:")
     return "".join(lines)
 

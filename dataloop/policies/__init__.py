@@ -1,0 +1,30 @@
+"""Teacher policies: read an Observation, decide what data to make.
+
+Built-ins (by name): ``uniform``, ``weakest-skills``, ``llm2llm``, ``budget-ratio``,
+``llm-planner``. Write your own by subclassing :class:`Policy` or by passing any function
+``obs -> Plan``; name it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
+"""
+
+from dataloop.policies.base import FunctionPolicy, Policy, PolicyFunction, allocate, as_policy
+from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
+from dataloop.policies.planner import InvalidPlan, LLMPlanner, parse_plan, plan_schema
+from dataloop.policies.registry import BUILTIN_POLICIES, make_policy, resolve_policy
+
+__all__ = [
+    "BUILTIN_POLICIES",
+    "LLM2LLM",
+    "BudgetRatio",
+    "FunctionPolicy",
+    "InvalidPlan",
+    "LLMPlanner",
+    "Policy",
+    "PolicyFunction",
+    "Uniform",
+    "WeakestSkills",
+    "allocate",
+    "as_policy",
+    "make_policy",
+    "parse_plan",
+    "plan_schema",
+    "resolve_policy",
+]

@@ -1,0 +1,94 @@
+"""The policy contract: read an Observation, return a Plan.
+
+Write your own by subclassing :class:`Policy` (``plan(obs) -> Plan``, or ``async aplan`` when
+the decision itself awaits something, like a teacher LLM) or by passing any function with that
+signature; name it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from dataloop.schema import GenerationRequest, Observation, Plan
+
+PolicyFunction = Callable[[Observation], Plan] | Callable[[Observation], Awaitable[Plan]]
+"""A plain (or ``async``) function ``obs -> Plan`` used as a policy."""
+
+
+class Policy(ABC):
+    """Decides, each iteration, how many examples of which skill to generate, and how.
+
+    ``examples_per_iteration`` is the iteration's budget of examples (``policy.
+    examples_per_iteration`` in a config); ``strategy`` the generation strategy a request names
+    unless the policy chooses one itself.
+    """
+
+    name: str = "custom"
+
+    def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
+        if examples_per_iteration < 0:
+            raise ValueError("examples_per_iteration must be >= 0")
+        self.examples_per_iteration = examples_per_iteration
+        self.strategy = strategy
+
+    @abstractmethod
+    def plan(self, obs: Observation) -> Plan:
+        """The generation plan for the next iteration."""
+
+    async def aplan(self, obs: Observation) -> Plan:
+        """The plan, awaited: the Loop calls this. Override it when deciding awaits I/O."""
+        return self.plan(obs)
+
+    def _requests(
+        self, allocation: dict[str, int], strategy: str | None = None
+    ) -> list[GenerationRequest]:
+        """One request per skill with a positive count, all by ``strategy`` (default: own)."""
+        return [
+            GenerationRequest(skill=skill, strategy=strategy or self.strategy, count=count)
+            for skill, count in allocation.items()
+            if count > 0
+        ]
+
+
+def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+    """Split ``total`` in proportion to ``weights``; the parts are integers that sum to ``total``.
+
+    Largest-remainder rounding; ties go to the key listed first. All-zero weights split evenly.
+    """
+    if not weights:
+        return {}
+    mass = sum(weights.values())
+    if mass <= 0:
+        weights, mass = {k: 1.0 for k in weights}, float(len(weights))
+    exact = {k: total * w / mass for k, w in weights.items()}
+    parts = {k: int(v) for k, v in exact.items()}
+    order = sorted(weights, key=lambda k: exact[k] - parts[k], reverse=True)
+    for k in order[: total - sum(parts.values())]:
+        parts[k] += 1
+    return parts
+
+
+class FunctionPolicy(Policy):
+    """Wraps a plain function ``obs -> Plan``; an ``async def`` function is awaited."""
+
+    def __init__(self, fn: PolicyFunction) -> None:
+        super().__init__()
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "function")
+
+    def plan(self, obs: Observation) -> Plan:
+        if inspect.iscoroutinefunction(self.fn):
+            raise TypeError(f"policy '{self.name}' is async: the Loop awaits it through aplan()")
+        return cast(Plan, self.fn(obs))
+
+    async def aplan(self, obs: Observation) -> Plan:
+        result = self.fn(obs)
+        return await result if inspect.isawaitable(result) else result
+
+
+def as_policy(policy: Policy | PolicyFunction) -> Policy:
+    """Accept a Policy or a plain (or async) function ``obs -> Plan``."""
+    return policy if isinstance(policy, Policy) else FunctionPolicy(policy)

@@ -1,0 +1,183 @@
+"""The built-in rule policies: uniform, weakest-skills, llm2llm, budget-ratio.
+
+Each reads only the :class:`~dataloop.schema.Observation`; the options of each are its
+constructor's keyword arguments (``policy.options`` in a run config).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import chain, zip_longest
+
+from dataloop.policies.base import Policy, allocate
+from dataloop.schema import Failure, GenerationRequest, Observation, Plan
+
+
+class Uniform(Policy):
+    """The same number of examples for every skill: the baseline."""
+
+    name = "uniform"
+
+    def plan(self, obs: Observation) -> Plan:
+        allocation = allocate(self.examples_per_iteration, {s.name: 1.0 for s in obs.skills})
+        return Plan(requests=self._requests(allocation), rationale="equal share per skill")
+
+
+class WeakestSkills(Policy):
+    """Examples in proportion to each skill's validation error, with a floor per skill.
+
+    As a DataEnvGym skill-list teacher: the weaker the skill, the more data it gets.
+
+    Options:
+        floor: fraction of the iteration's examples every skill gets first (default 0.05), so a
+            nearly-solved skill is not forgotten; the rest is split by error (1 - accuracy).
+    """
+
+    name = "weakest-skills"
+
+    def __init__(
+        self, examples_per_iteration: int = 240, strategy: str = "new-question", floor: float = 0.05
+    ) -> None:
+        super().__init__(examples_per_iteration, strategy)
+        if not 0 <= floor <= 1:
+            raise ValueError("floor must be between 0 and 1")
+        self.floor = floor
+
+    def allocation(self, obs: Observation) -> dict[str, int]:
+        """Examples per skill: the floor each, the rest in proportion to error."""
+        skills = [s.name for s in obs.skills]
+        total = self.examples_per_iteration
+        floor_each = min(int(total * self.floor), total // max(1, len(skills)))
+        errors = {s: 1.0 - obs.accuracy.get(s, 0.0) for s in skills}
+        extra = allocate(total - floor_each * len(skills), errors)
+        return {s: floor_each + extra[s] for s in skills}
+
+    def weakest(self, obs: Observation, n: int = 3) -> str:
+        """The ``n`` weakest skills with their accuracy, for a rationale."""
+        weakest = sorted(obs.skills, key=lambda s: obs.accuracy.get(s.name, 0.0))[:n]
+        return ", ".join(f"{s.name} {obs.accuracy.get(s.name, 0.0):.0%}" for s in weakest)
+
+    def plan(self, obs: Observation) -> Plan:
+        return Plan(
+            requests=self._requests(self.allocation(obs)),
+            rationale=f"by error; weakest: {self.weakest(obs)}",
+        )
+
+
+def _interleave_by_skill(failures: list[Failure]) -> list[Failure]:
+    # Round-robin over skills, so a cap keeps every failing skill represented.
+    groups: dict[str, list[Failure]] = {}
+    for failure in failures:
+        groups.setdefault(failure.example.skill, []).append(failure)
+    rounds = zip_longest(*groups.values())
+    return [f for f in chain.from_iterable(rounds) if f is not None]
+
+
+class LLM2LLM(Policy):
+    """One error-targeting request per train example the student gets wrong (LLM2LLM).
+
+    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042): each failed seed example becomes a
+    request of strategy ``llm2llm`` whose ``seed_ids`` is that example's id, so the teacher
+    writes new examples modelled on exactly what the student missed. At most
+    ``examples_per_iteration`` examples are asked for; when the failures exceed that, they are
+    taken round-robin over skills. With no failures the plan is empty.
+
+    Options:
+        per_failure: examples asked for per failed example (default 1).
+    """
+
+    name = "llm2llm"
+
+    def __init__(
+        self, examples_per_iteration: int = 240, strategy: str = "llm2llm", per_failure: int = 1
+    ) -> None:
+        super().__init__(examples_per_iteration, strategy)
+        if per_failure < 1:
+            raise ValueError("per_failure must be >= 1")
+        self.per_failure = per_failure
+
+    def plan(self, obs: Observation) -> Plan:
+        cap = self.examples_per_iteration // self.per_failure
+        chosen = _interleave_by_skill(obs.failures)[:cap]
+        requests = [
+            GenerationRequest(
+                skill=f.example.skill,
+                strategy=self.strategy,
+                count=self.per_failure,
+                seed_ids=[f.example.id],
+            )
+            for f in chosen
+        ]
+        return Plan(
+            requests=requests,
+            rationale=f"{len(chosen)} of {len(obs.failures)} failed train examples targeted",
+        )
+
+
+class BudgetRatio(WeakestSkills):
+    """Chooses the strategy from the budget ratio; allocates across skills as weakest-skills.
+
+    Chan et al., "Balancing Cost and Effectiveness of Synthetic Data Generation Strategies for
+    LLMs" (NeurIPS 2024 FITML workshop, arXiv:2409.19759) define the budget ratio
+    BR = teacher query budget / seed set size and find that the best strategy depends on it:
+    when BR is low, new answers to the existing questions (answer augmentation) train the
+    student best; as it grows, new questions win. The switch they measure lies around
+    BR = 16-18 for seed sets of 1,000 and the full data sets (17.6 and 16.4 on average; about
+    12 with Mistral 7B as the student) and higher, 27-51, for a 100-example seed set.
+    Question rephrasing sits between the two; the paper finds new questions generally better,
+    but rephrasing more robust to a weak augmenting model.
+
+    Here BR is computed each iteration from the *remaining* queries
+    (``obs.budget.queries_left``; unlimited counts as infinite) over the seed set size
+    (``sum(obs.seed_counts.values())``):
+
+    - ``BR < answer_augmentation_below``: ``answer-augmentation``
+    - ``answer_augmentation_below <= BR < rephrase_below``: ``question-rephrase``
+    - otherwise: ``new-question``
+
+    Options:
+        answer_augmentation_below: BR under which answers are augmented (default 17.6, the
+            paper's average switch point for 1,000 seeds).
+        rephrase_below: BR under which questions are rephrased rather than new ones written
+            (default 17.6, i.e. no rephrase band, as the paper prefers new questions; raise it
+            for a weak teacher).
+        floor: as for weakest-skills.
+    """
+
+    name = "budget-ratio"
+
+    def __init__(
+        self,
+        examples_per_iteration: int = 240,
+        floor: float = 0.05,
+        answer_augmentation_below: float = 17.6,
+        rephrase_below: float = 17.6,
+    ) -> None:
+        super().__init__(examples_per_iteration, "new-question", floor)
+        if not 0 <= answer_augmentation_below <= rephrase_below:
+            raise ValueError("need 0 <= answer_augmentation_below <= rephrase_below")
+        self.answer_augmentation_below = answer_augmentation_below
+        self.rephrase_below = rephrase_below
+
+    @staticmethod
+    def ratio(obs: Observation) -> float:
+        """Remaining teacher queries per seed example; infinite when either is unbounded."""
+        left = obs.budget.queries_left
+        seeds = sum(obs.seed_counts.values())
+        return math.inf if left is None or seeds == 0 else left / seeds
+
+    def choose(self, ratio: float) -> str:
+        """The strategy for a budget ratio."""
+        if ratio < self.answer_augmentation_below:
+            return "answer-augmentation"
+        if ratio < self.rephrase_below:
+            return "question-rephrase"
+        return "new-question"
+
+    def plan(self, obs: Observation) -> Plan:
+        ratio = self.ratio(obs)
+        strategy = self.choose(ratio)
+        return Plan(
+            requests=self._requests(self.allocation(obs), strategy),
+            rationale=f"budget ratio {ratio:.1f} -> {strategy}; weakest: {self.weakest(obs)}",
+        )

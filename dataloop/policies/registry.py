@@ -1,0 +1,69 @@
+"""Policies by name: the built-ins, or user code named ``path/to/file.py:Name``/``module:Name``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, cast
+
+from dataloop.engine.strategy import TeacherKind, Templates
+from dataloop.errors import RegistryError
+from dataloop.llm.base import LLMClient
+from dataloop.plugins import is_reference, load_reference
+from dataloop.policies.base import FunctionPolicy, Policy
+from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
+from dataloop.policies.planner import LLMPlanner
+
+BUILTIN_POLICIES: dict[str, type[Policy]] = {
+    p.name: p for p in (Uniform, WeakestSkills, LLM2LLM, BudgetRatio, LLMPlanner)
+}
+
+
+def resolve_policy(spec: str) -> type[Policy] | Callable[..., Any]:
+    """The Policy class or plain function that ``spec`` names; raises RegistryError if none.
+
+    Cheap (no client needed), so a run checks its policy name before any slow set-up.
+    """
+    if is_reference(spec):
+        obj = load_reference(spec)
+        if inspect.isclass(obj) and issubclass(obj, Policy):
+            return obj
+        if callable(obj) and not inspect.isclass(obj):
+            return cast(Callable[..., Any], obj)
+        raise RegistryError(f"'{spec}' is neither a Policy subclass nor a function obs -> Plan")
+    if spec in BUILTIN_POLICIES:
+        return BUILTIN_POLICIES[spec]
+    known = ", ".join(BUILTIN_POLICIES)
+    raise RegistryError(f"unknown policy '{spec}'; known: {known} (or path/to/file.py:Class)")
+
+
+def make_policy(
+    spec: str,
+    *,
+    client: LLMClient | None = None,
+    teacher_kind: TeacherKind = "base",
+    templates: Templates | None = None,
+    **options: Any,
+) -> Policy:
+    """A policy from a built-in name or ``path/to/file.py:Name`` (a Policy class or a function).
+
+    ``options`` are the class's constructor keywords. The run's teacher ``client``, its
+    ``teacher_kind`` and the prompt ``templates`` are passed only to a class whose constructor
+    takes a parameter of that name (as ``llm-planner`` does), so user policies may ask for them.
+    """
+    found = resolve_policy(spec)
+    if not inspect.isclass(found):
+        return FunctionPolicy(found)
+    cls = cast(type[Policy], found)
+    accepted = inspect.signature(cls).parameters
+    context = {"client": client, "teacher_kind": teacher_kind, "templates": templates}
+    for key, value in context.items():
+        if key in accepted and key not in options and value is not None:
+            options[key] = value
+    wants_client = accepted.get("client")
+    if wants_client and wants_client.default is inspect.Parameter.empty and "client" not in options:
+        raise RegistryError(f"policy '{spec}' needs the teacher's LLM client: pass client=...")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"policy '{spec}': bad option: {exc}") from exc
