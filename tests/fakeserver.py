@@ -10,15 +10,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 refuses connections when many clients connect at once.
+    request_queue_size = 256
+
+
 class FakeOpenAI:
     """Serves ``/v1/completions`` and ``/v1/chat/completions`` on 127.0.0.1.
 
     ``fault_rate`` of requests fail, evenly among 429, 500, slow (past the client timeout),
-    truncated body and malformed JSON. ``latency`` is added to every answer. ``reply`` makes
-    the text from the prompt.
+    truncated body, malformed JSON and well-formed JSON that is not a completion (``empty``).
+    ``latency`` is added to every answer. ``reply`` makes the text from the prompt. Every
+    request body and its ``Authorization`` header are kept in ``bodies`` and ``auth``.
     """
 
-    FAULTS = ("429", "500", "slow", "truncated", "malformed")
+    FAULTS = ("429", "500", "slow", "truncated", "malformed", "empty")
 
     def __init__(
         self,
@@ -34,16 +40,19 @@ class FakeOpenAI:
         self.rng = random.Random(seed)
         self.reply = reply or (lambda prompt: f" echo {len(prompt)}")
         self.requests = 0
+        self.bodies: list[dict[str, Any]] = []
+        self.auth: list[str] = []
         self.faults: dict[str, int] = {f: 0 for f in self.FAULTS}
         self.concurrent = 0
         self.max_concurrent = 0
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
+        """The OpenAI-compatible root, ``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __enter__(self) -> FakeOpenAI:
@@ -85,6 +94,8 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
+                    fake.bodies.append(request)
+                    fake.auth.append(self.headers.get("Authorization", ""))
                     fake.concurrent += 1
                     fake.max_concurrent = max(fake.max_concurrent, fake.concurrent)
                 try:
@@ -135,6 +146,8 @@ class FakeOpenAI:
                 ).encode()
                 if fault == "malformed":
                     return self._send(200, b"{not json at all")
+                if fault == "empty":
+                    return self._send(200, b'{"id": "x", "object": "text_completion"}')
                 if fault == "truncated":
                     # Promise more bytes than are sent, then close: the client sees a cut body.
                     self._send(200, body[: len(body) // 2], length=len(body))

@@ -34,7 +34,7 @@ class Sampling(BaseModel):
 class Completion(BaseModel):
     """What came back for one request: ``n`` texts and the tokens it cost."""
 
-    texts: list[str]
+    texts: list[str] = Field(min_length=1)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reasons: list[str] = Field(default_factory=list)

@@ -12,17 +12,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import openai
 from tenacity import (
     AsyncRetrying,
+    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     wait_random_exponential,
 )
 
-from dataloop.errors import BudgetExhausted, TeacherError
+from dataloop.errors import TeacherError
+from dataloop.llm.accounting import Meter, Price, worst_case_tokens
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.cache import ResponseCache
 from dataloop.schema import Budget
@@ -49,46 +51,27 @@ class MalformedResponse(Exception):
     """The server answered 200 with a body that is not a usable completion."""
 
 
-class BudgetGuard:
-    """Reserves a request's worst-case cost before it is sent, so concurrency cannot overshoot."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget = budget
-        self._reserved_queries = 0
-        self._reserved_tokens = 0
-        self._lock = asyncio.Lock()
-
-    async def reserve(self, worst_case_tokens: int) -> None:
-        """Claim one query and ``worst_case_tokens``, or raise BudgetExhausted."""
-        async with self._lock:
-            b = self.budget
-            if b.max_queries is not None and b.queries + self._reserved_queries >= b.max_queries:
-                raise BudgetExhausted(f"query budget of {b.max_queries} spent")
-            if b.max_tokens is not None:
-                spent = b.prompt_tokens + b.completion_tokens + self._reserved_tokens
-                if spent + worst_case_tokens > b.max_tokens:
-                    raise BudgetExhausted(f"token budget of {b.max_tokens} spent")
-            self._reserved_queries += 1
-            self._reserved_tokens += worst_case_tokens
-
-    async def settle(self, worst_case_tokens: int, result: Completion | None) -> None:
-        """Replace a reservation with what the request really cost (nothing if it failed)."""
-        async with self._lock:
-            self._reserved_queries -= 1
-            self._reserved_tokens -= worst_case_tokens
-            if result is not None:
-                self.budget.queries += 1
-                self.budget.prompt_tokens += result.prompt_tokens
-                self.budget.completion_tokens += result.completion_tokens
+Flavor = Literal["openai", "vllm", "llama.cpp"]
+"""The server behind an endpoint; it decides how a JSON schema travels with a plain completion."""
 
 
-def _worst_case_tokens(text: str, sampling: Sampling) -> int:
-    # A byte-level tokenizer never makes more tokens than bytes; a few more for special tokens.
-    return len(text.encode()) + 16 + sampling.max_tokens * sampling.n
+def _completion_schema(flavor: Flavor, schema: dict[str, object]) -> dict[str, object]:
+    # /v1/chat/completions takes ``response_format`` everywhere; /v1/completions has no standard
+    # field: vLLM reads ``structured_outputs``, llama-server ``json_schema``, OpenAI nothing.
+    if flavor == "vllm":
+        return {"structured_outputs": {"json": schema}}
+    if flavor == "llama.cpp":
+        return {"json_schema": schema}
+    return {}
 
 
 class OpenAIClient:
-    """An :class:`~dataloop.llm.base.LLMClient` over one or more OpenAI-compatible endpoints."""
+    """An :class:`~dataloop.llm.base.LLMClient` over one or more OpenAI-compatible endpoints.
+
+    ``flavor`` names the server (``openai``, ``vllm`` or ``llama.cpp``) so that a JSON schema can
+    constrain plain completions too; chat requests use ``response_format`` on every server.
+    ``price`` (per million tokens) makes :attr:`cost` known and ``max_cost`` enforceable.
+    """
 
     def __init__(
         self,
@@ -102,15 +85,18 @@ class OpenAIClient:
         budget: Budget | None = None,
         cache: ResponseCache | None = None,
         backoff_max: float = 20.0,
+        flavor: Flavor = "openai",
+        price: Price | None = None,
+        max_cost: float | None = None,
     ) -> None:
         if not base_urls:
             raise ValueError("OpenAIClient needs at least one base URL")
         self.model = model
         self.budget = budget or Budget()
-        self.cache = cache
         self.retries = retries
         self.backoff_max = backoff_max
-        self._guard = BudgetGuard(self.budget)
+        self.flavor: Flavor = flavor
+        self._meter = Meter(model, self.budget, cache, price, max_cost)
         self._slots = asyncio.Semaphore(concurrency)
         # openai's own retries are off: tenacity decides, so every attempt is visible here.
         self._endpoints = [
@@ -121,43 +107,45 @@ class OpenAIClient:
         ]
         self._in_flight = [0] * len(self._endpoints)
 
+    @property
+    def cost(self) -> float | None:
+        """Money spent so far at the configured price, or None without a price."""
+        return self._meter.cost
+
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         """A plain completion (``/v1/completions``)."""
+        params = self._params(sampling)
+        if sampling.json_schema is not None:
+            params["extra_body"] = _completion_schema(self.flavor, sampling.json_schema)
 
         async def send(api: openai.AsyncOpenAI) -> Completion:
-            resp = await api.completions.create(
-                model=self.model, prompt=prompt, **self._params(sampling)
-            )
-            texts = [c.text for c in resp.choices]
-            return _completion(resp, texts, [c.finish_reason or "" for c in resp.choices])
+            resp = await api.completions.create(model=self.model, prompt=prompt, **params)
+            return _completion(resp, lambda choice: choice.text)
 
-        return await self._request("completion", prompt, prompt, sampling, send)
+        worst = worst_case_tokens(prompt, sampling)
+        return await self._meter.call("completion", prompt, sampling, worst, self._sender(send))
 
     async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
         """A chat completion (``/v1/chat/completions``)."""
         payload = [m.model_dump() for m in messages]
+        params = self._params(sampling)
+        if sampling.json_schema is not None:
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": sampling.json_schema, "strict": True},
+            }
 
         async def send(api: openai.AsyncOpenAI) -> Completion:
-            params = self._params(sampling)
-            if sampling.json_schema is not None:
-                params["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {
-                        "name": "output",
-                        "schema": sampling.json_schema,
-                        "strict": True,
-                    },
-                }
             resp = await api.chat.completions.create(
                 model=self.model,
                 messages=payload,  # type: ignore[arg-type]
                 **params,
             )
-            texts = [c.message.content or "" for c in resp.choices]
-            return _completion(resp, texts, [c.finish_reason or "" for c in resp.choices])
+            return _completion(resp, lambda choice: choice.message.content or "")
 
         text = "".join(m.content for m in messages)
-        return await self._request("chat", payload, text, sampling, send)
+        worst = worst_case_tokens(text, sampling, messages=len(messages))
+        return await self._meter.call("chat", payload, sampling, worst, self._sender(send))
 
     @staticmethod
     def _params(sampling: Sampling) -> dict[str, Any]:
@@ -173,31 +161,14 @@ class OpenAIClient:
             params["seed"] = sampling.seed
         return params
 
-    async def _request(
-        self,
-        kind: str,
-        payload: object,
-        text: str,
-        sampling: Sampling,
-        send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]],
-    ) -> Completion:
-        key = None
-        if self.cache is not None:
-            key = self.cache.key(self.model, kind, payload, sampling)
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit
-        worst = _worst_case_tokens(text, sampling)
-        await self._guard.reserve(worst)
-        result: Completion | None = None
-        try:
+    def _sender(
+        self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]
+    ) -> Callable[[], Awaitable[Completion]]:
+        async def bounded() -> Completion:
             async with self._slots:
-                result = await self._send_with_retries(send)
-        finally:
-            await self._guard.settle(worst, result)
-        if self.cache is not None and key is not None:
-            self.cache.put(key, result)
-        return result
+                return await self._send_with_retries(send)
+
+        return bounded
 
     async def _send_with_retries(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]
@@ -207,6 +178,7 @@ class OpenAIClient:
                 retry=retry_if_exception(is_transient),
                 stop=stop_after_attempt(self.retries + 1),
                 wait=wait_random_exponential(multiplier=0.5, max=self.backoff_max),
+                before_sleep=before_sleep_log(log, logging.INFO),
                 reraise=True,
             ):
                 with attempt:
@@ -232,13 +204,17 @@ class OpenAIClient:
             await api.close()
 
 
-def _completion(resp: Any, texts: list[str], finish: list[str]) -> Completion:
-    if not texts:
-        raise MalformedResponse("response has no choices")
-    usage = getattr(resp, "usage", None)
-    return Completion(
-        texts=texts,
-        prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-        completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-        finish_reasons=finish,
-    )
+def _completion(resp: Any, text_of: Callable[[Any], str]) -> Completion:
+    # The openai package builds response objects without validating them, so a 200 answer of
+    # the wrong shape shows up here as missing or odd attributes: that is a malformed response.
+    try:
+        choices = list(resp.choices)
+        usage = getattr(resp, "usage", None)
+        return Completion(
+            texts=[text_of(c) for c in choices],
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            finish_reasons=[c.finish_reason or "" for c in choices],
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise MalformedResponse(f"response is not a completion: {exc}") from exc

@@ -157,6 +157,28 @@ def default_gguf() -> Path:
     return Path(assemble())
 
 
+PACKAGED_GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+"""File name of the packaged Gemma 3 270M; the GGUF carries no chat template."""
+
+
+def chat_template_args(gguf: Path, chat_template: str | None) -> list[str]:
+    """``llama-server`` flags for a chat template: a built-in name or a jinja file.
+
+    ``None`` keeps the GGUF's own template, except for the packaged Gemma, which has none and
+    gets the built-in ``gemma`` template. A built-in name needs ``--no-jinja``: with jinja on,
+    llama-server would take the name itself as the template text.
+    """
+    if chat_template is None:
+        chat_template = "gemma" if gguf.name == PACKAGED_GGUF_NAME else None
+    if chat_template is None:
+        return []
+    if chat_template.endswith((".jinja", ".j2")) or Path(chat_template).is_file():
+        if not Path(chat_template).is_file():
+            raise TeacherError(f"chat template file {chat_template} does not exist")
+        return ["--jinja", "--chat-template-file", chat_template]
+    return ["--no-jinja", "--chat-template", chat_template]
+
+
 def llama_server(
     gguf: Path,
     log_path: Path,
@@ -165,8 +187,14 @@ def llama_server(
     threads: int = 2,
     context: int | None = None,
     port: int | None = None,
+    chat_template: str | None = None,
+    extra_args: list[str] | None = None,
 ) -> ManagedServer:
-    """A ManagedServer for ``llama-server`` serving ``gguf`` on 127.0.0.1."""
+    """A ManagedServer for ``llama-server`` serving ``gguf`` on 127.0.0.1.
+
+    ``chat_template`` is a llama.cpp built-in template name (``gemma``, ``chatml``, ``llama3``,
+    ...) or a jinja file; see :func:`chat_template_args`. ``extra_args`` go to the command line.
+    """
     port = port or free_port()
     command = [
         str(llama_server_binary()),
@@ -178,6 +206,8 @@ def llama_server(
         # llama-server splits the context across slots; 1024 tokens per slot is plenty here.
         "-c", str(context or 1024 * parallel),
     ]  # fmt: skip
+    command += chat_template_args(gguf, chat_template)
+    command += extra_args or []
     return ManagedServer(command, port, log_path)
 
 
@@ -188,20 +218,36 @@ def vllm_server(
     tensor_parallel_size: int = 1,
     max_model_len: int | None = None,
     enable_lora: bool = False,
+    lora_modules: dict[str, str] | None = None,
+    max_lora_rank: int | None = None,
     port: int | None = None,
     extra_args: list[str] | None = None,
 ) -> ManagedServer:
-    """A ManagedServer for ``vllm serve MODEL`` (GPU; needs the ``[vllm]`` extra)."""
+    """A ManagedServer for ``vllm serve MODEL`` (GPU; needs the ``[vllm]`` extra).
+
+    ``lora_modules`` maps a served name to an adapter folder (``--lora-modules name=path``);
+    requests for that name use the adapter. Giving any implies ``enable_lora``, which also lets
+    adapters be loaded at runtime. ``extra_args`` go to the command line as they are (e.g.
+    ``["--gpu-memory-utilization", "0.5"]``).
+    """
     binary = shutil.which("vllm")
     if binary is None:
-        raise TeacherError("'vllm' is not on PATH: pip install 'dataloop[vllm]' on a GPU machine")
+        raise TeacherError(
+            "'vllm' is not on PATH: pip install 'dataloop[vllm]' on a GPU machine, or start "
+            "vllm serve yourself and use teacher.backend 'openai'"
+        )
     port = port or free_port()
     command = [binary, "serve", model, "--host", "127.0.0.1", "--port", str(port)]
     command += ["--tensor-parallel-size", str(tensor_parallel_size)]
     if max_model_len:
         command += ["--max-model-len", str(max_model_len)]
+    enable_lora = enable_lora or bool(lora_modules)
     if enable_lora:
         command += ["--enable-lora"]
+    if lora_modules:
+        command += ["--lora-modules", *(f"{name}={path}" for name, path in lora_modules.items())]
+    if max_lora_rank:
+        command += ["--max-lora-rank", str(max_lora_rank)]
     command += extra_args or []
     env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True") if enable_lora else None
     return ManagedServer(command, port, log_path, startup_timeout=900.0, env=env)

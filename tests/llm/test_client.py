@@ -8,7 +8,7 @@ import pytest
 from fakeserver import FakeOpenAI
 
 from dataloop.errors import BudgetExhausted, TeacherError
-from dataloop.llm import Message, OpenAIClient, ResponseCache, Sampling
+from dataloop.llm import Message, OpenAIClient, Price, ResponseCache, Sampling
 from dataloop.schema import Budget
 
 
@@ -114,3 +114,105 @@ def test_load_is_spread_over_several_endpoints() -> None:
         asyncio.run(go(client))
         assert a.requests + b.requests == 20
         assert min(a.requests, b.requests) >= 5
+
+
+def _gather(client: OpenAIClient, n: int, **sampling: object) -> list[object]:
+    async def go() -> list[object]:
+        jobs = [client.complete(f"prompt {i}", Sampling(**sampling)) for i in range(n)]  # type: ignore[arg-type]
+        out = await asyncio.gather(*jobs, return_exceptions=True)
+        await client.aclose()
+        return out
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_under_faults_every_request_finishes_or_is_reported_failed(retries: int) -> None:
+    # Few retries at a 30% fault rate: some requests must fail, and each one that does is a
+    # TeacherError (which the engine records), never another exception, a hang or a lost request.
+    with FakeOpenAI(fault_rate=0.3, slow_seconds=1.5, seed=2) as server:
+        results = _gather(_client(server.base_url, retries=retries, concurrency=8), 80)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(results) == 80
+    assert failed and answered
+    assert all(isinstance(r, TeacherError) for r in failed), failed
+    assert all(r.texts == [" echo 8"] or r.texts == [" echo 9"] for r in answered)  # type: ignore[union-attr]
+
+
+def test_under_faults_the_budget_is_never_exceeded() -> None:
+    with FakeOpenAI(fault_rate=0.3, slow_seconds=1.5, seed=3, latency=0.01) as server:
+        budget = Budget(max_queries=25, max_tokens=25 * 200)
+        client = _client(server.base_url, retries=3, concurrency=12, budget=budget)
+        results = _gather(client, 60, max_tokens=10)
+    answered = [r for r in results if not isinstance(r, BaseException)]
+    assert {type(r) for r in results if isinstance(r, BaseException)} <= {
+        BudgetExhausted,
+        TeacherError,
+    }
+    assert budget.queries == len(answered) <= 25
+    assert budget.prompt_tokens + budget.completion_tokens <= 25 * 200
+    assert sum(isinstance(r, BudgetExhausted) for r in results) >= 60 - 25
+
+
+def test_a_json_reply_that_is_not_a_completion_is_retried() -> None:
+    with FakeOpenAI(fault_rate=1.0) as server:
+        server.FAULTS = ("empty",)  # type: ignore[misc]
+        results = _gather(_client(server.base_url, retries=2), 1)
+        assert server.requests == 3
+    assert isinstance(results[0], TeacherError)
+    assert "not a completion" in str(results[0])
+
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+
+
+@pytest.mark.parametrize(
+    ("flavor", "field", "value"),
+    [
+        ("llama.cpp", "json_schema", SCHEMA),
+        ("vllm", "structured_outputs", {"json": SCHEMA}),
+        ("openai", None, None),
+    ],
+)
+def test_a_json_schema_reaches_each_server_in_its_own_field(
+    flavor: str, field: str | None, value: object
+) -> None:
+    async def go(client: OpenAIClient) -> None:
+        await client.complete("x", Sampling(json_schema=SCHEMA))
+        await client.chat([Message(role="user", content="x")], Sampling(json_schema=SCHEMA))
+        await client.aclose()
+
+    with FakeOpenAI() as server:
+        asyncio.run(go(_client(server.base_url, flavor=flavor)))
+    completion, chat = server.bodies
+    extra = {"json_schema", "structured_outputs", "response_format"} & set(completion)
+    assert extra == ({field} if field else set())
+    if field:
+        assert completion[field] == value
+    assert chat["response_format"]["type"] == "json_schema"
+    assert chat["response_format"]["json_schema"]["schema"] == SCHEMA
+
+
+def test_cost_follows_the_price_and_a_cost_budget_stops_requests() -> None:
+    async def one_by_one(client: OpenAIClient) -> list[object]:
+        out: list[object] = []
+        for i in range(6):
+            try:
+                out.append(await client.complete(f"prompt {i}", Sampling(max_tokens=10)))
+            except BudgetExhausted as exc:
+                out.append(exc)
+        await client.aclose()
+        return out
+
+    # Each answer costs 10 completion tokens and len(prompt) // 4 = 2 prompt tokens: 0.022.
+    price = Price(prompt=1000.0, completion=2000.0)
+    with FakeOpenAI() as server:
+        client = _client(server.base_url, price=price, max_cost=0.1)
+        results = asyncio.run(one_by_one(client))
+        assert server.requests == 3
+    # Worst case per request: (8 + 16) prompt + 10 completion tokens = 0.044. After 3 answers
+    # (0.066) a fourth could reach 0.11 > 0.1, so it is refused before it is sent.
+    assert [isinstance(r, BudgetExhausted) for r in results] == [False] * 3 + [True] * 3
+    assert client.cost == pytest.approx(3 * 0.022)
+    assert "cost budget of 0.1" in str(results[3])

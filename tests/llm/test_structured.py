@@ -1,0 +1,77 @@
+"""Structured output: schemas for strict servers, tolerant parsing, and asking for a model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from fakeserver import FakeOpenAI
+from pydantic import BaseModel
+
+from dataloop.errors import TeacherError
+from dataloop.llm import Message, OpenAIClient, ask_json, parse_json
+from dataloop.llm.structured import json_schema
+
+
+class Item(BaseModel):
+    question: str
+    answer: int
+
+
+class Batch(BaseModel):
+    items: list[Item]
+
+
+def test_schema_is_closed_for_strict_mode() -> None:
+    schema = json_schema(Batch)
+    assert schema["additionalProperties"] is False and schema["required"] == ["items"]
+    item = schema["$defs"]["Item"]  # type: ignore[index]
+    assert item["additionalProperties"] is False and item["required"] == ["question", "answer"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"question": "2+2", "answer": 4}',
+        'Sure! Here it is:\n```json\n{"question": "2+2", "answer": 4}\n```\nAnything else?',
+        '{"question": 1} then {"question": "2+2", "answer": 4} and {"question": "cut',
+    ],
+)
+def test_parse_json_finds_the_first_valid_value_among_junk(text: str) -> None:
+    assert parse_json(text, Item) == Item(question="2+2", answer=4)
+
+
+@pytest.mark.parametrize("text", ["", "no json here", '{"question": "2+2", "answer": "four"}'])
+def test_parse_json_gives_none_when_nothing_fits(text: str) -> None:
+    assert parse_json(text, Item) is None
+
+
+def test_ask_json_sends_the_schema_and_parses_a_wrapped_answer() -> None:
+    reply = 'The item: {"question": "3*3", "answer": 9} -- done'
+
+    async def go(client: OpenAIClient) -> Item:
+        try:
+            return await ask_json(client, [Message(role="user", content="one item")], Item)
+        finally:
+            await client.aclose()
+
+    with FakeOpenAI(reply=lambda prompt: reply) as server:
+        item = asyncio.run(go(OpenAIClient("fake", [server.base_url])))
+    assert item == Item(question="3*3", answer=9)
+    sent = server.bodies[0]["response_format"]["json_schema"]["schema"]
+    assert sent == json.loads(json.dumps(json_schema(Item)))
+
+
+def test_ask_json_reports_an_answer_that_does_not_fit() -> None:
+    async def go(client: OpenAIClient) -> Item:
+        try:
+            return await ask_json(client, [Message(role="user", content="one item")], Item)
+        finally:
+            await client.aclose()
+
+    with (
+        FakeOpenAI(reply=lambda prompt: "I cannot do that") as server,
+        pytest.raises(TeacherError, match="did not answer with a valid Item"),
+    ):
+        asyncio.run(go(OpenAIClient("fake", [server.base_url])))
