@@ -1,21 +1,53 @@
-"""Built-in policies on hand-made observations, and loading user policies."""
+"""Built-in rule policies on hand-made observations, and loading user policies."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from dataloop.errors import RegistryError
-from dataloop.policies import FunctionPolicy, Uniform, WeakestSkills, allocate, make_policy
-from dataloop.schema import GenerationRequest, Observation, Plan, SkillInfo
+from dataloop.policies import (
+    LLM2LLM,
+    BudgetRatio,
+    FunctionPolicy,
+    LLMPlanner,
+    Uniform,
+    WeakestSkills,
+    allocate,
+    as_policy,
+    make_policy,
+)
+from dataloop.schema import (
+    Budget,
+    Example,
+    Failure,
+    GenerationRequest,
+    Observation,
+    Plan,
+    SkillInfo,
+)
 
 
-def _obs(accuracy: dict[str, float]) -> Observation:
+def _obs(
+    accuracy: dict[str, float],
+    failures: list[Failure] | None = None,
+    budget: Budget | None = None,
+    seeds_per_skill: int = 10,
+) -> Observation:
     return Observation(
         iteration=0,
         skills=[SkillInfo(name=s, description=s) for s in accuracy],
         accuracy=accuracy,
         mean_accuracy=sum(accuracy.values()) / len(accuracy),
+        failures=failures or [],
+        seed_counts={s: seeds_per_skill for s in accuracy},
+        budget=budget or Budget(),
     )
+
+
+def _failure(skill: str, n: int) -> Failure:
+    return Failure(example=Example.make(skill, f"q{n}", "a"), prediction="wrong")
 
 
 def test_allocate_sums_to_total_and_follows_weights() -> None:
@@ -28,6 +60,7 @@ def test_allocate_sums_to_total_and_follows_weights() -> None:
 def test_uniform_gives_every_skill_the_same() -> None:
     plan = Uniform(examples_per_iteration=60).plan(_obs({"a": 0.9, "b": 0.1, "c": 0.5}))
     assert [r.count for r in plan.requests] == [20, 20, 20]
+    assert {r.strategy for r in plan.requests} == {"new-question"}
 
 
 def test_weakest_skills_allocates_by_error_with_floor() -> None:
@@ -41,14 +74,105 @@ def test_weakest_skills_allocates_by_error_with_floor() -> None:
     assert "weak 0%" in plan.rationale
 
 
+@pytest.mark.parametrize("total", [0, 1, 7, 59, 240, 1001])
+@pytest.mark.parametrize("floor", [0.0, 0.05, 0.5, 1.0])
+def test_weakest_skills_sums_to_budget_and_floors_hold(total: int, floor: float) -> None:
+    obs = _obs({"a": 1.0, "b": 0.97, "c": 0.3, "d": 0.0, "e": 1.0})
+    plan = WeakestSkills(examples_per_iteration=total, floor=floor).plan(obs)
+    counts = {s: 0 for s in obs.accuracy} | {r.skill: r.count for r in plan.requests}
+    assert sum(counts.values()) == total
+    floor_each = min(int(total * floor), total // 5)
+    assert all(c >= floor_each for c in counts.values())
+    assert counts["d"] >= counts["c"] >= counts["b"] >= counts["a"]
+
+
+def test_llm2llm_one_request_per_failure_with_its_id() -> None:
+    failures = [_failure("add", 1), _failure("add", 2), _failure("mul", 3)]
+    plan = LLM2LLM(examples_per_iteration=100).plan(_obs({"add": 0.5, "mul": 0.5}, failures))
+    assert [(r.skill, r.strategy, r.count) for r in plan.requests] == [
+        ("add", "llm2llm", 1),
+        ("mul", "llm2llm", 1),
+        ("add", "llm2llm", 1),
+    ]
+    assert sorted(r.seed_ids[0] for r in plan.requests) == sorted(f.example.id for f in failures)
+    assert all(len(r.seed_ids) == 1 for r in plan.requests)
+
+
+def test_llm2llm_is_capped_by_the_iteration_budget_across_skills() -> None:
+    failures = [_failure("add", i) for i in range(10)] + [_failure("mul", i) for i in range(2)]
+    obs = _obs({"add": 0.0, "mul": 0.8}, failures)
+    plan = LLM2LLM(examples_per_iteration=8, per_failure=2).plan(obs)
+    assert plan.total == 8 and len(plan.requests) == 4
+    assert [r.skill for r in plan.requests].count("mul") == 2  # round-robin keeps mul in
+    assert "4 of 12" in plan.rationale
+    assert LLM2LLM().plan(_obs({"add": 1.0})).requests == []
+
+
+@pytest.mark.parametrize(
+    ("queries_left", "expected"),
+    [
+        (0, "answer-augmentation"),
+        (17 * 20, "answer-augmentation"),  # BR 17 < 17.6
+        (18 * 20, "new-question"),  # BR 18 >= 17.6
+        (None, "new-question"),  # unlimited budget
+    ],
+)
+def test_budget_ratio_picks_strategy_by_queries_per_seed(
+    queries_left: int | None, expected: str
+) -> None:
+    # Two skills of 10 seeds: the seed set has 20 examples.
+    budget = Budget(max_queries=None if queries_left is None else queries_left + 5, queries=5)
+    obs = _obs({"a": 0.2, "b": 0.9}, budget=budget)
+    plan = BudgetRatio(examples_per_iteration=50).plan(obs)
+    assert {r.strategy for r in plan.requests} == {expected}
+    assert plan.total == 50
+    counts = {r.skill: r.count for r in plan.requests}
+    assert counts["a"] > counts["b"] >= 2  # weakest-skills allocation and its floor
+    assert expected in plan.rationale
+
+
+def test_budget_ratio_rephrase_band_between_thresholds() -> None:
+    policy = BudgetRatio(answer_augmentation_below=5, rephrase_below=20)
+    assert [policy.choose(r) for r in (4.9, 5, 19.9, 20, float("inf"))] == [
+        "answer-augmentation",
+        "question-rephrase",
+        "question-rephrase",
+        "new-question",
+        "new-question",
+    ]
+    with pytest.raises(RegistryError, match="answer_augmentation_below <= rephrase_below"):
+        make_policy("budget-ratio", answer_augmentation_below=30, rephrase_below=20)
+
+
+def test_function_policy_sync_and_async() -> None:
+    def sync_fn(obs: Observation) -> Plan:
+        return Plan(requests=[GenerationRequest(skill="a", count=1)])
+
+    async def async_fn(obs: Observation) -> Plan:
+        return Plan(requests=[GenerationRequest(skill="a", count=2)])
+
+    obs = _obs({"a": 0.0})
+    assert as_policy(sync_fn).plan(obs).total == 1
+    assert asyncio.run(as_policy(sync_fn).aplan(obs)).total == 1
+    assert asyncio.run(as_policy(async_fn).aplan(obs)).total == 2
+    with pytest.raises(TypeError, match="async"):
+        as_policy(async_fn).plan(obs)
+
+
 def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     assert isinstance(make_policy("uniform", examples_per_iteration=5), Uniform)
+    assert isinstance(make_policy("llm2llm"), LLM2LLM)
+    assert isinstance(make_policy("budget-ratio"), BudgetRatio)
     with pytest.raises(
-        RegistryError, match="unknown policy 'weakest'; known: uniform, weakest-skills"
+        RegistryError,
+        match="unknown policy 'weakest'; known: uniform, weakest-skills, llm2llm, budget-ratio, "
+        "llm-planner",
     ):
         make_policy("weakest")
     with pytest.raises(RegistryError, match="bad option"):
         make_policy("uniform", nonsense=1)
+    with pytest.raises(RegistryError, match="bad option: floor"):
+        make_policy("weakest-skills", floor=2)
     path = tmp_path / "mine.py"
     path.write_text(
         "from dataloop import Plan, GenerationRequest\n"
@@ -60,3 +184,25 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     assert policy.plan(_obs({"add": 0.0})) == Plan(
         requests=[GenerationRequest(skill="add", count=3)]
     )
+
+
+def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
+    client = object()
+    with pytest.raises(RegistryError, match="'llm-planner' needs the teacher's LLM client"):
+        make_policy("llm-planner")
+    planner = make_policy("llm-planner", client=client, teacher_kind="chat")  # type: ignore[arg-type]
+    assert isinstance(planner, LLMPlanner)
+    assert planner.client is client and planner.teacher_kind == "chat"
+    assert isinstance(make_policy("uniform", client=client), Uniform)  # type: ignore[arg-type]
+    path = tmp_path / "asks.py"
+    path.write_text(
+        "from dataloop import Policy, Plan\n"
+        "class Asks(Policy):\n"
+        "    def __init__(self, examples_per_iteration=1, client=None):\n"
+        "        super().__init__(examples_per_iteration)\n"
+        "        self.client = client\n"
+        "    def plan(self, obs):\n"
+        "        return Plan()\n"
+    )
+    assert make_policy(f"{path}:Asks", client=client).client is client  # type: ignore[arg-type,attr-defined]
+    assert make_policy(f"{path}:Asks").client is None  # type: ignore[attr-defined]

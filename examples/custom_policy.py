@@ -1,0 +1,55 @@
+"""Two custom teacher policies: a Policy subclass and a plain function ``obs -> Plan``.
+
+From the command line (or ``policy.name`` in a YAML config)::
+
+    dataloop run --policy examples/custom_policy.py:FocusOnFailures
+    dataloop run --policy examples/custom_policy.py:retry_failures
+    dataloop compare --policies weakest-skills,examples/custom_policy.py:FocusOnFailures
+
+``policy.examples_per_iteration`` and ``policy.options`` reach the class's ``__init__``; a
+plain function takes no options.
+
+From Python, with a teacher already serving on 127.0.0.1:8080 (``dataloop serve``)::
+
+    from pathlib import Path
+
+    from dataloop import Engine, Environment, Loop, load_task
+    from dataloop.config import StudentConfig
+    from dataloop.llm import OpenAIClient
+    from dataloop.students.hf import HFStudent
+
+    task = load_task("arithmetic")
+    env = Environment(task, HFStudent(StudentConfig()), checkpoints_dir=Path("runs/api/ckpt"))
+    engine = Engine(OpenAIClient("gemma", ["http://127.0.0.1:8080/v1"]), task)
+    history = Loop(env, FocusOnFailures(examples_per_iteration=120), engine).run()
+    # or: Loop(env, retry_failures, engine).run()
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dataloop import GenerationRequest, Observation, Plan, Policy
+from dataloop.policies import allocate
+
+
+class FocusOnFailures(Policy):
+    """Examples per skill in proportion to its failed seed examples (+1, so none gets nothing)."""
+
+    name = "focus-on-failures"
+
+    def plan(self, obs: Observation) -> Plan:
+        failed = Counter(f.example.skill for f in obs.failures)
+        weights = {s.name: failed[s.name] + 1.0 for s in obs.skills}
+        allocation = allocate(self.examples_per_iteration, weights)
+        return Plan(requests=self._requests(allocation), rationale=f"failures: {dict(failed)}")
+
+
+def retry_failures(obs: Observation) -> Plan:
+    """Per skill, 4 new examples per failed seed example, written from those failures."""
+    requests = []
+    for skill in obs.skills:
+        ids = [f.example.id for f in obs.failures if f.example.skill == skill.name]
+        if ids:
+            requests.append(GenerationRequest(skill=skill.name, count=4 * len(ids), seed_ids=ids))
+    return Plan(requests=requests, rationale="new examples modelled on failed seed examples")
