@@ -1,0 +1,228 @@
+"""Skill discovery: when a data set has no skill labels, the teacher proposes a few and labels it.
+
+As in DataEnvGym, an LLM reads a sample of questions and proposes a small taxonomy (a name and
+a sentence per skill), then assigns every example one of those skills. The result is a JSON file
+in the run directory; a user may edit it (rename, merge, relabel) and it is read back as-is on the
+next run. Environments take it through their ``skills_file`` option.
+
+File format (``skills.json``)::
+
+    {"schema_version": 1,
+     "skills": [{"name": "percentages", "description": "..."}, ...],
+     "labels": [{"question": "...", "skill": "percentages"}, ...]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError
+
+from dataloop.atomic import write_text
+from dataloop.engine.strategy import TeacherKind, Templates
+from dataloop.errors import DataloopError
+from dataloop.llm.base import LLMClient, Message, Sampling
+from dataloop.schema import SCHEMA_VERSION, Example, SkillInfo
+
+OTHER = SkillInfo(name="other", description="examples the labeller could not place in a skill")
+_SKILL_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*([A-Za-z][\w /&-]{0,40}?)\s*:\s*(\S.*)$")
+_SAMPLE_CHARS = 300  # long questions (code prompts) are cut: the gist is enough to group them
+
+
+class Label(BaseModel):
+    """The skill of one question."""
+
+    question: str
+    skill: str
+
+
+class SkillTaxonomy(BaseModel):
+    """Discovered (or user-edited) skills and the label of every question."""
+
+    schema_version: int = SCHEMA_VERSION
+    skills: list[SkillInfo]
+    labels: list[Label] = Field(default_factory=list)
+
+    def skill_of(self) -> dict[str, str]:
+        """Question -> skill name."""
+        return {label.question: label.skill for label in self.labels}
+
+
+def slug(name: str) -> str:
+    """A skill name as a lowercase-hyphenated identifier (``Unit Rates`` -> ``unit-rates``)."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def read_taxonomy(path: Path) -> SkillTaxonomy:
+    """Read and check a skills file: valid JSON, known skill in every label."""
+    try:
+        taxonomy = SkillTaxonomy.model_validate_json(path.read_text())
+    except OSError as exc:
+        raise DataloopError(f"cannot read skills file {path}: {exc.strerror or exc}") from None
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise DataloopError(f"skills file {path}: field '{where}': {err['msg']}") from None
+    names = [s.name for s in taxonomy.skills]
+    if not names:
+        raise DataloopError(f"skills file {path}: 'skills' is empty; list at least one skill")
+    for i, label in enumerate(taxonomy.labels):
+        if label.skill not in names:
+            raise DataloopError(
+                f"skills file {path}: labels[{i}] has skill '{label.skill}', which is not in "
+                f"'skills' ({', '.join(names)}); add it there or fix the label"
+            )
+    return taxonomy
+
+
+def apply_taxonomy(examples: list[Example], taxonomy: SkillTaxonomy, origin: Path) -> list[Example]:
+    """The examples relabelled with the taxonomy's skills (ids follow the new skill)."""
+    skill_of = taxonomy.skill_of()
+    out = []
+    for example in examples:
+        skill = skill_of.get(example.question)
+        if skill is None:
+            raise DataloopError(
+                f"skills file {origin} has no label for question {example.question[:60]!r}; "
+                "add it to 'labels' or delete the file to discover skills again"
+            )
+        relabelled = Example.make(skill, example.question, example.answer)
+        out.append(relabelled.model_copy(update={"provenance": example.provenance}))
+    return out
+
+
+def parse_skills(text: str, max_skills: int) -> list[SkillInfo]:
+    """Skills from ``name: description`` lines or a JSON ``{"skills": [...]}`` reply."""
+    found: list[SkillInfo] = []
+    try:
+        data = json.loads(text[text.index("{") : text.rindex("}") + 1])
+        items = data.get("skills", []) if isinstance(data, dict) else []
+        pairs = [(i.get("name"), i.get("description")) for i in items if isinstance(i, dict)]
+    except ValueError:
+        pairs = [(m[1], m[2]) for m in map(_SKILL_LINE.match, text.splitlines()) if m]
+    for name, description in pairs:
+        if not isinstance(name, str) or not isinstance(description, str):
+            continue
+        key = slug(name)
+        if key and key != OTHER.name and key not in {s.name for s in found}:
+            found.append(SkillInfo(name=key, description=description.strip()))
+    return found[:max_skills]
+
+
+def match_skill(text: str, skills: list[SkillInfo]) -> str | None:
+    """The skill a labelling reply names: its first line, compared as slugs."""
+    lines = text.strip().splitlines()
+    answer = slug(lines[0]) if lines else ""
+    for skill in skills:
+        if answer == skill.name or answer.startswith(skill.name + "-"):
+            return skill.name
+    for skill in skills:
+        if skill.name in answer:
+            return skill.name
+    return None
+
+
+class SkillDiscovery:
+    """Proposes a taxonomy from a sample of questions and labels questions with it."""
+
+    def __init__(
+        self,
+        client: LLMClient,
+        *,
+        templates: Templates | None = None,
+        kind: TeacherKind = "base",
+        max_skills: int = 6,
+        sample_size: int = 24,
+        attempts: int = 3,
+        seed: int = 0,
+    ) -> None:
+        self.client = client
+        self.templates = templates or Templates()
+        self.kind: TeacherKind = kind
+        self.max_skills = max_skills
+        self.sample_size = sample_size
+        self.attempts = attempts
+        self.seed = seed
+
+    async def _ask(self, prompt: str, sampling: Sampling) -> str:
+        if self.kind == "chat":
+            reply = await self.client.chat([Message(role="user", content=prompt)], sampling)
+        else:
+            reply = await self.client.complete(prompt, sampling)
+        return reply.texts[0] if reply.texts else ""
+
+    async def propose(self, questions: list[str]) -> list[SkillInfo]:
+        """A taxonomy of 2..max_skills skills from a sample of ``questions``."""
+        rng = random.Random(f"{self.seed}/skills")
+        for attempt in range(self.attempts):
+            sample = rng.sample(questions, min(self.sample_size, len(questions)))
+            prompt = self.templates.render(
+                f"skill_discovery/propose_{self.kind}.j2",
+                questions=[_cut(q) for q in sample],
+                max_skills=self.max_skills,
+            )
+            # A base prompt ends inside the first "- name:" item; glue it back for parsing.
+            prefix = prompt[prompt.rfind("\n") + 1 :] if self.kind == "base" else ""
+            sampling = Sampling(temperature=0.7, max_tokens=256, seed=self.seed + attempt)
+            skills = parse_skills(prefix + await self._ask(prompt, sampling), self.max_skills)
+            if len(skills) >= 2:
+                return skills
+        raise DataloopError(
+            f"skill discovery: the teacher proposed fewer than 2 usable skills in {self.attempts} "
+            "tries; write the skills file yourself or use a stronger teacher"
+        )
+
+    async def label(self, questions: list[str], skills: list[SkillInfo]) -> list[Label]:
+        """One skill per question; a reply naming no known skill gives ``other``."""
+        sampling = Sampling(temperature=0.0, max_tokens=12, stop=("\n",), seed=self.seed)
+
+        async def one(question: str) -> Label:
+            prompt = self.templates.render(
+                f"skill_discovery/label_{self.kind}.j2", skills=skills, question=_cut(question)
+            )
+            name = match_skill(await self._ask(prompt, sampling), skills)
+            return Label(question=question, skill=name or OTHER.name)
+
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+def _cut(question: str) -> str:
+    flat = " ".join(question.split())
+    return flat if len(flat) <= _SAMPLE_CHARS else flat[: _SAMPLE_CHARS - 3] + "..."
+
+
+async def discover_skills(
+    client: LLMClient,
+    examples: list[Example],
+    path: Path,
+    *,
+    discovery: SkillDiscovery | None = None,
+) -> SkillTaxonomy:
+    """The skills file at ``path``, created or completed with the teacher.
+
+    If ``path`` exists it is read back (the user may have edited it) and only questions it
+    does not label yet are sent to the teacher; otherwise a taxonomy is proposed from a sample
+    first. The file is written atomically after labelling.
+    """
+    discovery = discovery or SkillDiscovery(client)
+    questions = list(dict.fromkeys(e.question for e in examples))
+    if not questions:
+        raise DataloopError("skill discovery: no examples to label")
+    if path.exists():
+        taxonomy = read_taxonomy(path)
+    else:
+        taxonomy = SkillTaxonomy(skills=await discovery.propose(questions))
+    labelled = taxonomy.skill_of()
+    missing = [q for q in questions if q not in labelled]
+    if missing or not path.exists():
+        taxonomy.labels.extend(await discovery.label(missing, taxonomy.skills))
+        used = Counter(label.skill for label in taxonomy.labels)
+        if used[OTHER.name] and OTHER.name not in {s.name for s in taxonomy.skills}:
+            taxonomy.skills.append(OTHER)
+        write_text(path, taxonomy.model_dump_json(indent=2))
+    return taxonomy

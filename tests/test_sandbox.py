@@ -1,0 +1,110 @@
+"""The sandbox stops runaway, hostile and careless programs, and reports them as failures."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from dataloop.sandbox import SandboxLimits, run_many, run_python
+
+LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=3, memory_mb=256)
+
+
+def test_a_plain_program_passes_and_a_failing_assert_fails() -> None:
+    ok = run_python("import collections, math, json\nprint(math.factorial(5))", LIMITS)
+    assert ok.passed and ok.stdout.strip() == "120"
+    bad = run_python("assert 1 == 2", LIMITS)
+    assert bad.status == "failed" and "AssertionError" in bad.stderr
+
+
+def test_infinite_loop_is_stopped() -> None:
+    result = run_python("while True:\n    pass\n", LIMITS)
+    assert result.status in {"killed", "timeout"} and result.seconds < 10
+
+
+def test_sleeping_program_hits_the_wall_clock() -> None:
+    result = run_python("import time\ntime.sleep(60)", SandboxLimits(wall_seconds=1))
+    assert result.status == "timeout" and result.seconds < 5
+
+
+def test_fork_bomb_is_stopped() -> None:
+    source = "import os\nwhile True:\n    os.fork()\n"
+    result = run_python(source, LIMITS)
+    assert result.status == "failed" and "not allowed" in result.stderr
+    spawn = run_python("import subprocess\nsubprocess.run(['sh', '-c', 'echo hi'])", LIMITS)
+    assert spawn.status == "failed" and "hi" not in spawn.stdout
+
+
+def test_memory_hog_is_stopped() -> None:
+    result = run_python("chunks = []\nwhile True:\n    chunks.append(' ' * 10**7)\n", LIMITS)
+    assert result.status in {"failed", "killed"} and "MemoryError" in result.stderr
+
+
+def test_socket_is_refused_even_to_localhost() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    server.settimeout(5)
+    thread = threading.Thread(target=lambda: accepted.append(_accept(server)), daemon=True)
+    thread.start()
+    source = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
+    result = run_python(source, LIMITS)
+    thread.join(6)
+    server.close()
+    assert result.status == "failed" and accepted == [None]
+
+
+def _accept(server: socket.socket) -> object:
+    try:
+        return server.accept()
+    except OSError:
+        return None
+
+
+def test_writing_or_reading_outside_the_working_dir_is_refused(tmp_path) -> None:
+    target = tmp_path / "escaped.txt"
+    secret = tmp_path / "run" / "config.yaml"
+    secret.parent.mkdir()
+    secret.write_text("api_key: x")
+    source = textwrap.dedent(f"""
+        with open("inside.txt", "w") as f:
+            f.write("fine")
+        try:
+            open({str(secret)!r}).read()
+        except PermissionError:
+            print("read refused")
+        open({str(target)!r}, "w").write("escaped")
+    """)
+    result = run_python(source, LIMITS)
+    assert result.status == "failed" and "read refused" in result.stdout
+    assert not target.exists()
+
+
+def test_each_run_gets_a_fresh_directory_that_is_removed() -> None:
+    first = run_python("import os\nprint(os.getcwd())\nopen('left.txt', 'w').write('x')", LIMITS)
+    second = run_python("import os\nprint(os.listdir('.'))", LIMITS)
+    assert first.passed and second.passed
+    assert not Path(first.stdout.strip()).exists() and "left.txt" not in second.stdout
+
+
+def test_hostile_programs_do_not_stop_the_others() -> None:
+    results = run_many(["while True: pass", "print('still here')", "import os; os.fork()"], LIMITS)
+    assert [r.passed for r in results] == [False, True, False]
+    assert results[1].stdout.strip() == "still here"
+
+
+def test_report_says_what_is_enforced() -> None:
+    result = run_python("pass", LIMITS, report=True)
+    assert result.passed and '"network"' in result.stderr
+
+
+@pytest.mark.parametrize("limit", [{"memory_mb": 1}, {"cpu_seconds": 0}])
+def test_limits_are_validated(limit) -> None:
+    with pytest.raises(ValueError):
+        SandboxLimits(**limit)
