@@ -13,6 +13,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from dataloop.compare import compare_command
 from dataloop.errors import DataloopError
 
 app = typer.Typer(
@@ -62,11 +63,12 @@ def run(
         typer.Option("--set", help="Override any config field: --set student.batch_size=32"),
     ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
 ) -> None:
     """Run the closed loop: reset, then plan -> generate -> train -> evaluate per iteration."""
-    from dataloop.assemble import open_loop, run_dir_for
-    from dataloop.config import load_config, validate_config
-    from dataloop.display import Display
+    from dataloop.assemble import run_dir_for
+    from dataloop.config import apply_overrides, load_config, validate_config
+    from dataloop.runs import RunError
 
     flags = {
         "env.name": env,
@@ -82,13 +84,28 @@ def run(
         if config is not None:
             cfg = load_config(config, overrides)
         else:
-            from dataloop.config import apply_overrides
-
             cfg = validate_config(apply_overrides({}, overrides), origin="--set")
-        display = Display(err_console, quiet=quiet)
         run_dir = run_dir_for(cfg)
-        started = time.monotonic()
-        with open_loop(cfg, display, run_dir) as loop:
+        if run_dir.exists("state.json"):
+            raise RunError(
+                f"run {run_dir.path} already exists; continue it with "
+                f"'dataloop resume {run_dir.path}' or choose another --name"
+            )
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    _run_loop(cfg, run_dir, quiet, verbose)
+
+
+def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
+    from dataloop.assemble import open_loop
+    from dataloop.display import Display
+    from dataloop.logs import verbose_terminal
+
+    if verbose:
+        verbose_terminal()
+    started = time.monotonic()
+    try:
+        with open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop:
             history = loop.run()
     except DataloopError as exc:
         raise _fail(exc) from None
@@ -101,14 +118,133 @@ def run(
 
 
 @app.command()
+def resume(
+    run_path: Annotated[Path, typer.Argument(help="The run folder, e.g. runs/arithmetic-...")],
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
+) -> None:
+    """Continue an interrupted run from its last completed phase."""
+    from dataloop.config import load_config
+    from dataloop.runs import RunDir, RunError
+
+    try:
+        if not (run_path / "config.yaml").is_file():
+            raise RunError(f"{run_path / 'config.yaml'} is missing: {run_path} is not a run folder")
+        cfg = load_config(run_path / "config.yaml")
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    _run_loop(cfg, RunDir(run_path), quiet, verbose)
+
+
+@app.command()
+def report(
+    run_path: Annotated[Path, typer.Argument(help="The run folder.")],
+) -> None:
+    """Learning curves (PNG), provenance and budget tables, and one HTML page for a run."""
+    from dataloop.report import build_report
+    from dataloop.runs import RunDir
+
+    try:
+        page = build_report(RunDir(run_path), console)
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    console.print(f"report: {page}")
+
+
+@app.command()
+def export(
+    run_path: Annotated[Path, typer.Argument(help="The run folder.")],
+    out: Annotated[Path, typer.Option(help="Output file (jsonl, parquet) or folder (hf).")],
+    format_: Annotated[
+        str, typer.Option("--format", help="hf (datasets.load_from_disk), jsonl or parquet.")
+    ] = "hf",
+) -> None:
+    """Export the run's final training set (seed + accepted) with provenance columns."""
+    from dataloop.config import load_config
+    from dataloop.environments import load_task
+    from dataloop.export import export_examples
+    from dataloop.runs import RunDir
+
+    run_dir = RunDir(run_path)
+    try:
+        if format_ not in ("hf", "jsonl", "parquet"):
+            raise DataloopError(f"--format '{format_}': choose hf, jsonl or parquet")
+        cfg = load_config(run_path / "config.yaml")
+        run_dir.read_state()
+        task = load_task(cfg.env.name, seed=cfg.seed, options=cfg.env.options)
+        examples = task.split("train")
+        for k in run_dir.iterations_done():
+            examples += run_dir.accepted(k)
+        export_examples(examples, out, format_)  # type: ignore[arg-type]
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    console.print(f"exported {len(examples)} examples to {out} ({format_})")
+
+
+@app.command()
 def envs(
     verbose: Annotated[
         bool, typer.Option(help="Load each environment to show its skills.")
     ] = False,
+    check: Annotated[
+        str | None,
+        typer.Option(help="Validate one environment (name or path/to/env.py[:Class]) and exit."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="With --check: an env option, e.g. --set data_files=x.jsonl"),
+    ] = None,
+    sample: Annotated[int, typer.Option(help="With --check: examples tried per split.")] = 5,
 ) -> None:
-    """List the task environments dataloop can find (built-in and entry points)."""
+    """List the task environments dataloop can find, or check one with --check."""
     from dataloop.environments import available, load_task
 
+    if check is not None:
+        # Every problem is collected and printed, so a user fixes them in one pass.
+        problems: list[str] = []
+        try:
+            task = load_task(check, options=_parse_sets(set_ or []))
+            skills = [s.name for s in task.skills()]
+        except DataloopError as exc:
+            raise _fail(exc) from None
+        except Exception as exc:
+            message = f"loading '{check}' failed: {type(exc).__name__}: {exc}"
+            raise _fail(DataloopError(message)) from None
+        if not skills or len(set(skills)) != len(skills):
+            problems.append(f"skills(): expected distinct skill names, got {skills}")
+        for split in ("train", "validation", "test"):
+            try:
+                examples = task.split(split)  # type: ignore[arg-type]
+            except Exception as exc:
+                problems.append(f"split('{split}') raised {type(exc).__name__}: {exc}")
+                continue
+            if not examples:
+                problems.append(f"split('{split}') is empty")
+            stray = sorted({e.skill for e in examples} - set(skills))
+            if stray:
+                problems.append(f"split('{split}') has skills not in skills(): {stray}")
+            for e in examples[:sample]:
+                try:
+                    if not task.prompt(e.question).strip():
+                        problems.append(f"prompt() of {e.id} ({split}) is empty")
+                    if not task.score(e, task.target(e)):
+                        problems.append(
+                            f"score({e.id}, target({e.id})) is False ({split}): the reference "
+                            "answer must score as correct; check extract() and score()"
+                        )
+                    if task.score(e, ""):
+                        problems.append(f"score({e.id}, '') is True ({split}): empty output wins")
+                    if split == "train" and task.verify(e) is None:
+                        problems.append(f"verify() rejects the seed example {e.id}")
+                except Exception as exc:
+                    problems.append(f"{e.id} ({split}): {type(exc).__name__}: {exc}")
+        counts = {s: len(task.split(s)) for s in ("train", "validation", "test")}  # type: ignore[arg-type]
+        for problem in problems:
+            err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        if problems:
+            raise typer.Exit(code=1)
+        console.print(f"ok: {check}: {len(skills)} skills ({', '.join(skills)}), splits {counts}")
+        return
     table = Table("name", "source", *(["skills"] if verbose else []))
     try:
         for env_name, origin in available().items():
@@ -123,26 +259,78 @@ def envs(
 
 @app.command()
 def serve(
+    backend: Annotated[
+        str, typer.Option(help="llama-server (a GGUF on the CPU) or vllm (vllm serve, GPU).")
+    ] = "llama-server",
     model: Annotated[
-        Path | None, typer.Option(help="GGUF file; default: the packaged Gemma 3 270M.")
+        str | None,
+        typer.Option(help="GGUF file (default: the packaged Gemma 3 270M), or vLLM model id/dir."),
     ] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
-    parallel: Annotated[int, typer.Option(help="Parallel slots (-np).")] = 8,
-    log: Annotated[Path, typer.Option(help="Server log file.")] = Path("llama-server.log"),
+    parallel: Annotated[int, typer.Option(help="llama-server: parallel slots (-np).")] = 8,
+    threads: Annotated[int, typer.Option(help="llama-server: CPU threads (-t).")] = 2,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(help="llama-server: built-in template name or .jinja file."),
+    ] = None,
+    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs per model.")] = 1,
+    max_model_len: Annotated[int | None, typer.Option(help="vllm: context length.")] = None,
+    lora_module: Annotated[
+        list[str] | None,
+        typer.Option(help="vllm: serve a LoRA adapter, name=path (repeatable)."),
+    ] = None,
+    max_lora_rank: Annotated[int | None, typer.Option(help="vllm: largest LoRA rank.")] = None,
+    log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
 ) -> None:
-    """Serve a GGUF model with llama-server on 127.0.0.1 until Ctrl-C."""
-    from dataloop.llm.server import default_gguf, llama_server
+    """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve."""
+    from dataloop.llm.server import default_gguf, llama_server, vllm_server
 
     try:
-        server = llama_server(model or default_gguf(), log, parallel=parallel, port=port)
+        log = log or Path(f"{backend}.log")
+        if backend == "llama-server":
+            gguf = Path(model) if model else default_gguf()
+            server = llama_server(
+                gguf,
+                log,
+                parallel=parallel,
+                threads=threads,
+                port=port,
+                chat_template=chat_template,
+            )
+        elif backend == "vllm":
+            if not model:
+                raise DataloopError("--model: vllm needs a model id or directory")
+            modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
+            if any(not name or not path for name, path in modules.items()):
+                raise DataloopError("--lora-module: expected name=path")
+            server = vllm_server(
+                model,
+                log,
+                tensor_parallel_size=tensor_parallel_size,
+                max_model_len=max_model_len,
+                lora_modules=modules,
+                max_lora_rank=max_lora_rank,
+                port=port,
+            )
+        else:
+            raise DataloopError(
+                f"--backend: unknown backend '{backend}'; known: llama-server, vllm"
+            )
         with server:
             console.print(f"serving {server.base_url} (log: {log}); Ctrl-C to stop")
             while server.process is not None and server.process.poll() is None:
                 time.sleep(1)
+            raise DataloopError(
+                f"server exited with code {server.process.returncode if server.process else '?'}; "
+                f"see {log}"
+            )
     except DataloopError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+app.command("compare")(compare_command)
 
 
 def main() -> None:
