@@ -1,13 +1,19 @@
 """A Hugging Face transformers student trained with TRL's SFTTrainer (full or PEFT LoRA).
 
-Loss is on the completion only (TRL's prompt/completion datasets); evaluation is batched greedy
-``generate`` with left padding. The same code trains the embedded tiny Llama and a real
-pretrained model.
+Loss is on the completion only (TRL's prompt/completion datasets, plain or conversational).
+Evaluation is batched ``generate`` on the training model, or a vLLM engine that serves each
+iteration's checkpoint (:mod:`dataloop.students.vllm_engine`). The same code trains the
+embedded tiny Llama and a real pretrained model.
+
+``train_from: previous`` keeps training the same model (for LoRA: the same adapter, weights
+and all); ``train_from: base`` starts every round from the base weights (for LoRA: the adapter
+is removed and a fresh one, B = 0, is trained).
 """
 
 from __future__ import annotations
 
-import logging
+import gc
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,77 +21,73 @@ import datasets
 import torch
 import transformers
 from datasets import Dataset
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    PreTrainedModel,
-    PrinterCallback,
-    TrainerCallback,
-)
+from transformers import PrinterCallback, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from dataloop.config import StudentConfig
 from dataloop.students.base import TrainRecord
-from dataloop.students.tiny import build_model, build_tokenizer
-
-log = logging.getLogger(__name__)
-
-
-def _dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return getattr(torch, name)
+from dataloop.students.loading import (
+    chat_prompt,
+    encode_prompts,
+    load_checkpoint,
+    load_model,
+    load_tokenizer,
+    resolve_dtype,
+)
+from dataloop.students.train import TrainJob, launch
+from dataloop.students.vllm_engine import Served, VLLMEngine, make_engine
 
 
 class HFStudent:
-    """A causal LM on transformers; ``train`` continues from the last checkpoint by default."""
+    """A causal LM on transformers, trained by TRL, evaluated by transformers or vLLM."""
 
     def __init__(
         self,
         config: StudentConfig,
         seed: int = 0,
         callbacks: list[TrainerCallback] | None = None,
+        engine: VLLMEngine | None = None,
+        engine_log: Path | None = None,
     ) -> None:
+        """Load the base model now (the slow part); a vLLM engine starts on first use.
+
+        ``engine`` replaces the engine ``config.eval_backend: vllm`` would make; ``engine_log``
+        is where ``vllm serve`` writes its log (default: the temp folder).
+        """
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
         transformers.utils.logging.set_verbosity_error()
         self.config = config
         self.seed = seed
         self.callbacks = callbacks or []
+        # Before the slow model load, so a config vLLM cannot serve fails at once.
+        if engine is None and config.eval_backend == "vllm":
+            log_path = engine_log or Path(tempfile.gettempdir()) / "dataloop-student-vllm.log"
+            engine = make_engine(config, log_path, seed=seed)
+        self.engine = engine
         # Any: transformers' tokenizer and model unions are wider than what is used here.
-        self.tokenizer: Any
-        self.model: Any
-        self.tokenizer, self.model = self._load_base()
+        self.tokenizer: Any = load_tokenizer(config)
+        self.model: Any = load_model(config, self.tokenizer, seed=seed)
         self.checkpoint: Path | None = None
-
-    def _load_base(self) -> tuple[Any, PreTrainedModel]:
-        tokenizer: Any
-        if self.config.model == "tiny":
-            tokenizer = build_tokenizer()
-            return tokenizer, build_model(tokenizer, seed=self.seed)
-        kwargs: dict[str, Any] = {"dtype": _dtype(self.config.dtype)}
-        if self.config.gguf_file:
-            kwargs["gguf_file"] = self.config.gguf_file
-        tokenizer = AutoTokenizer.from_pretrained(
-            self.config.model, gguf_file=self.config.gguf_file, padding_side="left"
-        )
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.config.model, **kwargs)
-        return tokenizer, model
+        self._engine_ready = False
 
     def _sft_config(self, output_dir: Path) -> SFTConfig:
         c = self.config
+        steps = -1 if c.epochs else c.steps_per_iteration
         return SFTConfig(
             output_dir=str(output_dir),
-            max_steps=c.steps_per_iteration,
+            max_steps=steps,
+            num_train_epochs=c.epochs or 1.0,
             per_device_train_batch_size=c.batch_size,
+            gradient_accumulation_steps=c.gradient_accumulation_steps,
             learning_rate=c.learning_rate,
-            lr_scheduler_type="constant_with_warmup",
-            warmup_steps=min(20, c.steps_per_iteration // 10),
+            lr_scheduler_type=c.lr_scheduler,
+            # A float below 1 is a share of the round's steps.
+            warmup_steps=c.warmup_ratio,
             max_length=c.max_length,
             completion_only_loss=True,
-            bf16=_dtype(c.dtype) == torch.bfloat16,
+            activation_checkpointing=c.gradient_checkpointing,
+            bf16=resolve_dtype(c.dtype) == torch.bfloat16,
             save_strategy="no",
             report_to="none",
             logging_steps=max(1, c.steps_per_iteration // 10),
@@ -97,8 +99,6 @@ class HFStudent:
         )
 
     def _peft_config(self) -> Any:
-        if self.config.method != "lora":
-            return None
         from peft import LoraConfig
 
         lora = self.config.lora
@@ -110,53 +110,144 @@ class HFStudent:
             task_type="CAUSAL_LM",
         )
 
+    def _dataset(self, records: list[TrainRecord]) -> Dataset:
+        if self.config.prompt_format == "chat":
+            rows = [
+                {
+                    "prompt": chat_prompt(r.prompt),
+                    "completion": [{"role": "assistant", "content": r.completion}],
+                }
+                for r in records
+            ]
+            return Dataset.from_list(rows)
+        return Dataset.from_list([r.model_dump() for r in records])
+
+    def _start_point(self) -> None:
+        """Before a round: the model to train, per ``train_from``."""
+        if self.config.train_from == "previous" or self.checkpoint is None:
+            return
+        if _is_peft(self.model):
+            # LoRA leaves the base weights untouched: removing the adapter restores the base.
+            self.model = self.model.unload()
+        else:
+            self.model = load_model(self.config, self.tokenizer, seed=self.seed)
+
     def train(self, records: list[TrainRecord], output_dir: Path) -> Path:
-        """Train for ``steps_per_iteration`` steps on ``records``; save to ``output_dir``."""
+        """Train one round on ``records``; save the model or adapter to ``output_dir``."""
         if not records:
             raise ValueError("cannot train on an empty training set")
-        if self.config.train_from == "base" and self.checkpoint is not None:
-            self.tokenizer, self.model = self._load_base()
-        dataset = Dataset.from_list([r.model_dump() for r in records])
+        if self.engine is not None:
+            self.engine.sleep()
+            self._engine_ready = False
+        if self.config.launcher:
+            self._train_launched(records, output_dir)
+        else:
+            self._train_here(records, output_dir)
+        self.checkpoint = output_dir
+        if self.engine is not None:
+            # The engine serves from the saved checkpoint: hand it the GPU.
+            self.model.to("cpu")
+            _free_accelerator()
+            self._serve()
+        return output_dir
+
+    def _train_launched(self, records: list[TrainRecord], output_dir: Path) -> None:
+        previous = self.config.train_from == "previous" and self.checkpoint is not None
+        launch(
+            TrainJob(
+                config=self.config,
+                seed=self.seed,
+                records=records,
+                output_dir=output_dir,
+                start_from=self.checkpoint if previous else None,
+            )
+        )
+        # This process keeps a copy for transformers evaluation and the next round's start.
+        self.model = load_checkpoint(self.config, output_dir, seed=self.seed, trainable=True)
+
+    def _train_here(self, records: list[TrainRecord], output_dir: Path) -> None:
+        self._start_point()
+        new_adapter = self.config.method == "lora" and not _is_peft(self.model)
         trainer = SFTTrainer(
             model=self.model,
             args=self._sft_config(output_dir),
-            train_dataset=dataset,
+            train_dataset=self._dataset(records),
             processing_class=self.tokenizer,
-            peft_config=self._peft_config() if not _is_peft(self.model) else None,
+            # An existing PeftModel is trained as it is: the same adapter continues.
+            peft_config=self._peft_config() if new_adapter else None,
             callbacks=self.callbacks,
         )
         # dataloop shows its own progress; the trainer's printed log dicts would bury it.
         trainer.remove_callback(PrinterCallback)
         trainer.train()
         self.model = trainer.model
-        output_dir.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(output_dir)
-        self.tokenizer.save_pretrained(output_dir)
-        self.checkpoint = output_dir
-        return output_dir
+        # save_model writes from the main rank only and gathers FSDP/DeepSpeed shards; for a
+        # PeftModel it writes the adapter. The tokenizer (and chat template) goes along.
+        trainer.save_model(str(output_dir))
+        del trainer
+
+    def load(self, checkpoint: Path) -> None:
+        """Continue from a checkpoint ``train`` saved (a run being resumed)."""
+        self.model = load_checkpoint(self.config, checkpoint, seed=self.seed, trainable=True)
+        self.checkpoint = checkpoint
+        self._engine_ready = False
+
+    def _serve(self) -> None:
+        assert self.engine is not None
+        if self.checkpoint is None:
+            self.engine.serve(Served(path=self.config.model))
+        else:
+            adapter = (self.checkpoint / "adapter_config.json").is_file()
+            self.engine.serve(Served(path=str(self.checkpoint), adapter=adapter))
+        self._engine_ready = True
+
+    def predict(self, prompts: list[str]) -> list[str]:
+        """Completions with the configured sampling (greedy by default), in order."""
+        prompt_ids = encode_prompts(self.tokenizer, prompts, self.config.prompt_format)
+        if self.engine is not None:
+            if not self._engine_ready:
+                self._serve()
+            return self.engine.generate(prompt_ids)
+        return self._generate(prompt_ids)
 
     @torch.inference_mode()
-    def predict(self, prompts: list[str]) -> list[str]:
-        """Greedy completions, ``eval_batch_size`` prompts per ``generate`` call."""
+    def _generate(self, prompt_ids: list[list[int]]) -> list[str]:
+        c = self.config
+        if torch.cuda.is_available() and self.model.device.type == "cpu":
+            self.model.to("cuda")
         self.model.eval()
-        device = next(self.model.parameters()).device
+        sampling: dict[str, Any] = {"do_sample": c.eval_temperature > 0}
+        if c.eval_temperature > 0:
+            sampling.update(temperature=c.eval_temperature, top_p=c.eval_top_p)
+            torch.manual_seed(self.seed)
         outputs: list[str] = []
-        for start in range(0, len(prompts), self.config.eval_batch_size):
-            batch = prompts[start : start + self.config.eval_batch_size]
-            enc = self.tokenizer(
-                batch, return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
+        for start in range(0, len(prompt_ids), c.eval_batch_size):
+            batch = prompt_ids[start : start + c.eval_batch_size]
+            enc = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(
+                self.model.device
+            )
             generated = self.model.generate(
                 **enc,
-                max_new_tokens=self.config.max_new_tokens,
-                do_sample=False,
+                max_new_tokens=c.max_new_tokens,
                 pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
+                **sampling,
             )
             new_tokens = generated[:, enc["input_ids"].shape[1] :]
             outputs.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return outputs
 
+    def close(self) -> None:
+        """Stop the evaluation engine, if any."""
+        if self.engine is not None:
+            self.engine.close()
+            self._engine_ready = False
 
-def _is_peft(model: PreTrainedModel) -> bool:
+
+def _is_peft(model: Any) -> bool:
     return hasattr(model, "peft_config")
+
+
+def _free_accelerator() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,141 @@
+"""Loading a student's base model and tokenizer, and turning prompts into token ids.
+
+Models come from ``tiny`` (built here), a local directory, a hub id, or a GGUF file read by
+transformers. A local directory is read with ``local_files_only`` so nothing is fetched; with
+``HF_HUB_OFFLINE=1`` hub ids resolve from the local cache only.
+
+Prompt token ids are made exactly as TRL's ``SFTTrainer`` makes them for training (plain text
+with the tokenizer's special tokens, or the chat template with a generation prompt), so every
+evaluation backend sees the context the model was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+from dataloop.config import StudentConfig
+from dataloop.errors import ConfigError
+from dataloop.students.tiny import build_model, build_tokenizer
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """``auto`` is bf16 where a GPU is visible and fp32 on a CPU; other names are torch dtypes."""
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    dtype = getattr(torch, name)
+    assert isinstance(dtype, torch.dtype)
+    return dtype
+
+
+def _dequantized(model: PreTrainedModel) -> PreTrainedModel:
+    # transformers dequantizes GGUF tensors on load but keeps the quantizer attached, and
+    # save_pretrained then refuses to write the (already plain) weights. Detach it.
+    model.hf_quantizer = None  # type: ignore[assignment]
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.is_quantized = False  # type: ignore[assignment]
+    return model
+
+
+def load_tokenizer(config: StudentConfig) -> Any:
+    """The student's tokenizer, left-padded, with a pad token and the configured chat template."""
+    if config.model == "tiny":
+        tokenizer: Any = build_tokenizer()
+    else:
+        local = Path(config.model).is_dir()
+        tokenizer = AutoTokenizer.from_pretrained(
+            config.model,
+            gguf_file=config.gguf_file,
+            padding_side="left",
+            local_files_only=local,
+        )
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if config.chat_template is not None:
+        try:
+            tokenizer.chat_template = config.chat_template.read_text()
+        except OSError as exc:
+            raise ConfigError(
+                f"config field 'student.chat_template': cannot read {config.chat_template}: "
+                f"{exc.strerror}"
+            ) from None
+    if config.prompt_format == "chat" and not tokenizer.chat_template:
+        raise ConfigError(
+            f"config field 'student.prompt_format': 'chat' needs a chat template and the "
+            f"tokenizer of {config.model} has none; set student.chat_template to a .jinja file "
+            "or use prompt_format: plain"
+        )
+    return tokenizer
+
+
+def load_model(config: StudentConfig, tokenizer: Any, seed: int = 0) -> PreTrainedModel:
+    """The base model in the configured dtype (GGUF weights dequantized and detached)."""
+    if config.model == "tiny":
+        return build_model(tokenizer, seed=seed)
+    model = AutoModelForCausalLM.from_pretrained(
+        config.model,
+        gguf_file=config.gguf_file,
+        dtype=resolve_dtype(config.dtype),
+        local_files_only=Path(config.model).is_dir(),
+    )
+    return _dequantized(model) if config.gguf_file else model
+
+
+def convert_gguf(model_dir: Path, gguf_file: str, output_dir: Path) -> Path:
+    """Write a GGUF model as a plain transformers checkpoint (safetensors + tokenizer).
+
+    Loading a GGUF through transformers dequantizes every tensor (~60 s for Gemma 3 270M);
+    the converted folder loads in under a second and is what vLLM needs as a LoRA base.
+    """
+    transformers.utils.logging.disable_progress_bar()
+    config = StudentConfig(model=str(model_dir), gguf_file=gguf_file, dtype="float32")
+    tokenizer = load_tokenizer(config)
+    model = load_model(config, tokenizer)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    return output_dir
+
+
+def load_checkpoint(
+    config: StudentConfig, checkpoint: Path, seed: int = 0, trainable: bool = False
+) -> PreTrainedModel:
+    """A model saved by :meth:`HFStudent.train`: a LoRA adapter on the base, or a full model.
+
+    ``trainable`` keeps the adapter's weights trainable, so training continues the same adapter.
+    """
+    if (checkpoint / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        base = load_model(config, load_tokenizer(config), seed=seed)
+        return PeftModel.from_pretrained(  # type: ignore[return-value]
+            base, checkpoint, is_trainable=trainable
+        )
+    return AutoModelForCausalLM.from_pretrained(
+        checkpoint, dtype=resolve_dtype(config.dtype), local_files_only=True
+    )
+
+
+def chat_prompt(prompt: str) -> list[dict[str, str]]:
+    """A task prompt as the one user turn of a conversation."""
+    return [{"role": "user", "content": prompt}]
+
+
+def encode_prompts(tokenizer: Any, prompts: list[str], prompt_format: str) -> list[list[int]]:
+    """Token ids of each prompt, as TRL's SFTTrainer builds the prompt part of a training row."""
+    if prompt_format == "chat":
+        return [
+            list(
+                tokenizer.apply_chat_template(
+                    chat_prompt(p), add_generation_prompt=True, tokenize=True, return_dict=True
+                )["input_ids"]
+            )
+            for p in prompts
+        ]
+    return [list(ids) for ids in tokenizer(prompts)["input_ids"]]

@@ -1,0 +1,324 @@
+"""vLLM as the student's evaluation engine: one engine for the whole run, adapters hot-swapped.
+
+Two engines with one contract (:class:`VLLMEngine`):
+
+- :class:`VLLMServer` runs ``vllm serve BASE --enable-lora`` (through
+  :func:`dataloop.llm.server.vllm_server`) and loads each iteration's adapter by name with
+  ``POST /v1/load_lora_adapter``; evaluation is ``/v1/completions`` on token ids.
+- :class:`VLLMOffline` holds a ``vllm.LLM(enable_lora=True)`` in this process and passes a
+  ``LoRARequest`` per iteration.
+
+While the student trains, the engine sleeps (level 1: weights copied to CPU RAM, KV cache
+dropped) so the trainer has the GPU to itself. A full fine-tune changes the weights, so the
+engine is stopped instead and started again on the new checkpoint. ``vllm`` is imported only
+when an engine starts: nothing here needs it installed to import or to type-check.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from dataloop.config import StudentConfig
+from dataloop.errors import ConfigError, DataloopError
+from dataloop.llm.server import ManagedServer, vllm_server
+
+
+class StudentEngineError(DataloopError):
+    """The student's evaluation engine (vLLM) failed to start, load an adapter or answer."""
+
+
+class Served(BaseModel):
+    """What the engine should serve: the base model, a LoRA adapter on it, or a full model."""
+
+    path: str
+    """Model directory (base or full checkpoint) or adapter directory."""
+    adapter: bool = False
+    """``path`` is a PEFT adapter to load on the base model."""
+
+
+class VLLMEngine(Protocol):
+    """A vLLM engine that serves one student checkpoint at a time."""
+
+    def serve(self, target: Served) -> None:
+        """Make ``target`` the model that :meth:`generate` uses (waking or starting the engine)."""
+        ...
+
+    def sleep(self) -> None:
+        """Release the GPU before training: sleep (LoRA) or stop (full fine-tuning)."""
+        ...
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
+        """Completions for token-id prompts, in order, with the configured sampling."""
+        ...
+
+    def close(self) -> None:
+        """Stop the engine for good."""
+        ...
+
+
+def check_vllm_config(config: StudentConfig) -> None:
+    """Fail early, naming the field, when a config cannot be evaluated through vLLM."""
+    if config.model == "tiny" or config.gguf_file:
+        raise ConfigError(
+            "config field 'student.eval_backend': vllm needs student.model to be a transformers "
+            "model directory (for a GGUF, convert it first: "
+            "dataloop.students.loading.convert_gguf) or use eval_backend: transformers"
+        )
+    if config.method == "lora" and config.lora.r > config.vllm.max_lora_rank:
+        raise ConfigError(
+            f"config field 'student.vllm.max_lora_rank': {config.vllm.max_lora_rank} is below "
+            f"student.lora.r ({config.lora.r}); raise it"
+        )
+    if config.vllm.mode == "server" and shutil.which("vllm") is None:
+        raise ConfigError(
+            "config field 'student.eval_backend': 'vllm' is not on PATH; install the [vllm] "
+            "extra on a GPU machine or use eval_backend: transformers"
+        )
+    if config.vllm.mode == "offline" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "config field 'student.vllm.mode': offline needs the vllm package; install the "
+            "[vllm] extra on a GPU machine or use eval_backend: transformers"
+        )
+
+
+def make_engine(config: StudentConfig, log_path: Path, seed: int = 0) -> VLLMEngine:
+    """The engine ``config.vllm.mode`` names, after :func:`check_vllm_config`."""
+    check_vllm_config(config)
+    if config.vllm.mode == "offline":
+        return VLLMOffline(config, seed=seed)
+    return VLLMServer(config, log_path, seed=seed)
+
+
+ServerFactory = Callable[..., ManagedServer]
+
+
+class VLLMServer:
+    """``vllm serve`` for the run; LoRA adapters loaded by name, full checkpoints by restart."""
+
+    def __init__(
+        self,
+        config: StudentConfig,
+        log_path: Path,
+        seed: int = 0,
+        server_factory: ServerFactory = vllm_server,
+    ) -> None:
+        self.config = config
+        self.log_path = log_path
+        self.seed = seed
+        self.server_factory = server_factory
+        self.server: ManagedServer | None = None
+        self.server_model: str | None = None
+        self.sleeping = False
+        self.model_name: str | None = None
+        self.adapter_count = 0
+
+    def _start(self, model: str) -> None:
+        vllm = self.config.vllm
+        extra = ["--gpu-memory-utilization", str(vllm.gpu_memory_utilization)]
+        extra += ["--seed", str(self.seed)]
+        if self.config.method == "lora":
+            extra += ["--max-lora-rank", str(vllm.max_lora_rank)]
+        if vllm.sleep:
+            extra += ["--enable-sleep-mode"]
+        server = self.server_factory(
+            model,
+            self.log_path,
+            tensor_parallel_size=vllm.tensor_parallel_size,
+            max_model_len=vllm.max_model_len,
+            enable_lora=self.config.method == "lora",
+            extra_args=extra + vllm.extra_args,
+        )
+        if vllm.sleep:
+            # The /sleep and /wake_up endpoints exist only in vLLM's development mode.
+            server.env = dict(server.env or os.environ, VLLM_SERVER_DEV_MODE="1")
+        server.start()
+        self.server, self.server_model, self.sleeping = server, model, False
+
+    def _post(self, path: str, payload: dict[str, Any] | None = None) -> None:
+        assert self.server is not None
+        root = self.server.base_url.removesuffix("/v1")
+        data = json.dumps(payload).encode() if payload is not None else b""
+        request = urllib.request.Request(
+            root + path, data=data, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=600) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:500]
+            raise StudentEngineError(
+                f"vllm {path} answered {exc.code}: {detail}; see {self.log_path}"
+            ) from None
+        except OSError as exc:
+            raise StudentEngineError(f"vllm {path} failed: {exc}; see {self.log_path}") from None
+
+    def serve(self, target: Served) -> None:
+        """Start or wake the server; load an adapter under a fresh name, drop the last one."""
+        base = self.config.model
+        wanted = base if target.adapter else target.path
+        if self.server is not None and self.server_model != wanted:
+            self.close()
+        if self.server is None:
+            self._start(wanted)
+        elif self.sleeping:
+            self._post("/wake_up")
+            self.sleeping = False
+        if not target.adapter:
+            self.model_name = wanted
+            return
+        self.adapter_count += 1
+        # A fresh name per load: vLLM refuses to load a name twice, and a retrained
+        # checkpoint folder must not be served from its stale cache entry.
+        name = f"{Path(target.path).name}-{self.adapter_count}"
+        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": target.path})
+        if self.model_name not in (None, base):
+            self._post("/v1/unload_lora_adapter", {"lora_name": self.model_name})
+        self.model_name = name
+
+    def sleep(self) -> None:
+        """Level-1 sleep for LoRA (the base weights stay valid); stop for full fine-tuning."""
+        if self.server is None or self.sleeping:
+            return
+        if self.config.method == "full":
+            self.close()
+        elif self.config.vllm.sleep:
+            self._post("/sleep?level=1")
+            self.sleeping = True
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
+        """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request."""
+        from openai import OpenAI, OpenAIError
+
+        assert self.server is not None and self.model_name is not None, "serve() first"
+        c = self.config
+        client = OpenAI(base_url=self.server.base_url, api_key="EMPTY", timeout=600, max_retries=2)
+        texts: list[str] = []
+        for start in range(0, len(prompt_ids), c.eval_batch_size):
+            batch = prompt_ids[start : start + c.eval_batch_size]
+            try:
+                response = client.completions.create(
+                    model=self.model_name,
+                    prompt=batch,
+                    max_tokens=c.max_new_tokens,
+                    temperature=c.eval_temperature,
+                    top_p=c.eval_top_p,
+                    seed=self.seed,
+                )
+            except OpenAIError as exc:
+                raise StudentEngineError(
+                    f"vllm completions failed: {exc}; see {self.log_path}"
+                ) from None
+            texts.extend(choice.text for choice in sorted(response.choices, key=lambda x: x.index))
+        return texts
+
+    def close(self) -> None:
+        """Stop the server process."""
+        if self.server is not None:
+            self.server.stop()
+        self.server, self.server_model, self.model_name, self.sleeping = None, None, None, False
+
+
+class VLLMOffline:
+    """``vllm.LLM`` in this process: a ``LoRARequest`` per adapter, a new engine per full model."""
+
+    def __init__(self, config: StudentConfig, seed: int = 0) -> None:
+        self.config = config
+        self.seed = seed
+        self.llm: Any = None
+        self.llm_model: str | None = None
+        self.sleeping = False
+        self.lora_request: Any = None
+        self.adapter_count = 0
+
+    def _start(self, model: str) -> None:
+        from vllm import LLM
+
+        v = self.config.vllm
+        lora = self.config.method == "lora"
+        self.llm = LLM(
+            model=model,
+            tensor_parallel_size=v.tensor_parallel_size,
+            gpu_memory_utilization=v.gpu_memory_utilization,
+            max_model_len=v.max_model_len,
+            enable_lora=lora,
+            max_lora_rank=v.max_lora_rank if lora else None,
+            enable_sleep_mode=v.sleep,
+            seed=self.seed,
+        )
+        self.llm_model, self.sleeping = model, False
+
+    def serve(self, target: Served) -> None:
+        """Start or wake the engine; point later requests at ``target``'s adapter."""
+        wanted = self.config.model if target.adapter else target.path
+        if self.llm is not None and self.llm_model != wanted:
+            self.close()
+        if self.llm is None:
+            self._start(wanted)
+        elif self.sleeping:
+            self.llm.wake_up()
+            self.sleeping = False
+        self.lora_request = None
+        if target.adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.adapter_count += 1
+            # vLLM caches adapters by integer id: a new id per load serves the new weights.
+            self.lora_request = LoRARequest(
+                f"{Path(target.path).name}-{self.adapter_count}", self.adapter_count, target.path
+            )
+
+    def sleep(self) -> None:
+        """Level-1 sleep for LoRA; for full fine-tuning drop the engine (it restarts later)."""
+        if self.llm is None or self.sleeping:
+            return
+        if self.config.method == "full":
+            self.close()
+        elif self.config.vllm.sleep:
+            self.llm.sleep(level=1)
+            self.sleeping = True
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
+        """``LLM.generate`` on token-id prompts with the configured sampling."""
+        from vllm import SamplingParams
+
+        assert self.llm is not None, "serve() first"
+        c = self.config
+        params = SamplingParams(
+            temperature=c.eval_temperature,
+            top_p=c.eval_top_p,
+            max_tokens=c.max_new_tokens,
+            seed=self.seed,
+        )
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in prompt_ids],
+            params,
+            lora_request=self.lora_request,
+            use_tqdm=False,
+        )
+        return [out.outputs[0].text for out in outputs]
+
+    def close(self) -> None:
+        """Shut the engine down and give its GPU memory back."""
+        if self.llm is None:
+            return
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.llm, self.llm_model, self.lora_request, self.sleeping = None, None, None, False
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,213 @@
+"""HFStudent on the tiny Llama: what train_from, LoRA, chat format and the engine hook do."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, TrainerCallback
+
+from dataloop.config import LoraSettings, StudentConfig
+from dataloop.errors import ConfigError
+from dataloop.students.base import Student, TrainRecord
+from dataloop.students.hf import HFStudent
+from dataloop.students.loading import encode_prompts, load_checkpoint
+from dataloop.students.train import TrainJob
+from dataloop.students.vllm_engine import Served
+
+RECORDS = [
+    TrainRecord(prompt=f"max {a} {b}\n", completion=str(max(a, b)))
+    for a in range(5)
+    for b in range(4)
+]
+PROMPTS = ["max 1 3\n", "max 4 0\n", "max 2 2\n"]
+
+
+class LoraAtStart(TrainerCallback):
+    """Records the size of the LoRA B matrices when each round of training starts."""
+
+    def __init__(self) -> None:
+        self.b_norms: list[float] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        b = [p.detach().abs().sum().item() for n, p in model.named_parameters() if "lora_B" in n]
+        assert b, "no LoRA parameters in the model being trained"
+        self.b_norms.append(sum(b))
+
+
+def lora_student(train_from: str, callback: TrainerCallback | None = None) -> HFStudent:
+    config = StudentConfig(
+        method="lora",
+        lora=LoraSettings(r=4, alpha=8),
+        train_from=train_from,
+        steps_per_iteration=3,
+        batch_size=8,
+        learning_rate=1e-2,
+        max_new_tokens=3,
+    )
+    return HFStudent(config, callbacks=[callback] if callback else None)
+
+
+def base_weights(student: HFStudent) -> dict[str, torch.Tensor]:
+    return {
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p.detach().clone()
+        for n, p in student.model.named_parameters()
+        if "lora_" not in n
+    }
+
+
+def test_lora_train_from_previous_continues_the_same_adapter(tmp_path) -> None:
+    seen = LoraAtStart()
+    student = lora_student("previous", seen)
+    assert isinstance(student, Student)
+    first = student.train(RECORDS, tmp_path / "iteration-0")
+    saved = load_checkpoint(student.config, first)
+    saved_b = sum(p.abs().sum().item() for n, p in saved.named_parameters() if "lora_B" in n)
+    student.train(RECORDS, tmp_path / "iteration-1")
+    assert seen.b_norms[0] == 0.0  # a new adapter starts with B = 0
+    assert seen.b_norms[1] == pytest.approx(saved_b)  # round two starts where round one ended
+    assert saved_b > 0
+
+
+def test_lora_train_from_base_starts_a_fresh_adapter_on_untouched_weights(tmp_path) -> None:
+    seen = LoraAtStart()
+    student = lora_student("base", seen)
+    before = base_weights(student)
+    for i in range(2):
+        student.train(RECORDS, tmp_path / f"iteration-{i}")
+    assert seen.b_norms == [0.0, 0.0]
+    after = base_weights(student)
+    assert after.keys() == before.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_full_train_from_base_reloads_the_base_weights(tmp_path) -> None:
+    config = StudentConfig(train_from="base", steps_per_iteration=2, batch_size=8)
+    student = HFStudent(config)
+    initial = {n: p.detach().clone() for n, p in student.model.named_parameters()}
+    student.train(RECORDS, tmp_path / "iteration-0")
+    trained = dict(student.model.named_parameters())
+    assert any(not torch.equal(initial[n], trained[n].detach()) for n in initial)
+    student._start_point()  # what the next round starts from
+    assert all(torch.equal(initial[n], p) for n, p in student.model.named_parameters())
+
+
+def test_each_iteration_saves_an_adapter_that_reloads_to_the_same_answers(tmp_path) -> None:
+    student = lora_student("previous")
+    for i in range(2):
+        path = student.train(RECORDS, tmp_path / f"iteration-{i}")
+        assert {"adapter_config.json", "adapter_model.safetensors"} <= {
+            f.name for f in path.iterdir()
+        }
+        assert not (path / "model.safetensors").exists()  # the adapter, not a merged copy
+    reloaded = HFStudent(student.config)
+    reloaded.load(tmp_path / "iteration-1")
+    assert reloaded.predict(PROMPTS) == student.predict(PROMPTS)
+    stale = HFStudent(student.config)
+    stale.load(tmp_path / "iteration-0")
+    logits = [
+        s.model(torch.tensor(encode_prompts(s.tokenizer, PROMPTS[:1], "plain"))).logits
+        for s in (student, stale)
+    ]
+    assert not torch.allclose(*logits)  # iteration-1 is a different adapter from iteration-0
+
+
+def test_chat_format_needs_a_template_and_trains_on_the_assistant_turn(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=re.escape("student.prompt_format")):
+        HFStudent(StudentConfig(prompt_format="chat"))
+    template = tmp_path / "chat.jinja"
+    template.write_text(
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    config = StudentConfig(
+        prompt_format="chat", chat_template=template, steps_per_iteration=2, batch_size=8
+    )
+    student = HFStudent(config)
+    ids = encode_prompts(student.tokenizer, ["max 1 2\n"], "chat")[0]
+    assert student.tokenizer.decode(ids) == "<user>max 1 2\n<assistant>"
+    path = student.train(RECORDS, tmp_path / "iteration-0")
+    # The checkpoint carries the template, so vLLM (or a reload) formats prompts the same way.
+    assert AutoTokenizer.from_pretrained(path).chat_template == template.read_text()
+    assert len(student.predict(PROMPTS)) == len(PROMPTS)
+
+
+def test_training_settings_reach_trl(tmp_path) -> None:
+    config = StudentConfig(
+        epochs=2,
+        lr_scheduler="cosine",
+        warmup_ratio=0.1,
+        gradient_accumulation_steps=4,
+        batch_size=3,
+        gradient_checkpointing=True,
+    )
+    args = HFStudent(config)._sft_config(tmp_path)
+    assert (args.max_steps, args.num_train_epochs) == (-1, 2)
+    assert args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 4)
+    assert args.activation_checkpointing and args.completion_only_loss
+
+
+class RecordingEngine:
+    """Records what the student asks of its engine; answers with what it serves."""
+
+    def __init__(self, student_model: list) -> None:
+        self.calls: list[str] = []
+        self.served: Served | None = None
+        self.student_model = student_model
+
+    def serve(self, target: Served) -> None:
+        device = next(self.student_model[0].model.parameters()).device.type
+        self.calls.append(f"serve adapter={target.adapter} trainer_on={device}")
+        self.served = target
+
+    def sleep(self) -> None:
+        self.calls.append("sleep")
+
+    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
+        assert self.served is not None
+        return [f"{self.served.path}:{len(ids)}" for ids in prompt_ids]
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def test_the_engine_sleeps_while_training_and_serves_each_new_adapter(tmp_path) -> None:
+    holder: list = []
+    engine = RecordingEngine(holder)
+    config = lora_student("previous").config
+    student = HFStudent(config, engine=engine)
+    holder.append(student)
+    assert student.predict(["max 1 2\n"]) == ["tiny:8"]  # before training: the base model
+    path = student.train(RECORDS, tmp_path / "iteration-0")
+    assert student.predict(["max 1 2\n"]) == [f"{path}:8"]
+    student.close()
+    assert engine.calls == [
+        "serve adapter=False trainer_on=cpu",
+        "sleep",
+        "serve adapter=True trainer_on=cpu",
+        "close",
+    ]
+
+
+@pytest.mark.integration  # two `accelerate launch` processes: ~40 s on a quiet machine
+def test_launched_rounds_continue_from_the_previous_checkpoint(tmp_path) -> None:
+    accelerate = Path(sys.executable).with_name("accelerate")
+    launcher = [str(accelerate), "launch", "--cpu", "--num_processes", "1", "--num_machines", "1"]
+    config = lora_student("previous").config.model_copy(update={"launcher": launcher})
+    student = HFStudent(config)
+    for i in range(2):
+        student.train(RECORDS, tmp_path / f"iteration-{i}")
+    jobs = [
+        TrainJob.model_validate_json((tmp_path / f"iteration-{i}" / "train-job.json").read_text())
+        for i in range(2)
+    ]
+    assert [j.start_from for j in jobs] == [None, tmp_path / "iteration-0"]
+    assert (tmp_path / "iteration-1" / "adapter_model.safetensors").is_file()
+    # this process now holds what the launched round saved
+    reloaded = HFStudent(config.model_copy(update={"launcher": []}))
+    reloaded.load(tmp_path / "iteration-1")
+    assert reloaded.predict(PROMPTS) == student.predict(PROMPTS)
