@@ -73,6 +73,15 @@ class TaskEnvironment(ABC):
         """
         return example
 
+    def check_answer(self, example: Example) -> bool | None:
+        """Whether ``example.answer`` is right for its question; None if the task cannot tell.
+
+        Asked where an answer must be kept as it is, not recomputed: a reworded question keeps
+        its seed's answer (``question-rephrase``). The default cannot tell; a task that can
+        compute or test answers should override it.
+        """
+        return None
+
     def describe(self) -> str:
         """One line for ``dataloop envs``."""
         return self.description or (inspect.getdoc(self) or "").split("\n")[0]

@@ -1,9 +1,10 @@
 """The engine: carries out a Plan with the teacher LLM and keeps only trustworthy examples.
 
-For each request it sends ``ceil(missing / per_query)`` prompts at once, parses every
-completion, and passes each candidate through, in order: the task's ``verify``, dedup (batch
-and training set), decontamination (validation and test), length limits. It repeats for up to
-``max_rounds`` rounds while a request is short. Every candidate is kept with its verdict.
+For each request it sends as many prompts at once as the strategy expects to need (about
+``missing / per_query``), parses every completion, and passes each candidate through, in order:
+the strategy's check (the task's ``verify``, and for some strategies an answer check), dedup
+(batch and training set), decontamination (validation and test), length limits. It repeats for
+up to ``max_rounds`` rounds while a request is short. Every candidate is kept with its verdict.
 """
 
 from __future__ import annotations
@@ -12,19 +13,21 @@ import asyncio
 import hashlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pydantic import BaseModel
 
 from dataloop.engine.filters import Decontaminator, Seen, within_length
+from dataloop.engine.strategies import resolve_strategy
 from dataloop.engine.strategy import (
     Prompt,
     RequestContext,
     Strategy,
     TeacherKind,
     Templates,
-    resolve_strategy,
 )
 from dataloop.environments import TaskEnvironment
 from dataloop.errors import BudgetExhausted, TeacherError
@@ -44,12 +47,25 @@ ProgressFn = Callable[[int], None]
 """Called with the number of examples just accepted."""
 
 
+Verdict = Literal[
+    "accepted",
+    "unverified",
+    "wrong-answer",
+    "duplicate",
+    "contaminated",
+    "too-long",
+    "surplus",
+]
+
+
 class Candidate(BaseModel):
     """One parsed teacher output and what the filters decided."""
 
     example: Example
-    verdict: str
-    """One of: accepted, unverified, duplicate, contaminated, too-long, surplus."""
+    verdict: Verdict
+    """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
+    the teacher's (or the seed's) answer found it wrong; ``surplus``: good, but the request was
+    already met; the others name the filter that removed it."""
 
 
 @dataclass
@@ -61,6 +77,8 @@ class GenerationResult:
     report: GenerationReport = field(default_factory=GenerationReport)
     budget_exhausted: bool = False
     errors: list[str] = field(default_factory=list)
+    dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Unreadable output fragments (junk, truncated items) per (skill, strategy)."""
 
 
 def _sampling_seed(base: int, *parts: object) -> int:
@@ -156,11 +174,11 @@ class Engine:
         sent = 0
         for _ in range(self.max_rounds):
             missing = request.count - counts.accepted
-            if missing <= 0 or result.budget_exhausted:
+            if missing <= 0 or result.budget_exhausted or not strategy.targets(ctx):
                 break
             prompts = [
                 strategy.prompt(ctx, sent + i, self.per_query)
-                for i in range(math.ceil(missing / self.per_query))
+                for i in range(math.ceil(missing / strategy.per_prompt(self.per_query)))
             ]
             replies = await asyncio.gather(
                 *(self._ask(p, ctx, sent + i) for i, p in enumerate(prompts)),
@@ -177,21 +195,40 @@ class Engine:
                     result.errors.append(str(reply))
                     continue
                 result.report.queries += 0 if reply.cached else 1
-                for text in reply.texts:
-                    counts.generated += 1
-                    for candidate in strategy.parse(text, ctx, prompt):
-                        counts.parsed += 1
-                        verdict, example = self._judge(candidate, seen, counts, request.count)
-                        result.candidates.append(Candidate(example=example, verdict=verdict))
-                        if verdict == "accepted":
-                            result.accepted.append(example)
-                            if on_progress:
-                                on_progress(1)
+                self._take(strategy, ctx, prompt, reply, seen, counts, result, on_progress)
+
+    def _take(
+        self,
+        strategy: Strategy,
+        ctx: RequestContext,
+        prompt: Prompt,
+        reply: Completion,
+        seen: Seen,
+        counts: FilterCounts,
+        result: GenerationResult,
+        on_progress: ProgressFn | None,
+    ) -> None:
+        """Parse every text of one reply and judge every candidate in it."""
+        for i, text in enumerate(reply.texts):
+            counts.generated += 1
+            # A text stopped by the token limit may end mid-item: the strategy drops that item.
+            cut = i < len(reply.finish_reasons) and reply.finish_reasons[i] == "length"
+            parsed = strategy.parse(text, ctx, prompt, cut=cut)
+            result.dropped[(ctx.skill.name, strategy.name)] += parsed.dropped
+            for candidate in parsed.examples:
+                counts.parsed += 1
+                verdict, example = self._judge(strategy, candidate, ctx, prompt, seen, counts)
+                result.candidates.append(Candidate(example=example, verdict=verdict))
+                if verdict == "accepted":
+                    result.accepted.append(example)
+                    if on_progress:
+                        on_progress(1)
 
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int) -> Completion:
         sampling = Sampling(
             temperature=self.temperature,
             max_tokens=self.max_tokens,
+            stop=prompt.stop,
             seed=_sampling_seed(
                 self.seed, ctx.iteration, ctx.skill.name, ctx.request.strategy, index
             ),
@@ -201,21 +238,27 @@ class Engine:
         return await self.client.complete(prompt.text, sampling)
 
     def _judge(
-        self, candidate: Example, seen: Seen, counts: FilterCounts, wanted: int
-    ) -> tuple[str, Example]:
-        verified = self.task.verify(candidate)
-        if verified is None:
-            return "unverified", candidate
+        self,
+        strategy: Strategy,
+        candidate: Example,
+        ctx: RequestContext,
+        prompt: Prompt,
+        seen: Seen,
+        counts: FilterCounts,
+    ) -> tuple[Verdict, Example]:
+        check, example = strategy.check(candidate, ctx, prompt)
+        if check != "verified":
+            return check, example
         counts.verified += 1
-        if verified in seen:
-            return "duplicate", verified
-        seen.add(verified)
-        if self._decontaminator.contaminated(verified):
-            return "contaminated", verified
-        if not within_length(verified, self.max_chars):
-            return "too-long", verified
+        if seen.contains(example, with_answer=strategy.dedup_on_answer):
+            return "duplicate", example
+        seen.add(example)
+        if self._decontaminator.contaminated(example):
+            return "contaminated", example
+        if not within_length(example, self.max_chars):
+            return "too-long", example
         counts.deduplicated += 1
-        if counts.accepted >= wanted:
-            return "surplus", verified
+        if counts.accepted >= ctx.request.count:
+            return "surplus", example
         counts.accepted += 1
-        return "accepted", verified
+        return "accepted", example

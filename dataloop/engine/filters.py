@@ -21,24 +21,33 @@ def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 class Seen:
-    """Questions already held (training set, or earlier in this batch), per skill.
+    """Examples already held (training set, or earlier in this batch), per skill.
 
-    Two questions are duplicates when they normalise to the same text.
+    Two questions are duplicates when they normalise to the same text; with ``with_answer``,
+    two examples are duplicates only when their answers do too (new answers to old questions).
     """
 
     def __init__(self, examples: Iterable[Example] = ()) -> None:
-        self._keys: set[tuple[str, str]] = set()
+        self._questions: set[tuple[str, str]] = set()
+        self._pairs: set[tuple[str, str, str]] = set()
         for e in examples:
             self.add(e)
 
     def add(self, example: Example) -> None:
-        """Remember an example's question."""
-        self._keys.add((example.skill, normalize(example.question)))
+        """Remember an example's question and its (question, answer) pair."""
+        question = normalize(example.question)
+        self._questions.add((example.skill, question))
+        self._pairs.add((example.skill, question, normalize(example.answer)))
+
+    def contains(self, example: Example, with_answer: bool = False) -> bool:
+        """Whether the question (or, ``with_answer``, the question and answer) is held."""
+        question = normalize(example.question)
+        if with_answer:
+            return (example.skill, question, normalize(example.answer)) in self._pairs
+        return (example.skill, question) in self._questions
 
     def __contains__(self, example: object) -> bool:
-        return isinstance(example, Example) and (
-            (example.skill, normalize(example.question)) in self._keys
-        )
+        return isinstance(example, Example) and self.contains(example)
 
 
 class Decontaminator:

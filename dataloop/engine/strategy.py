@@ -1,15 +1,15 @@
-"""The strategy contract: one GenerationRequest -> prompts -> candidate examples.
+"""The strategy contract: one GenerationRequest -> prompts -> checked candidate examples.
 
-A strategy renders a jinja2 template from ``prompts/<strategy>/{base,chat}.j2`` (base models get
-a few-shot completion prompt, chat models a user message) and parses what the teacher wrote.
+A strategy picks what each prompt is built on (seed questions, failed examples), renders a
+jinja2 template from ``prompts/<strategy>/{base,chat}.j2`` (base models get a few-shot
+completion prompt, chat models a user message), reads what the teacher wrote, and says whether
+a candidate passes the task's verification. The built-in strategies live in
+:mod:`dataloop.engine.strategies`; a user's own is named by path (``my_strats.py:MyStrategy``).
 """
 
 from __future__ import annotations
 
-import inspect
-import json
 import random
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +17,15 @@ from typing import ClassVar, Literal
 
 import jinja2
 
+from dataloop.engine.parsing import Parsed
 from dataloop.environments import TaskEnvironment
 from dataloop.errors import RegistryError
-from dataloop.plugins import is_reference, load_reference
 from dataloop.resources import prompts_dir
 from dataloop.schema import Example, Failure, GenerationRequest, SkillInfo
 
 TeacherKind = Literal["base", "chat"]
+Check = Literal["verified", "unverified", "wrong-answer"]
+"""What a strategy's check says: passed, rejected by the task's ``verify``, or a wrong answer."""
 
 
 @dataclass
@@ -41,14 +43,33 @@ class RequestContext:
     teacher: str = ""
     shots: int = 8
 
+    def pool(self) -> list[Example]:
+        """The seeds the request names in ``seed_ids``, or all seeds of the skill."""
+        named = [e for e in self.seeds if e.id in self.request.seed_ids]
+        return named or self.seeds
+
+    def rng(self, index: int) -> random.Random:
+        """A generator fixed by iteration, skill and prompt index: reruns draw the same."""
+        return random.Random(f"{self.iteration}/{self.skill.name}/{index}")
+
 
 @dataclass
 class Prompt:
-    """One rendered prompt and the examples it was built on (its parents)."""
+    """One rendered prompt, the examples it was built on (its parents), and where to stop."""
 
     text: str
     template: str
     parents: list[Example]
+    stop: tuple[str, ...] = ()
+    """Stop sequences for the teacher (e.g. one line for a single answer)."""
+
+
+@dataclass
+class Candidates:
+    """The candidate examples read from one completion, and the fragments that were not."""
+
+    examples: list[Example] = field(default_factory=list)
+    dropped: int = 0
 
 
 class Templates:
@@ -73,57 +94,78 @@ class Templates:
             ) from None
 
 
-_QA = re.compile(r"Q:\s*(?P<q>[^\n]+?)\s*\n\s*A:\s*(?P<a>[^\n]*)")
-_JSON_OBJECT = re.compile(r"\{[^{}\n]*\}")
-
-
-def parse_pairs(text: str) -> list[tuple[str, str]]:
-    """(question, answer) pairs from ``Q: … / A: …`` lines or JSON objects; junk is skipped.
-
-    A pair cut off by the length limit (a question with no answer line) is dropped.
-    """
-    pairs = [(m["q"], m["a"].strip()) for m in _QA.finditer(text)]
-    for blob in _JSON_OBJECT.findall(text):
-        try:
-            obj = json.loads(blob)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict) and isinstance(obj.get("question"), str):
-            answer = obj.get("answer")
-            pairs.append((obj["question"].strip(), "" if answer is None else str(answer).strip()))
-    return [(q, a) for q, a in pairs if q]
-
-
 class Strategy(ABC):
-    """Turns a request into prompts and the teacher's text into candidate examples."""
+    """Turns a request into prompts, the teacher's text into candidates, and checks them.
+
+    Subclasses set ``name`` (what plans and ``--strategy`` call it) and ``template_dir`` (the
+    folder of its ``base.j2`` / ``chat.j2``), and implement :meth:`prompt` and :meth:`read`.
+    """
 
     name: ClassVar[str]
     template_dir: ClassVar[str]
+    dedup_on_answer: ClassVar[bool] = False
+    """Dedup on (question, answer) instead of the question: for new answers to old questions."""
 
     def __init__(self, templates: Templates, kind: TeacherKind = "base") -> None:
         self.templates = templates
         self.kind = kind
 
+    def targets(self, ctx: RequestContext) -> list[Example]:
+        """The examples prompts are built on; none means the request cannot be served."""
+        return ctx.pool()
+
+    def per_prompt(self, per_query: int) -> int:
+        """Candidates one prompt is expected to yield (the engine sends missing / this)."""
+        return per_query
+
     @abstractmethod
     def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
         """The ``index``-th prompt for a request, asking for about ``count`` examples."""
 
-    def parse(self, text: str, ctx: RequestContext, prompt: Prompt) -> list[Example]:
-        """Candidates from one completion, with provenance; the answer may still be wrong."""
-        return [
-            Example.make(
-                ctx.skill.name,
-                question,
-                answer,
-                source="generated",
-                strategy=self.name,
-                parent_ids=[p.id for p in prompt.parents],
-                teacher=ctx.teacher,
-                template=prompt.template,
-                iteration=ctx.iteration,
-            )
-            for question, answer in parse_pairs(self.prefix(prompt) + text)
-        ]
+    @abstractmethod
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+        """Items (``question`` / ``answer``) in one completion; ``cut``: hit the token limit."""
+
+    def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:
+        """The (question, answer) of a read item; None drops it. Default: both as written."""
+        if "question" in item and "answer" in item:
+            return item["question"], item["answer"]
+        return None
+
+    def parse(
+        self, text: str, ctx: RequestContext, prompt: Prompt, cut: bool = False
+    ) -> Candidates:
+        """Candidates from one completion, with provenance; they may still be wrong."""
+        parsed = self.read(text, prompt, cut)
+        out = Candidates(dropped=parsed.dropped)
+        for item in parsed.items:
+            pair = self.complete(item, prompt)
+            if pair is None:
+                out.dropped += 1
+            else:
+                out.examples.append(self.example(ctx, prompt, *pair))
+        return out
+
+    def check(
+        self, candidate: Example, ctx: RequestContext, prompt: Prompt
+    ) -> tuple[Check, Example]:
+        """The task's ``verify``: it may reject a candidate or recompute (relabel) its answer."""
+        verified = ctx.task.verify(candidate)
+        return ("unverified", candidate) if verified is None else ("verified", verified)
+
+    def example(self, ctx: RequestContext, prompt: Prompt, question: str, answer: str) -> Example:
+        """A generated example with this strategy's provenance."""
+        return Example.make(
+            ctx.skill.name,
+            question,
+            answer,
+            source="generated",
+            strategy=self.name,
+            parent_ids=[p.id for p in prompt.parents],
+            teacher=ctx.teacher,
+            template=prompt.template,
+            iteration=ctx.iteration,
+        )
 
     def prefix(self, prompt: Prompt) -> str:
         """Text the completion continues (a base prompt ends mid-item, e.g. with ``Q:``)."""
@@ -131,44 +173,37 @@ class Strategy(ABC):
             return prompt.text[prompt.text.rfind("\n") + 1 :]
         return ""
 
-    def _render(self, ctx: RequestContext, parents: list[Example], count: int) -> Prompt:
+    def render(
+        self,
+        ctx: RequestContext,
+        count: int,
+        *,
+        examples: list[Example],
+        parents: list[Example],
+        target: Example | None = None,
+        prediction: str | None = None,
+        stop: tuple[str, ...] = (),
+    ) -> Prompt:
+        """Render this strategy's template for the teacher kind.
+
+        Templates see ``skill`` (name, description), ``examples`` (seed examples shown),
+        ``failures`` (this skill's failed seed examples), ``guidance`` (the request's), ``count``
+        (examples asked for), ``target`` (the one example a prompt is about, if any) and
+        ``prediction`` (what the student answered for ``target``, if it failed it).
+        """
         name = f"{self.template_dir}/{self.kind}.j2"
         text = self.templates.render(
             name,
             skill=ctx.skill,
-            examples=parents,
+            examples=examples,
             failures=ctx.failures,
             guidance=ctx.request.guidance,
             count=count,
+            target=target,
+            prediction=prediction,
         )
-        return Prompt(text=text, template=name, parents=parents)
+        return Prompt(text=text, template=name, parents=parents, stop=stop)
 
-
-class NewQuestion(Strategy):
-    """New questions (and answers) for a skill, written from a few seed examples of it."""
-
-    name = "new-question"
-    template_dir = "new_question"
-
-    def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
-        # Each prompt shows a different sample of seeds, so completions do not all echo one list.
-        rng = random.Random(f"{ctx.iteration}/{ctx.skill.name}/{index}")
-        pool = [e for e in ctx.seeds if not ctx.request.seed_ids or e.id in ctx.request.seed_ids]
-        parents = rng.sample(pool or ctx.seeds, min(ctx.shots, len(pool or ctx.seeds)))
-        return self._render(ctx, parents, count)
-
-
-BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {NewQuestion.name: NewQuestion}
-
-
-def resolve_strategy(spec: str) -> type[Strategy]:
-    """A strategy class by registered name or ``path/to/file.py:Class``."""
-    if is_reference(spec):
-        obj = load_reference(spec)
-        if not (inspect.isclass(obj) and issubclass(obj, Strategy)):
-            raise RegistryError(f"'{spec}' is not a Strategy subclass")
-        return obj
-    if spec not in BUILTIN_STRATEGIES:
-        known = ", ".join(BUILTIN_STRATEGIES)
-        raise RegistryError(f"unknown strategy '{spec}'; known: {known}")
-    return BUILTIN_STRATEGIES[spec]
+    def demos(self, ctx: RequestContext, index: int, pool: list[Example]) -> list[Example]:
+        """Up to ``ctx.shots`` examples of ``pool`` to show, a different draw for each prompt."""
+        return ctx.rng(index).sample(pool, min(ctx.shots, len(pool)))

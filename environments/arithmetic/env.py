@@ -166,3 +166,7 @@ class ArithmeticTask(TaskEnvironment):
         return Example.make(example.skill, question, answer).model_copy(
             update={"provenance": provenance}
         )
+
+    def check_answer(self, example: Example) -> bool | None:
+        """True exactly when the question is well formed and the answer is its result."""
+        return solve(example.skill, example.question) == example.answer.strip()

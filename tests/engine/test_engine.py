@@ -7,7 +7,7 @@ import asyncio
 from dataloop.engine import Engine
 from dataloop.errors import BudgetExhausted
 from dataloop.llm.base import Completion, Message, Sampling
-from dataloop.schema import Budget, GenerationRequest, Observation, Plan
+from dataloop.schema import Budget, Failure, GenerationRequest, Observation, Plan
 
 
 class ScriptedClient:
@@ -20,11 +20,13 @@ class ScriptedClient:
         self.limit = limit
         self.budget = Budget()
         self.prompts: list[str] = []
+        self.samplings: list[Sampling] = []
 
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         if self.limit is not None and len(self.prompts) >= self.limit:
             raise BudgetExhausted("query budget of 1 spent")
         self.prompts.append(prompt)
+        self.samplings.append(sampling)
         return Completion(texts=[self.text])
 
     async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
@@ -86,3 +88,76 @@ def test_budget_exhaustion_ends_generation_without_raising(arithmetic) -> None:
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.budget_exhausted
     assert len(result.accepted) == 1
+
+
+class AnswerEachPrompt(ScriptedClient):
+    """Answers a prompt ending in ``Q: a+b\nA:`` with the sum, or the sum plus one if ``wrong``."""
+
+    def __init__(self, wrong_every: int = 0) -> None:
+        super().__init__("")
+        self.wrong_every = wrong_every
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        self.prompts.append(prompt)
+        self.samplings.append(sampling)
+        a, b = prompt.rsplit("Q: ", 1)[1].removesuffix("\nA:").split("+")
+        off = 1 if self.wrong_every and len(self.prompts) % self.wrong_every == 0 else 0
+        return Completion(texts=[f" {int(a) + int(b) + off}"], finish_reasons=["stop"])
+
+
+def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
+    client = AnswerEachPrompt(wrong_every=2)
+    engine = Engine(client, arithmetic, max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=4)])
+    # Against the seeds every right answer is the seed's own: a duplicate, not new data.
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
+    verdicts = [c.verdict for c in result.candidates]
+    assert verdicts == ["duplicate", "wrong-answer"] * 2
+    assert all(s.stop == ("\n",) for s in client.samplings) and len(client.prompts) == 4
+    # With no training set yet, one right answer per question is accepted; repeats are not.
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert [c.verdict for c in result.candidates] == [
+        "accepted",
+        "wrong-answer",
+        "duplicate",
+        "wrong-answer",
+    ]
+    (accepted,) = result.accepted
+    seed = arithmetic.split("train")[0]
+    assert (accepted.question, accepted.answer) == (seed.question, seed.answer)
+    assert accepted.id != seed.id and accepted.provenance.strategy == "answer-augmentation"
+    counts = result.report.counts[0]
+    assert (counts.generated, counts.parsed, counts.verified, counts.accepted) == (4, 4, 2, 1)
+
+
+def test_llm2llm_without_failures_sends_nothing(arithmetic) -> None:
+    client = ScriptedClient(" 10+11\nA: 21\n")
+    engine = Engine(client, arithmetic)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=3)])
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert client.prompts == [] and result.accepted == []
+    assert result.report.counts[0].requested == 3
+
+
+def test_llm2llm_prompts_target_failures_and_junk_is_counted(arithmetic) -> None:
+    failed = next(e for e in arithmetic.split("train") if e.skill == "add")
+    obs = _obs(arithmetic).model_copy(
+        update={"failures": [Failure(example=failed, prediction="1")]}
+    )
+    client = ScriptedClient(" 10+11\nA: 21\nQ: 10+\nnonsense\nQ: 13+14\nA: 27")
+    engine = Engine(client, arithmetic, per_query=2, max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=2)])
+    result = asyncio.run(engine.generate(plan, obs, []))
+    assert len(client.prompts) == 1 and failed.question in client.prompts[0]
+    assert [e.question for e in result.accepted] == ["10+11", "13+14"]
+    assert all(e.provenance.parent_ids == [failed.id] for e in result.accepted)
+    assert result.dropped[("add", "llm2llm")] == 1
+
+
+def test_engine_strategy_override_applies_to_every_request(arithmetic) -> None:
+    client = ScriptedClient(" 35+12\n")
+    engine = Engine(client, arithmetic, strategy="question-rephrase", max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", count=1)])
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert result.report.counts[0].strategy == "question-rephrase"
+    assert client.prompts[0].endswith("\n-")

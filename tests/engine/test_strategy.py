@@ -1,61 +1,202 @@
-"""Prompt rendering and tolerant parsing of teacher output."""
+"""Every strategy's prompts (base and chat) and how it reads good, junk and truncated output."""
 
 from __future__ import annotations
 
-from dataloop.engine.strategy import NewQuestion, RequestContext, Templates, parse_pairs
-from dataloop.schema import GenerationRequest
+import pytest
+
+from dataloop.engine import (
+    BUILTIN_STRATEGIES,
+    LLM2LLM,
+    AnswerAugmentation,
+    NewQuestion,
+    QuestionRephrase,
+    RequestContext,
+    Templates,
+    resolve_strategy,
+)
+from dataloop.errors import RegistryError
+from dataloop.schema import Example, Failure, GenerationRequest
 
 
-def _ctx(task, guidance: str = "") -> RequestContext:
-    skill = next(s for s in task.skills() if s.name == "add")
+def _ctx(task, guidance: str = "", seed_ids: tuple[str, ...] = (), failed: int = 3):
+    seeds = [e for e in task.split("train") if e.skill == "add"]
     return RequestContext(
         task=task,
-        request=GenerationRequest(skill="add", count=6, guidance=guidance),
-        skill=skill,
-        seeds=[e for e in task.split("train") if e.skill == "add"],
+        request=GenerationRequest(skill="add", count=6, guidance=guidance, seed_ids=list(seed_ids)),
+        skill=next(s for s in task.skills() if s.name == "add"),
+        seeds=seeds,
+        failures=[Failure(example=e, prediction="12") for e in seeds[:failed]],
         iteration=1,
         teacher="gemma",
         shots=4,
     )
 
 
-def test_base_prompt_is_a_few_shot_list_ending_in_a_new_item(arithmetic) -> None:
+def test_registry_names_and_paths(tmp_path) -> None:
+    assert set(BUILTIN_STRATEGIES) == {
+        "new-question",
+        "answer-augmentation",
+        "question-rephrase",
+        "llm2llm",
+    }
+    assert resolve_strategy("llm2llm") is LLM2LLM
+    with pytest.raises(RegistryError, match="unknown strategy 'rephrase'; known: new-question"):
+        resolve_strategy("rephrase")
+    mine = tmp_path / "my_strats.py"
+    mine.write_text(
+        "from dataloop.engine import NewQuestion\n"
+        "class Mine(NewQuestion):\n    name = 'mine'\n"
+        "class Half:\n    pass\n"
+    )
+    assert resolve_strategy(f"{mine}:Mine").name == "mine"
+    with pytest.raises(RegistryError, match="not a Strategy subclass"):
+        resolve_strategy(f"{mine}:Half")
+
+
+@pytest.mark.parametrize("cls", list(BUILTIN_STRATEGIES.values()))
+@pytest.mark.parametrize("kind", ["base", "chat"])
+def test_every_template_sees_skill_guidance_and_its_parents(arithmetic, cls, kind) -> None:
+    ctx = _ctx(arithmetic, guidance="carry digits")
+    prompt = cls(Templates(), kind).prompt(ctx, 0, 5)
+    assert prompt.template == f"{cls.template_dir}/{kind}.j2"
+    assert ctx.skill.description in prompt.text and "carry digits" in prompt.text
+    assert prompt.parents and all(p.id in {s.id for s in ctx.seeds} for p in prompt.parents)
+    for parent in prompt.parents:
+        assert parent.question in prompt.text
+    if kind == "chat":
+        assert "JSON" in prompt.text
+
+
+def test_new_question_base_prompt_is_a_few_shot_list_ending_in_a_new_item(arithmetic) -> None:
     strategy = NewQuestion(Templates(), "base")
-    prompt = strategy.prompt(_ctx(arithmetic, guidance="carry digits"), index=0, count=6)
-    assert prompt.text.rstrip().endswith("Q:")
-    assert prompt.text.count("\nA: ") == 4 and len(prompt.parents) == 4
-    assert "carry digits" in prompt.text and prompt.template == "new_question/base.j2"
+    prompt = strategy.prompt(_ctx(arithmetic), index=0, count=6)
+    assert prompt.text.endswith("\nQ:") and prompt.text.count("\nA: ") == 4
     for parent in prompt.parents:
         assert f"Q: {parent.question}\nA: {parent.answer}\n" in prompt.text
-    other = strategy.prompt(_ctx(arithmetic), index=1, count=6)
-    assert other.parents != prompt.parents  # a different sample of seeds per prompt
+    assert strategy.prompt(_ctx(arithmetic), index=1, count=6).parents != prompt.parents
+    chat = NewQuestion(Templates(), "chat").prompt(_ctx(arithmetic), index=0, count=5)
+    assert "Write 5 new" in chat.text and '{"question": "' in chat.text
 
 
-def test_chat_prompt_asks_for_json_lines(arithmetic) -> None:
-    prompt = NewQuestion(Templates(), "chat").prompt(_ctx(arithmetic), index=0, count=5)
-    assert "Write 5 new" in prompt.text and '{"question": "' in prompt.text
-
-
-def test_parse_completion_continues_the_prompt(arithmetic) -> None:
-    strategy = NewQuestion(Templates(), "base")
-    ctx = _ctx(arithmetic)
+def test_new_question_reads_pairs_with_provenance(arithmetic) -> None:
+    strategy, ctx = NewQuestion(Templates(), "base"), _ctx(arithmetic)
     prompt = strategy.prompt(ctx, 0, 6)
-    got = strategy.parse(" 11+22\nA: 33\nQ: 40+2\nA: 42\nQ: 99+", ctx, prompt)
-    assert [(e.question, e.answer) for e in got] == [("11+22", "33"), ("40+2", "42")]
-    assert got[0].provenance.strategy == "new-question"
-    assert got[0].provenance.parent_ids == [p.id for p in prompt.parents]
-    assert got[0].provenance.iteration == 1 and got[0].provenance.teacher == "gemma"
-
-
-def test_parse_pairs_tolerates_junk_truncation_and_json() -> None:
-    text = (
-        "Sure! Here you go:\n"
-        '{"question": "5+5", "answer": 10}\n'
-        '{"question": "6+6", "answ\n'  # truncated JSON
-        "Q: 1+2\nA: 3\n"
-        "random words\n"
-        "Q: 7+7\n"  # truncated: no answer line
+    got = strategy.parse(" 11+22\nA: 33\njunk\nQ: 40+2\nA: 42\nQ: 99+", ctx, prompt)
+    assert [(e.question, e.answer) for e in got.examples] == [("11+22", "33"), ("40+2", "42")]
+    assert got.dropped == 1
+    p = got.examples[0].provenance
+    assert (p.strategy, p.teacher, p.template, p.iteration) == (
+        "new-question",
+        "gemma",
+        "new_question/base.j2",
+        1,
     )
-    assert parse_pairs(text) == [("1+2", "3"), ("5+5", "10")]
-    assert parse_pairs("") == []
-    assert parse_pairs("}{ not json {") == []
+    assert p.parent_ids == [e.id for e in prompt.parents] and p.source == "generated"
+    truncated = strategy.parse(" 11+22\nA: 33\nQ: 40+2\nA: 4", ctx, prompt, cut=True)
+    assert [e.question for e in truncated.examples] == ["11+22"] and truncated.dropped == 1
+
+
+def test_answer_augmentation_asks_each_seed_question_several_times(arithmetic) -> None:
+    strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
+    prompts = [strategy.prompt(ctx, i, 1) for i in range(2 * strategy.samples)]
+    targets = [p.parents[0] for p in prompts]
+    assert targets[: strategy.samples] == [ctx.seeds[0]] * strategy.samples
+    assert targets[strategy.samples] == ctx.seeds[1]
+    first = prompts[0]
+    assert first.text.endswith(f"\nQ: {ctx.seeds[0].question}\nA:") and first.stop == ("\n",)
+    assert f"A: {ctx.seeds[0].answer}" not in first.text  # the seed's own answer is not shown
+    assert strategy.per_prompt(6) == 1
+
+
+def test_answer_augmentation_reads_one_answer_for_the_seed_question(arithmetic) -> None:
+    strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
+    prompt = strategy.prompt(ctx, 0, 1)
+    seed = prompt.parents[0]
+    got = strategy.parse(f" {seed.answer}\n", ctx, prompt).examples
+    assert [(e.question, e.answer) for e in got] == [(seed.question, seed.answer)]
+    assert got[0].id != seed.id and got[0].provenance.parent_ids == [seed.id]
+    assert strategy.parse("", ctx, prompt).dropped == 1
+    assert strategy.parse(" 1", ctx, prompt, cut=True).examples == []
+    chat = AnswerAugmentation(Templates(), "chat")
+    chat_prompt = chat.prompt(ctx, 0, 1)
+    assert chat.parse('{"answer": "47"}', ctx, chat_prompt).examples[0].answer == "47"
+    assert chat.parse("The answer is 47.", ctx, chat_prompt).dropped == 1
+
+
+def test_answer_augmentation_keeps_right_answers_and_rejects_wrong_ones(arithmetic) -> None:
+    strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
+    prompt = strategy.prompt(ctx, 0, 1)
+    seed = prompt.parents[0]
+    right = strategy.parse(f" {seed.answer}", ctx, prompt).examples[0]
+    wrong = strategy.parse(f" {int(seed.answer) + 1}", ctx, prompt).examples[0]
+    assert strategy.check(right, ctx, prompt)[0] == "verified"
+    verdict, kept = strategy.check(wrong, ctx, prompt)
+    assert verdict == "wrong-answer" and kept.answer == wrong.answer  # never relabelled
+
+
+def test_question_rephrase_keeps_the_seed_answer_and_checks_it(arithmetic) -> None:
+    strategy, ctx = QuestionRephrase(Templates(), "base"), _ctx(arithmetic)
+    prompt = strategy.prompt(ctx, 2, 4)
+    seed = prompt.parents[0]
+    assert seed == ctx.seeds[2] and prompt.stop == ("\nAnswer", "\n\n")
+    assert prompt.text.endswith(f"Answer {seed.answer}:\n- {seed.question}\n-")
+    a, b = seed.question.split("+")
+    got = strategy.parse(f" {b}+{a}\n- {a}+{int(b) + 1}\n- \n", ctx, prompt)
+    assert [e.question for e in got.examples] == [f"{b}+{a}", f"{a}+{int(b) + 1}"]
+    assert all(e.answer == seed.answer for e in got.examples) and got.dropped == 1
+    swapped, changed = got.examples
+    assert strategy.check(swapped, ctx, prompt)[0] == "verified"
+    assert strategy.check(changed, ctx, prompt)[0] == "wrong-answer"
+    junk = strategy.check(Example.make("add", "twelve plus", seed.answer), ctx, prompt)
+    assert junk[0] == "unverified"
+    chat = QuestionRephrase(Templates(), "chat")
+    out = chat.parse(f'{{"question": "{b}+{a}"}}\n{{"question": "', ctx, chat.prompt(ctx, 2, 4))
+    assert [e.question for e in out.examples] == [f"{b}+{a}"] and out.dropped == 1
+
+
+def test_llm2llm_targets_failed_seed_examples_only(arithmetic) -> None:
+    strategy, ctx = LLM2LLM(Templates(), "base"), _ctx(arithmetic, failed=2)
+    prompts = [strategy.prompt(ctx, i, 4) for i in range(3)]
+    assert [p.parents[0] for p in prompts] == [ctx.seeds[0], ctx.seeds[1], ctx.seeds[0]]
+    assert f"Q: {ctx.seeds[0].question}\nA: {ctx.seeds[0].answer}\n" in prompts[0].text
+    assert prompts[0].text.endswith("\nQ:")
+    chat = LLM2LLM(Templates(), "chat").prompt(ctx, 0, 4)
+    assert 'it answered "12"' in chat.text
+    # A generated example that the student failed is never a parent.
+    synthetic = Example.make("add", "10+10", "20", source="generated")
+    ctx.failures.append(Failure(example=synthetic, prediction="0"))
+    assert synthetic not in strategy.targets(ctx)
+    named = _ctx(arithmetic, seed_ids=(ctx.seeds[5].id, synthetic.id), failed=0)
+    assert strategy.targets(named) == [ctx.seeds[5]]
+    assert strategy.targets(_ctx(arithmetic, failed=0)) == []  # nothing failed: no prompts
+    got = strategy.parse(" 64+83\nA: 147\nQ: 6", ctx, prompts[0], cut=True)
+    assert [e.question for e in got.examples] == ["64+83"] and got.dropped == 1
+    assert got.examples[0].provenance.parent_ids == [ctx.seeds[0].id]
+
+
+def test_a_user_template_folder_comes_first(arithmetic, tmp_path) -> None:
+    (tmp_path / "llm2llm").mkdir()
+    (tmp_path / "llm2llm" / "base.j2").write_text("Mine: {{ target.question }}\nQ:")
+    prompt = LLM2LLM(Templates(tmp_path), "base").prompt(_ctx(arithmetic), 0, 4)
+    assert prompt.text == f"Mine: {prompt.parents[0].question}\nQ:"
+
+
+def test_rephrase_trusts_a_task_that_cannot_check_answers(arithmetic) -> None:
+    from dataloop.environments import TaskEnvironment
+
+    class Unverifiable(TaskEnvironment):
+        name = "unverifiable"
+
+        def skills(self):
+            return arithmetic.skills()
+
+        def split(self, name):
+            return arithmetic.split(name)
+
+    task = Unverifiable()
+    ctx = _ctx(task)
+    strategy = QuestionRephrase(Templates(), "base")
+    prompt = strategy.prompt(ctx, 0, 4)
+    (reworded,) = strategy.parse(" What do you get when adding them?", ctx, prompt).examples
+    assert task.check_answer(reworded) is None
+    assert strategy.check(reworded, ctx, prompt) == ("verified", reworded)

@@ -1,0 +1,64 @@
+"""answer-augmentation: new answers to the skill's existing seed questions."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from dataloop.engine.parsing import Parsed, parse_answer
+from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
+from dataloop.schema import Example, example_id
+
+
+class AnswerAugmentation(Strategy):
+    """Several teacher answers to each seed question; those the task grades right are kept.
+
+    "Answer augmentation" in Chan et al. (2024): new responses (e.g. fresh solutions) to
+    existing queries. Each question is asked ``samples`` times, one answer per prompt, with a
+    different few-shot draw and sampling seed. An answer is kept when the task's ``score``
+    grades it correct against the seed's reference answer, exactly as the student is graded;
+    it is never relabelled, since a recomputed answer would only copy the seed's. Dedup is on
+    (question, answer): the question is the seed's own, so only a new answer is new data.
+    """
+
+    name = "answer-augmentation"
+    template_dir = "answer_augmentation"
+    dedup_on_answer = True
+    samples: ClassVar[int] = 4
+    """Answers asked for per question (one prompt each)."""
+
+    def per_prompt(self, per_query: int) -> int:
+        return 1
+
+    def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
+        pool = self.targets(ctx)
+        target = pool[(index // self.samples) % len(pool)]
+        shown = self.demos(ctx, index, [e for e in ctx.seeds if e.id != target.id])
+        # A base model answers on the line after "A:"; one line is one answer.
+        stop = ("\n",) if self.kind == "base" else ()
+        return self.render(ctx, 1, examples=shown, parents=[target], target=target, stop=stop)
+
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+        return parse_answer(text, cut, json_only=self.kind == "chat")
+
+    def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:
+        return prompt.parents[0].question, item["answer"]
+
+    def example(self, ctx: RequestContext, prompt: Prompt, question: str, answer: str) -> Example:
+        # Two answers to one question are two examples: the id covers the answer too.
+        made = super().example(ctx, prompt, question, answer)
+        return made.model_copy(update={"id": example_id(made.skill, f"{question}\x00{answer}")})
+
+    def check(
+        self, candidate: Example, ctx: RequestContext, prompt: Prompt
+    ) -> tuple[Check, Example]:
+        """Well-formed (``verify``) and graded right against the seed's answer (``score``)."""
+        verified = ctx.task.verify(candidate)
+        if verified is None:
+            return "unverified", candidate
+        if not ctx.task.score(prompt.parents[0], ctx.task.target(candidate)):
+            return "wrong-answer", candidate
+        # verify may normalise the answer's form; keep that, under this answer's own id.
+        same = verified.model_copy(
+            update={"id": example_id(verified.skill, f"{verified.question}\x00{verified.answer}")}
+        )
+        return "verified", same
