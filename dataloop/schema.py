@@ -194,6 +194,8 @@ class FilterCounts(_Model):
     requested: int = 0
     generated: int = 0
     parsed: int = 0
+    dropped: int = 0
+    """Items in the teacher's text that could not be read (junk, cut off by the length limit)."""
     verified: int = 0
     deduplicated: int = 0
     accepted: int = 0

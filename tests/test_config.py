@@ -36,7 +36,8 @@ def test_valid_config_and_overrides(tmp_path) -> None:
         ),
         (
             "teacher:\n  backend: gpt\n",
-            "config field 'teacher.backend': Input should be 'llama-server', 'vllm', 'vllm-offline' or 'openai'",
+            "config field 'teacher.backend': Input should be "
+            "'llama-server', 'vllm', 'vllm-offline' or 'openai'",
         ),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("iterations: [\n", "is not valid YAML"),

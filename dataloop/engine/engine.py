@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import logging
 import math
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -77,8 +76,6 @@ class GenerationResult:
     report: GenerationReport = field(default_factory=GenerationReport)
     budget_exhausted: bool = False
     errors: list[str] = field(default_factory=list)
-    dropped: Counter[tuple[str, str]] = field(default_factory=Counter)
-    """Unreadable output fragments (junk, truncated items) per (skill, strategy)."""
 
 
 def _sampling_seed(base: int, *parts: object) -> int:
@@ -214,7 +211,7 @@ class Engine:
             # A text stopped by the token limit may end mid-item: the strategy drops that item.
             cut = i < len(reply.finish_reasons) and reply.finish_reasons[i] == "length"
             parsed = strategy.parse(text, ctx, prompt, cut=cut)
-            result.dropped[(ctx.skill.name, strategy.name)] += parsed.dropped
+            counts.dropped += parsed.dropped
             for candidate in parsed.examples:
                 counts.parsed += 1
                 verdict, example = self._judge(strategy, candidate, ctx, prompt, seen, counts)

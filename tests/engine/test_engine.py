@@ -151,7 +151,7 @@ def test_llm2llm_prompts_target_failures_and_junk_is_counted(arithmetic) -> None
     assert len(client.prompts) == 1 and failed.question in client.prompts[0]
     assert [e.question for e in result.accepted] == ["10+11", "13+14"]
     assert all(e.provenance.parent_ids == [failed.id] for e in result.accepted)
-    assert result.dropped[("add", "llm2llm")] == 1
+    assert result.report.counts[0].dropped == 1
 
 
 def test_engine_strategy_override_applies_to_every_request(arithmetic) -> None:

@@ -111,9 +111,7 @@ def test_kill_and_resume_gives_the_same_data_as_an_uninterrupted_run(tmp_path) -
             assert _state(run)["done"]
 
 
-def test_resume_of_a_finished_run_does_nothing_and_bad_runs_are_named(tmp_path) -> None:
-    missing = subprocess.run(
-        _cli("resume", str(tmp_path / "nope")), capture_output=True, text=True
-    )
+def test_resume_of_a_missing_run_is_one_line_naming_the_file(tmp_path) -> None:
+    missing = subprocess.run(_cli("resume", str(tmp_path / "nope")), capture_output=True, text=True)
     assert missing.returncode == 2 and "config.yaml is missing" in missing.stderr
     assert "Traceback" not in missing.stderr
