@@ -111,6 +111,8 @@ class StudentConfig(_Section):
     """Weights dtype: ``auto`` is bf16 on a GPU and fp32 on a CPU."""
     train_on_seed: bool = True
     """Train on the seed set in ``reset`` before the first evaluation."""
+    report_to: list[str] = Field(default_factory=list)
+    """Trainer integrations to log to, passed to TRL as ``report_to`` (tensorboard, wandb)."""
     eval_backend: Literal["transformers", "vllm"] = "transformers"
     """``transformers``: batched ``generate`` on the training model (CPU, small models);
     ``vllm``: a vLLM engine that hot-swaps each iteration's LoRA adapter (GPU)."""

@@ -98,12 +98,12 @@ class Loop:
         """Accepted examples, queries spent, and whether the budget ran out."""
         if self._at(k, "generated") and self.run_dir is not None:
             return self.run_dir.accepted(k), self.state.queries_this_iteration, self.state.exhausted
-        before = self.engine.client.budget.queries
         with self.display.progress("teacher generating", plan.total) as advance:
             result = runner.run(
                 self.engine.generate(plan, obs, self.env.train_set, on_progress=advance)
             )
-        queries = self.engine.client.budget.queries - before
+        # Everything spent since the last iteration: the planner's queries count too.
+        queries = self.engine.client.budget.queries - sum(h.queries for h in self.env.history)
         self._record_generation(k, result)
         self.state.queries_this_iteration = queries
         self.state.exhausted = result.budget_exhausted

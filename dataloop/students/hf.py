@@ -89,7 +89,7 @@ class HFStudent:
             activation_checkpointing=c.gradient_checkpointing,
             bf16=resolve_dtype(c.dtype) == torch.bfloat16,
             save_strategy="no",
-            report_to="none",
+            report_to=c.report_to or "none",
             logging_steps=max(1, c.steps_per_iteration // 10),
             disable_tqdm=True,
             seed=self.seed,
