@@ -13,12 +13,14 @@ import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
+from dataloop.environments import Split, TaskEnvironment
 from dataloop.errors import DataloopError
+from dataloop.schema import Example, SkillInfo
 
 T = TypeVar("T")
-SplitName = Literal["train", "validation", "test"]
+SplitName = Split
 SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
 # File-name stems that count as each split inside a data folder (GSM8K's train.jsonl/test.jsonl,
 # the hub's parquet shards ``test-00000-of-00001.parquet``, ARC's ``ARC-Easy-Dev.jsonl`` …).
@@ -239,3 +241,19 @@ def load_rows(
     if dataset is not None:
         return load_hub(dataset, dataset_config), f"hub:{dataset}"
     return read_data_files(default), str(default)
+
+
+class DatasetTask(TaskEnvironment):
+    """A task whose examples are loaded once into ``_splits``, with skills in ``_skills``.
+
+    Subclasses fill both in ``__init__``; the accessors are shared.
+    """
+
+    _splits: dict[Split, list[Example]]
+    _skills: list[SkillInfo]
+
+    def skills(self) -> list[SkillInfo]:
+        return list(self._skills)
+
+    def split(self, name: Split) -> list[Example]:
+        return list(self._splits[name])

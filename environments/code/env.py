@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dataloop.environments import Split, TaskEnvironment
+from dataloop.environments import Split
 from dataloop.sandbox import SandboxLimits, SandboxResult, run_python
 from dataloop.schema import Example, SkillInfo
 from dataloop.skills import apply_taxonomy, read_taxonomy
-from dataloop.taskdata import DataError, DataFiles, Row, carve_splits, load_rows
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
 
 HERE = Path(__file__).resolve().parent
 TESTS_HEADER = "Your code should pass these tests:"
@@ -89,7 +89,7 @@ def visible_tests(question: str) -> str | None:
     )
 
 
-class CodeTask(TaskEnvironment):
+class CodeTask(DatasetTask):
     """Python functions from a description, pass@1 against tests run in a sandbox."""
 
     name = "code"
@@ -159,12 +159,6 @@ class CodeTask(TaskEnvironment):
             example = Example.make("code", question, row.text("code"))
         self._tests[example.id] = tests
         return example
-
-    def skills(self) -> list[SkillInfo]:
-        return list(self._skills)
-
-    def split(self, name: Split) -> list[Example]:
-        return list(self._splits[name])
 
     def prompt(self, question: str) -> str:
         # HumanEval: the student continues the function header; MBPP: it writes the function.

@@ -19,10 +19,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split, TaskEnvironment
+from dataloop.environments import Split
 from dataloop.schema import Example, SkillInfo
 from dataloop.skills import apply_taxonomy, read_taxonomy, slug
-from dataloop.taskdata import DataError, DataFiles, Row, carve_splits, load_rows
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 _NUMBER = r"(?:-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+)"
@@ -166,7 +166,7 @@ def flatten(solution: str) -> str:
     return " ".join(line.strip() for line in solution.splitlines() if line.strip())
 
 
-class MathTask(TaskEnvironment):
+class MathTask(DatasetTask):
     """Math word problems with a worked solution and a numeric final answer (GSM8K format)."""
 
     name = "math"
@@ -228,12 +228,6 @@ class MathTask(TaskEnvironment):
         names = sorted({e.skill for part in self._splits.values() for e in part})
         field = self.skill_field or "(one skill: no skill_field or skills_file given)"
         return [SkillInfo(name=n, description=f"math word problems: {n} ({field})") for n in names]
-
-    def skills(self) -> list[SkillInfo]:
-        return list(self._skills)
-
-    def split(self, name: Split) -> list[Example]:
-        return list(self._splits[name])
 
     def prompt(self, question: str) -> str:
         return f"Question: {question}\nAnswer: "

@@ -17,10 +17,10 @@ import string
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split, TaskEnvironment
+from dataloop.environments import Split
 from dataloop.schema import Example, SkillInfo
 from dataloop.skills import apply_taxonomy, read_taxonomy, slug
-from dataloop.taskdata import DataError, DataFiles, Row, carve_splits, load_rows
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 LETTERS = string.ascii_uppercase
@@ -68,7 +68,7 @@ def extract_letter(completion: str, choices: list[str] | None = None) -> str:
     return bare[1].upper() if bare else ""
 
 
-class MultipleChoiceTask(TaskEnvironment):
+class MultipleChoiceTask(DatasetTask):
     """MMLU/ARC-style multiple choice: the answer is a letter; skills from a subject column."""
 
     name = "multiple_choice"
@@ -157,12 +157,6 @@ class MultipleChoiceTask(TaskEnvironment):
         if not 0 <= answer < len(labels):
             raise DataError(f"{row.where('answer')}: index {answer} is out of range")
         return LETTERS[answer]
-
-    def skills(self) -> list[SkillInfo]:
-        return list(self._skills)
-
-    def split(self, name: Split) -> list[Example]:
-        return list(self._splits[name])
 
     def prompt(self, question: str) -> str:
         return f"{question}\nAnswer: "
