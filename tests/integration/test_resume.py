@@ -66,13 +66,32 @@ def _accepted(run: Path) -> list[list[str]]:
     ]
 
 
+_ORDER = {"planned": 0, "generated": 1, "trained": 2}
+
+
+def _at_or_after(iteration: int, phase: str):
+    """A kill point: the first state seen at or after (iteration, phase), the run not yet done.
+
+    "At or after", because a phase can be over before a poll sees it; any point is a valid
+    point to kill a run at, and later states still leave iteration 2 to do.
+    """
+
+    def reached(state: dict) -> bool:
+        if not state or state.get("phase") == "reset":
+            return False
+        seen = (state["iteration"], _ORDER[state["phase"]])
+        return seen >= (iteration, _ORDER[phase])
+
+    return reached
+
+
 KILL_POINTS = {
-    # state.json says the plan of iteration 1 is written: generation is under way.
-    "during-generation": lambda s: s.get("iteration") == 1 and s.get("phase") == "planned",
+    # the plan of iteration 1 is written: generation is under way.
+    "during-generation": _at_or_after(1, "planned"),
     # accepted data of iteration 1 is committed: the student is training.
-    "during-training": lambda s: s.get("iteration") == 1 and s.get("phase") == "generated",
-    # iteration 1 is complete: the loop is between iterations.
-    "between-iterations": lambda s: s.get("iteration") == 1 and s.get("phase") == "trained",
+    "during-training": _at_or_after(1, "generated"),
+    # iteration 1 is complete: the loop is between iterations (or planning iteration 2).
+    "between-iterations": _at_or_after(1, "trained"),
 }
 
 
@@ -96,6 +115,7 @@ def test_kill_and_resume_gives_the_same_data_as_an_uninterrupted_run(tmp_path) -
             while not reached(_state(run)) and proc.poll() is None:
                 assert time.monotonic() < deadline, f"{point}: never reached"
                 time.sleep(0.02)
+            assert proc.poll() is None, f"{point}: the run ended before the kill point"
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             assert not _state(run).get("done"), f"{point}: the run finished before the kill"
