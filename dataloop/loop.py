@@ -64,9 +64,9 @@ class Loop:
             plan = self._plan(k, obs, runner)
             accepted, queries, exhausted = self._generate(k, plan, obs, runner)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
-            obs, reward, done, info = self.env.step(accepted)
+            obs, reward, done, _ = self.env.step(accepted)
             self.env.history[-1].queries = queries
-            self._finish_iteration(k, obs, done or exhausted, info["checkpoint"])
+            self._finish_iteration(k, obs, done or exhausted)
             self.display.accuracy_table(skills, self.env.history)
             self.display.log(f"reward (change in mean accuracy): {reward:+.1%}")
             if exhausted:
@@ -78,7 +78,7 @@ class Loop:
     def _reset(self) -> Observation:
         self.display.log("[bold]reset[/]: training on the seed set and evaluating")
         obs = self.env.reset()
-        self._finish_iteration(0, obs, self.env.max_iterations == 0, None)
+        self._finish_iteration(0, obs, self.env.max_iterations == 0)
         return obs
 
     def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> Plan:
@@ -127,7 +127,7 @@ class Loop:
         # accepted.jsonl is written last: its presence marks the generate phase's files complete.
         self.run_dir.write_jsonl(f"{folder}/accepted.jsonl", result.accepted)
 
-    def _finish_iteration(self, k: int, obs: Observation, done: bool, checkpoint: object) -> None:
+    def _finish_iteration(self, k: int, obs: Observation, done: bool) -> None:
         self.metrics.iterations = list(self.env.history)
         if done:
             test, _ = self.env.evaluate("test")
