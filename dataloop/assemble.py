@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -13,7 +15,7 @@ from dataloop.config import LoopConfig, TeacherConfig, dump_config
 from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.strategy import Templates
-from dataloop.environments import load_task
+from dataloop.environments import TaskEnvironment, load_task
 from dataloop.errors import ConfigError
 from dataloop.gym import Environment
 from dataloop.llm.base import LLMClient
@@ -26,6 +28,8 @@ from dataloop.loop import Loop
 from dataloop.policies import make_policy, resolve_policy
 from dataloop.runs import RunDir
 from dataloop.schema import Budget
+from dataloop.skills import SkillDiscovery, discover_skills
+from dataloop.taskdata import SPLITS
 
 
 def run_dir_for(config: LoopConfig) -> RunDir:
@@ -121,11 +125,81 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
         yield OpenAIClient(model, [server.base_url], flavor=flavor, **http, **accounting)
 
 
+def _check_discoverable(config: LoopConfig, task: TaskEnvironment) -> None:
+    if "skills_file" not in inspect.signature(type(task)).parameters:
+        raise ConfigError(
+            f"config field 'env.discover_skills': environment '{config.env.name}' has no "
+            "'skills_file' option, so it cannot take discovered skills (math, multiple_choice "
+            "and code can)"
+        )
+
+
+def _discover(
+    config: LoopConfig,
+    task: TaskEnvironment,
+    client: LLMClient,
+    templates: Templates,
+    run: RunDir,
+    runner: asyncio.Runner,
+    display: Display,
+) -> TaskEnvironment:
+    """The task relabelled with the skills in ``run.skills_file``, found by the teacher if the
+    file is new; a file already there (an earlier attempt, or the user's edit) is kept."""
+    path = run.skills_file
+    questions = {e.question for split in SPLITS for e in task.split(split)}
+    limit = client.budget.max_queries
+    if not path.exists() and limit is not None and len(questions) >= limit:
+        raise ConfigError(
+            f"config field 'teacher.max_queries': skill discovery labels each of the "
+            f"{len(questions)} questions with one query, more than the budget of {limit}; "
+            "raise the budget, use smaller splits, or write the skills file yourself"
+        )
+    display.log(
+        f"skills: reading {path}" if path.exists() else "skills: the teacher proposes a taxonomy"
+    )
+    discovery = SkillDiscovery(
+        client,
+        templates=templates,
+        kind=config.teacher.kind,
+        max_skills=config.env.max_skills,
+        seed=config.seed,
+    )
+    examples = [e for split in SPLITS for e in task.split(split)]
+    try:
+        with display.progress("labelling skills", len(questions)) as advance:
+            taxonomy = runner.run(
+                discover_skills(client, examples, path, discovery=discovery, on_progress=advance)
+            )
+    except BaseException:
+        runner.run(client.aclose())
+        raise
+    names = ", ".join(s.name for s in taxonomy.skills)
+    display.log(
+        f"skills: {names} (to change them, edit {path} and give it to a new run as "
+        "env.options.skills_file)"
+    )
+    return load_task(config.env.name, seed=config.seed, options=task_options(config, run))
+
+
+def task_options(config: LoopConfig, run: RunDir) -> dict[str, Any]:
+    """``env.options``, plus the run's discovered ``skills_file`` once there is one."""
+    if config.env.discover_skills and run.skills_file.exists():
+        return {**config.env.options, "skills_file": str(run.skills_file)}
+    return dict(config.env.options)
+
+
 @contextmanager
 def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -> Iterator[Loop]:
     """Everything a run needs, set up in order of cost: cheap checks fail before slow loads."""
     run = run or run_dir_for(config)
+    if config.env.discover_skills and "skills_file" in config.env.options:
+        raise ConfigError(
+            "config field 'env.discover_skills': env.options.skills_file is set too; use your "
+            "skills file or discover skills, not both"
+        )
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
+    if config.env.discover_skills:
+        _check_discoverable(config, task)
     resolve_policy(config.policy.name)  # a typo fails here, before any slow set-up
     templates = Templates(config.engine.prompts_dir)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -139,20 +213,25 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
         callbacks=[display.train_callback],
         engine_log=run.path / "student-vllm.log",
     )
-    env = Environment(
-        task,
-        student,
-        checkpoints_dir=run.checkpoints,
-        max_iterations=config.iterations,
-        target_accuracy=config.target_accuracy,
-        train_on_seed=config.student.train_on_seed,
-    )
     with ExitStack() as stack:
         stack.callback(detach, attach_run_log(run.log_file))
         stack.callback(student.close)  # a vLLM eval engine, if any, stops with the run
         if config.iterations > 0:
             display.log(f"starting teacher ({config.teacher.backend})")
         client = stack.enter_context(teacher_client(config.teacher, run))
+        # One event loop for everything that talks to the client: its HTTP connections and
+        # concurrency limit belong to the loop they were first used on.
+        runner = stack.enter_context(asyncio.Runner())
+        if config.env.discover_skills:
+            task = _discover(config, task, client, templates, run, runner, display)
+        env = Environment(
+            task,
+            student,
+            checkpoints_dir=run.checkpoints,
+            max_iterations=config.iterations,
+            target_accuracy=config.target_accuracy,
+            train_on_seed=config.student.train_on_seed,
+        )
         # Made here, not with the cheap checks above: llm-planner needs the teacher client.
         policy = make_policy(
             config.policy.name,
@@ -175,4 +254,4 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
             max_tokens=config.teacher.max_tokens,
             seed=config.teacher.seed + config.seed,
         )
-        yield Loop(env, policy, engine, run, display)
+        yield Loop(env, policy, engine, run, display, runner=runner)

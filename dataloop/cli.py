@@ -160,6 +160,7 @@ def export(
     ] = "hf",
 ) -> None:
     """Export the run's final training set (seed + accepted) with provenance columns."""
+    from dataloop.assemble import task_options
     from dataloop.config import load_config
     from dataloop.environments import load_task
     from dataloop.export import export_examples
@@ -171,7 +172,7 @@ def export(
             raise DataloopError(f"--format '{format_}': choose hf, jsonl or parquet")
         cfg = load_config(run_path / "config.yaml")
         run_dir.read_state()
-        task = load_task(cfg.env.name, seed=cfg.seed, options=cfg.env.options)
+        task = load_task(cfg.env.name, seed=cfg.seed, options=task_options(cfg, run_dir))
         examples = task.split("train")
         for k in run_dir.iterations_done():
             examples += run_dir.accepted(k)

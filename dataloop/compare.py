@@ -32,7 +32,7 @@ class CurvePoint(BaseModel):
 
     iteration: int
     queries: int
-    """Cumulative teacher queries for generation (0 after reset)."""
+    """Cumulative teacher queries (after reset: only skill discovery's, if it ran)."""
     mean_accuracy: float
     accuracy: dict[str, float] = Field(default_factory=dict)
 

@@ -27,6 +27,14 @@ class EnvConfig(_Section):
     """Built-in or entry-point name, or ``path/to/env.py[:Class]``."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Keyword arguments for the task's constructor (e.g. ``train_per_skill: 16``)."""
+    discover_skills: bool = False
+    """Before reset, have the teacher propose a few skills from a sample of the questions and
+    label every example with one (DataEnvGym's skill discovery). The result is ``skills.json``
+    in the run folder, read back by ``resume`` and ``export``; edit it and pass it to a new
+    run as ``options.skills_file`` to change the skills. Needs a task with a ``skills_file``
+    option (math, multiple_choice, code); its queries count against ``teacher.max_queries``."""
+    max_skills: int = Field(6, ge=2, le=50)
+    """Most skills discovery may propose (an ``other`` skill is added for unplaceable ones)."""
 
 
 class LoraSettings(_Section):

@@ -27,7 +27,9 @@ class Loop:
 
     ``Loop(env=..., policy=..., engine=...).run()`` returns the per-iteration history; with a
     ``run`` directory every plan, candidate, accepted example and metric is written to it and
-    an interrupted run continues where it stopped.
+    an interrupted run continues where it stopped. ``runner`` is an event loop to share with
+    work done on the same teacher client before the loop (``open_loop``'s skill discovery);
+    its owner closes it.
     """
 
     def __init__(
@@ -37,8 +39,10 @@ class Loop:
         engine: Engine,
         run: RunDir | None = None,
         display: Display | None = None,
+        runner: asyncio.Runner | None = None,
     ) -> None:
         self.env = env
+        self._runner = runner
         self.policy = as_policy(policy)
         self.engine = engine
         self.run_dir = run
@@ -48,11 +52,16 @@ class Loop:
 
     def run(self) -> list[HistoryEntry]:
         """Reset (or restore), then iterate until done or the budget runs out."""
+        if self._runner is not None:
+            return self._run_closing(self._runner)
         with asyncio.Runner() as runner:
-            try:
-                return self._run(runner)
-            finally:
-                runner.run(self.engine.client.aclose())
+            return self._run_closing(runner)
+
+    def _run_closing(self, runner: asyncio.Runner) -> list[HistoryEntry]:
+        try:
+            return self._run(runner)
+        finally:
+            runner.run(self.engine.client.aclose())
 
     def _run(self, runner: asyncio.Runner) -> list[HistoryEntry]:
         skills = [s.name for s in self.env.task.skills()]
@@ -78,6 +87,8 @@ class Loop:
     def _reset(self) -> Observation:
         self.display.log("[bold]reset[/]: training on the seed set and evaluating")
         obs = self.env.reset()
+        # Queries spent before the first plan (skill discovery) belong to the reset entry.
+        self.env.history[-1].queries = self.engine.client.budget.queries
         self._finish_iteration(0, obs, self.env.max_iterations == 0)
         return obs
 

@@ -94,6 +94,11 @@ class RunDir:
         return self.path / "teacher.log"
 
     @property
+    def skills_file(self) -> Path:
+        """Skills the teacher discovered (``env.discover_skills``), editable by the user."""
+        return self.path / "skills.json"
+
+    @property
     def log_file(self) -> Path:
         """The structured run log."""
         return self.path / "run.log"

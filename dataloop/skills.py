@@ -19,6 +19,7 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
@@ -177,7 +178,12 @@ class SkillDiscovery:
             "tries; write the skills file yourself or use a stronger teacher"
         )
 
-    async def label(self, questions: list[str], skills: list[SkillInfo]) -> list[Label]:
+    async def label(
+        self,
+        questions: list[str],
+        skills: list[SkillInfo],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[Label]:
         """One skill per question; a reply naming no known skill gives ``other``."""
         sampling = Sampling(temperature=0.0, max_tokens=12, stop=("\n",), seed=self.seed)
 
@@ -186,6 +192,8 @@ class SkillDiscovery:
                 f"skill_discovery/label_{self.kind}.j2", skills=skills, question=_cut(question)
             )
             name = match_skill(await self._ask(prompt, sampling), skills)
+            if on_progress is not None:
+                on_progress(1)
             return Label(question=question, skill=name or OTHER.name)
 
         return list(await asyncio.gather(*(one(q) for q in questions)))
@@ -202,12 +210,14 @@ async def discover_skills(
     path: Path,
     *,
     discovery: SkillDiscovery | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> SkillTaxonomy:
     """The skills file at ``path``, created or completed with the teacher.
 
     If ``path`` exists it is read back (the user may have edited it) and only questions it
     does not label yet are sent to the teacher; otherwise a taxonomy is proposed from a sample
-    first. The file is written atomically after labelling.
+    first. The file is written atomically after labelling. ``on_progress(1)`` is called per
+    question labelled.
     """
     discovery = discovery or SkillDiscovery(client)
     questions = list(dict.fromkeys(e.question for e in examples))
@@ -220,7 +230,7 @@ async def discover_skills(
     labelled = taxonomy.skill_of()
     missing = [q for q in questions if q not in labelled]
     if missing or not path.exists():
-        taxonomy.labels.extend(await discovery.label(missing, taxonomy.skills))
+        taxonomy.labels.extend(await discovery.label(missing, taxonomy.skills, on_progress))
         used = Counter(label.skill for label in taxonomy.labels)
         if used[OTHER.name] and OTHER.name not in {s.name for s in taxonomy.skills}:
             taxonomy.skills.append(OTHER)

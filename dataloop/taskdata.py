@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from dataloop.environments import Split, TaskEnvironment
 from dataloop.errors import DataloopError
 from dataloop.schema import Example, SkillInfo
+from dataloop.skills import apply_taxonomy, read_taxonomy
 
 T = TypeVar("T")
 SplitName = Split
@@ -244,13 +245,59 @@ def load_rows(
 
 
 class DatasetTask(TaskEnvironment):
-    """A task whose examples are loaded once into ``_splits``, with skills in ``_skills``.
+    """A task whose examples are read once from files (or the hub) and carved into splits.
 
-    Subclasses fill both in ``__init__``; the accessors are shared.
+    Subclasses call :meth:`_load` with a function that turns one row into an :class:`Example`,
+    then :meth:`_use_skills`; the accessors are shared. Their constructors take ``skills_file``
+    (a :mod:`dataloop.skills` file), which is how ``env.discover_skills`` hands them the skills
+    the teacher found.
     """
 
     _splits: dict[Split, list[Example]]
     _skills: list[SkillInfo]
+
+    def _load(
+        self,
+        example: Callable[[Row], Example],
+        *,
+        data_files: DataFiles | None,
+        dataset: str | None,
+        dataset_config: str | None,
+        default: Path,
+        sizes: Mapping[str, int | None],
+        prepare: Callable[[dict[str, list[Row]]], None] | None = None,
+    ) -> None:
+        """Read the rows (local files, else the hub, else ``default``) and carve the splits.
+
+        ``prepare`` sees all rows first (e.g. to tell HumanEval from MBPP). Every row is turned
+        into an example, not only those a split keeps: bad data fails early.
+        """
+        rows, origin = load_rows(
+            data_files=data_files, dataset=dataset, dataset_config=dataset_config, default=default
+        )
+        if prepare is not None:
+            prepare(rows)
+        examples = {key: [example(row) for row in part] for key, part in rows.items()}
+        self._splits = dict(carve_splits(examples, sizes, self.seed, origin))
+
+    def _use_skills(self, skills_file: str | Path | None, describe: Callable[[str], str]) -> None:
+        """Relabel with ``skills_file`` if given; else each skill the rows carry, described."""
+        if skills_file is None:
+            names = sorted({e.skill for part in self._splits.values() for e in part})
+            self._skills = [SkillInfo(name=n, description=describe(n)) for n in names]
+            return
+        path = Path(skills_file)
+        taxonomy = read_taxonomy(path)
+        for split, part in self._splits.items():
+            relabelled = apply_taxonomy(part, taxonomy, path)
+            for old, new in zip(part, relabelled, strict=True):
+                self._relabelled(old, new)
+            self._splits[split] = relabelled
+        used = {e.skill for part in self._splits.values() for e in part}
+        self._skills = [s for s in taxonomy.skills if s.name in used]
+
+    def _relabelled(self, old: Example, new: Example) -> None:
+        """Called for every example a skills file relabels (its id changes with its skill)."""
 
     def skills(self) -> list[SkillInfo]:
         return list(self._skills)

@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dataloop.environments import Split
 from dataloop.sandbox import SandboxLimits, SandboxResult, run_python
-from dataloop.schema import Example, SkillInfo
-from dataloop.skills import apply_taxonomy, read_taxonomy
-from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
+from dataloop.schema import Example
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
 HERE = Path(__file__).resolve().parent
 TESTS_HEADER = "Your code should pass these tests:"
@@ -109,37 +107,30 @@ class CodeTask(DatasetTask):
         memory_mb: int = 512,
     ) -> None:
         super().__init__(seed)
-        rows, origin = load_rows(
+        self.limits = SandboxLimits(
+            cpu_seconds=timeout_seconds, wall_seconds=2 * timeout_seconds, memory_mb=memory_mb
+        )
+        self.style: Style = "mbpp"
+        self._tests: dict[str, Tests] = {}
+        self._load(
+            self._example,
             data_files=data_files,
             dataset=dataset,
             dataset_config=dataset_config,
             default=HERE / "data",
+            sizes={"train": train_size, "validation": validation_size, "test": test_size},
+            prepare=self._detect_style,
         )
-        self.limits = SandboxLimits(
-            cpu_seconds=timeout_seconds, wall_seconds=2 * timeout_seconds, memory_mb=memory_mb
-        )
-        first = next(r for part in rows.values() for r in part)
-        self.style: Style = "humaneval" if "entry_point" in first.data else "mbpp"
-        self._tests: dict[str, Tests] = {}
-        # Every row is checked, not only those a split keeps: bad data fails early.
-        examples = {key: [self._example(row) for row in part] for key, part in rows.items()}
-        sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-        self._splits: dict[Split, list[Example]] = dict(carve_splits(examples, sizes, seed, origin))
         if skills_file is None and data_files is None and dataset is None:
-            skills_file = str(HERE / "skills.json")
-        if skills_file is not None:
-            taxonomy = read_taxonomy(Path(skills_file))
-            for split, part in self._splits.items():
-                relabelled = apply_taxonomy(part, taxonomy, Path(skills_file))
-                for old, new in zip(part, relabelled, strict=True):
-                    self._tests[new.id] = self._tests[old.id]
-                self._splits[split] = relabelled
-            used = {e.skill for part in self._splits.values() for e in part}
-            self._skills = [s for s in taxonomy.skills if s.name in used]
-        else:
-            self._skills = [
-                SkillInfo(name="code", description="write a Python function from a description")
-            ]
+            skills_file = str(HERE / "skills.json")  # labels of the shipped sample
+        self._use_skills(skills_file, lambda _: "write a Python function from a description")
+
+    def _detect_style(self, rows: dict[str, list[Row]]) -> None:
+        first = next(r for part in rows.values() for r in part)
+        self.style = "humaneval" if "entry_point" in first.data else "mbpp"
+
+    def _relabelled(self, old: Example, new: Example) -> None:
+        self._tests[new.id] = self._tests[old.id]
 
     def _example(self, row: Row) -> Example:
         if self.style == "humaneval":

@@ -19,10 +19,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split
-from dataloop.schema import Example, SkillInfo
-from dataloop.skills import apply_taxonomy, read_taxonomy, slug
-from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
+from dataloop.schema import Example
+from dataloop.skills import slug
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
 DATA = Path(__file__).resolve().parent / "data"
 _NUMBER = r"(?:-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+)"
@@ -187,22 +186,23 @@ class MathTask(DatasetTask):
         test_size: int | None = None,
     ) -> None:
         super().__init__(seed)
-        rows, origin = load_rows(
-            data_files=data_files, dataset=dataset, dataset_config=dataset_config, default=DATA
-        )
         self.question_field, self.answer_field, self.skill_field = (
             question_field,
             answer_field,
             skill_field,
         )
-        sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-        # Every row is checked, not only those a split keeps: bad data fails early.
-        examples = {key: [self._example(row) for row in part] for key, part in rows.items()}
-        self._splits: dict[Split, list[Example]] = dict(carve_splits(examples, sizes, seed, origin))
-        default_labels = DATA.parent / "skills.json"
+        self._load(
+            self._example,
+            data_files=data_files,
+            dataset=dataset,
+            dataset_config=dataset_config,
+            default=DATA,
+            sizes={"train": train_size, "validation": validation_size, "test": test_size},
+        )
         if skills_file is None and data_files is None and dataset is None:
-            skills_file = str(default_labels)
-        self._skills = self._label(Path(skills_file) if skills_file else None)
+            skills_file = str(DATA.parent / "skills.json")  # labels of the shipped sample
+        field = skill_field or "one skill: no skill_field or skills_file given"
+        self._use_skills(skills_file, lambda n: f"math word problems: {n} ({field})")
 
     def _example(self, row: Row) -> Example:
         question = row.text(self.question_field)
@@ -217,17 +217,6 @@ class MathTask(DatasetTask):
             solution = f"{solution} #### {canonical(answer)}"
         skill = slug(row.text(self.skill_field)) if self.skill_field else "math"
         return Example.make(skill, question, solution)
-
-    def _label(self, skills_file: Path | None) -> list[SkillInfo]:
-        if skills_file is not None:
-            taxonomy = read_taxonomy(skills_file)
-            for split, part in self._splits.items():
-                self._splits[split] = apply_taxonomy(part, taxonomy, skills_file)
-            used = {e.skill for part in self._splits.values() for e in part}
-            return [s for s in taxonomy.skills if s.name in used]
-        names = sorted({e.skill for part in self._splits.values() for e in part})
-        field = self.skill_field or "(one skill: no skill_field or skills_file given)"
-        return [SkillInfo(name=n, description=f"math word problems: {n} ({field})") for n in names]
 
     def prompt(self, question: str) -> str:
         return f"Question: {question}\nAnswer: "

@@ -17,10 +17,9 @@ import string
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split
-from dataloop.schema import Example, SkillInfo
-from dataloop.skills import apply_taxonomy, read_taxonomy, slug
-from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, carve_splits, load_rows
+from dataloop.schema import Example
+from dataloop.skills import slug
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
 DATA = Path(__file__).resolve().parent / "data"
 LETTERS = string.ascii_uppercase
@@ -87,26 +86,18 @@ class MultipleChoiceTask(DatasetTask):
         test_size: int | None = 8,
     ) -> None:
         super().__init__(seed)
-        rows, origin = load_rows(
-            data_files=data_files, dataset=dataset, dataset_config=dataset_config, default=DATA
-        )
         self.skill_field = skill_field
-        sizes = {"train": train_size, "validation": validation_size, "test": test_size}
-        # Every row is checked, not only those a split keeps: bad data fails early.
-        examples = {key: [self._example(row) for row in part] for key, part in rows.items()}
-        self._splits: dict[Split, list[Example]] = dict(carve_splits(examples, sizes, seed, origin))
-        if skills_file is not None:
-            taxonomy = read_taxonomy(Path(skills_file))
-            for split, part in self._splits.items():
-                self._splits[split] = apply_taxonomy(part, taxonomy, Path(skills_file))
-            used = {e.skill for part in self._splits.values() for e in part}
-            self._skills = [s for s in taxonomy.skills if s.name in used]
-        else:
-            names = sorted({e.skill for part in self._splits.values() for e in part})
-            self._skills = [
-                SkillInfo(name=n, description=f"multiple-choice questions on {n.replace('-', ' ')}")
-                for n in names
-            ]
+        self._load(
+            self._example,
+            data_files=data_files,
+            dataset=dataset,
+            dataset_config=dataset_config,
+            default=DATA,
+            sizes={"train": train_size, "validation": validation_size, "test": test_size},
+        )
+        self._use_skills(
+            skills_file, lambda n: f"multiple-choice questions on {n.replace('-', ' ')}"
+        )
 
     def _example(self, row: Row) -> Example:
         question, choices, labels = self._question(row)

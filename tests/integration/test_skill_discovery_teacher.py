@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +41,45 @@ def test_gemma_proposes_skills_and_labels_every_question(llama: str, tmp_path) -
     relabelled = load_task("math", options={**sizes, "skills_file": str(path)})
     assert {e.skill for e in relabelled.split("train")} <= set(names)
     assert taxonomy.skills and taxonomy.labels
+
+
+def test_run_discovers_skills_into_the_run_folder_and_export_reads_edits(tmp_path) -> None:
+    """``dataloop run --set env.discover_skills=true`` from the CLI, then the file edited."""
+
+    def dataloop(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dataloop.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    out = dataloop(
+        "run", "--env", "math", "--name", "disc", "--runs-dir", str(tmp_path),
+        "--iterations", "1", "--quiet",
+        "--set", "env.options={train_size: 8, validation_size: 4, test_size: 4}",
+        "--set", "env.discover_skills=true", "--set", "env.max_skills=4",
+        "--set", "student.max_length=320", "--set", "student.max_new_tokens=32",
+        "--set", "student.steps_per_iteration=4", "--set", "student.batch_size=8",
+        "--set", "policy.examples_per_iteration=4", "--set", "engine.max_rounds=1",
+        "--set", "teacher.parallel=4", "--set", "teacher.max_tokens=96",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "disc"
+    saved = json.loads((run / "skills.json").read_text())
+    names = [s["name"] for s in saved["skills"]]
+    assert 2 <= len([n for n in names if n != "other"]) <= 4
+    assert len(saved["labels"]) == 16 and all(lb["skill"] in names for lb in saved["labels"])
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["iterations"][0]["accuracy"]) <= set(names)
+    assert metrics["iterations"][0]["queries"] >= 17  # a taxonomy, then one label a question
+    # The user merges every skill into one; export reads the edited file.
+    saved["skills"] = [{"name": "word-problems", "description": "merged by hand"}]
+    for label in saved["labels"]:
+        label["skill"] = "word-problems"
+    (run / "skills.json").write_text(json.dumps(saved))
+    out = dataloop("export", str(run), "--out", str(tmp_path / "data.jsonl"), "--format", "jsonl")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "data.jsonl").read_text().splitlines()]
+    seeds = [r for r in rows if r["question"] in {lb["question"] for lb in saved["labels"]}]
+    assert len(seeds) >= 8 and {r["skill"] for r in seeds} == {"word-problems"}

@@ -1,0 +1,120 @@
+"""``env.discover_skills``: skill discovery as a step of ``dataloop run`` (scripted teacher)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dataloop.assemble import _discover, open_loop, task_options
+from dataloop.config import validate_config
+from dataloop.display import Display
+from dataloop.engine.strategy import Templates
+from dataloop.environments import load_task
+from dataloop.errors import ConfigError
+from dataloop.llm.base import Completion, Message, Sampling
+from dataloop.runs import RunDir
+from dataloop.schema import Budget
+
+SIZES = {"train_size": 8, "validation_size": 2, "test_size": 2}
+
+
+class Teacher:
+    """Proposes two skills; labels questions that mention money 'money', others 'counting'."""
+
+    model = "scripted"
+
+    def __init__(self, max_queries: int | None = None) -> None:
+        self.budget = Budget(max_queries=max_queries)
+        self.prompts: list[str] = []
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        self.prompts.append(prompt)
+        if prompt.rstrip().endswith("Skill:"):
+            question = prompt.rsplit("Question:", 1)[1]
+            return Completion(texts=[" money" if "$" in question else " counting"])
+        return Completion(texts=[" money: prices and costs\n- counting: how many things\n"])
+
+    async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
+        return await self.complete(messages[0].content, sampling)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def config(**env: object):
+    return validate_config({"env": {"name": "math", "options": SIZES, **env}}, origin="test")
+
+
+def discover(run: RunDir, teacher: Teacher):
+    cfg = config(discover_skills=True)
+    task = load_task("math", options=SIZES)
+    with asyncio.Runner() as runner:
+        return _discover(cfg, task, teacher, Templates(), run, runner, Display(quiet=True))
+
+
+def test_discovered_skills_label_the_task_and_land_in_the_run_folder(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    teacher = Teacher()
+    task = discover(run, teacher)
+    saved = json.loads(run.skills_file.read_text())
+    assert [s["name"] for s in saved["skills"]] == ["money", "counting"]
+    questions = {e.question for s in ("train", "validation", "test") for e in task.split(s)}
+    assert {label["question"] for label in saved["labels"]} == questions
+    by_question = {label["question"]: label["skill"] for label in saved["labels"]}
+    for split in ("train", "validation", "test"):
+        for example in task.split(split):
+            assert example.skill == by_question[example.question]
+            assert example.skill == ("money" if "$" in example.question else "counting")
+    assert {s.name for s in task.skills()} <= {"money", "counting"}
+    # Export and a resumed run read the run's file, not the data's own labels.
+    assert task_options(config(discover_skills=True), run)["skills_file"] == str(run.skills_file)
+    assert "skills_file" not in task_options(config(), run)
+
+
+def test_an_edited_skills_file_is_read_back_without_asking_the_teacher(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    discover(run, Teacher())
+    saved = json.loads(run.skills_file.read_text())
+    saved["skills"] = [{"name": "word-problems", "description": "all of them, merged by hand"}]
+    for label in saved["labels"]:
+        label["skill"] = "word-problems"
+    run.skills_file.write_text(json.dumps(saved))
+    again = Teacher()
+    task = discover(run, again)
+    assert again.prompts == []
+    assert [s.name for s in task.skills()] == ["word-problems"]
+    assert {e.skill for e in task.split("train")} == {"word-problems"}
+
+
+def test_discovery_that_cannot_fit_the_query_budget_fails_before_asking(tmp_path: Path) -> None:
+    teacher = Teacher(max_queries=5)
+    with pytest.raises(ConfigError, match=r"'teacher\.max_queries': skill discovery labels each"):
+        discover(RunDir(tmp_path / "run"), teacher)
+    assert teacher.prompts == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"name": "arithmetic"}, "environment 'arithmetic' has no 'skills_file' option"),
+        (
+            {"name": "math", "options": {"skills_file": "mine.json"}},
+            "env.options.skills_file is set too",
+        ),
+    ],
+)
+def test_discovery_on_a_task_that_cannot_take_it_is_a_config_error(
+    tmp_path: Path, env: dict, message: str
+) -> None:
+    cfg = validate_config({"env": {**env, "discover_skills": True}}, origin="test")
+    with (
+        pytest.raises(ConfigError, match=re.escape(message)) as caught,
+        open_loop(cfg, Display(quiet=True), RunDir(tmp_path / "run")),
+    ):
+        pass
+    assert str(caught.value).startswith("config field 'env.discover_skills'")
+    assert not (tmp_path / "run").exists()  # checked before anything is written
