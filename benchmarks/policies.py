@@ -32,16 +32,16 @@ SIZES: dict[str, dict[str, Any]] = {
         "teacher": {"max_queries": 16, "parallel": 4},
     },
     # Two skills the tiny student can learn to 90% on a CPU (max and sort reach 90-92% when
-    # trained on 300 true examples each for 1500 steps); about 25 minutes on 2 idle cores.
+    # trained on 300 true examples each for 1500 steps); about 20 minutes a policy on 2 cores.
     "medium": {
-        "iterations": 6,
+        "iterations": 8,
         "env": {
             "options": {"skills": ["max", "sort"], "validation_per_skill": 50,
                         "test_per_skill": 20},
         },
-        "policy": {"examples_per_iteration": 96},
-        "student": {"steps_per_iteration": 500},
-        "teacher": {"max_queries": 150, "parallel": 4},
+        "policy": {"examples_per_iteration": 160},
+        "student": {"steps_per_iteration": 600},
+        "teacher": {"max_queries": 300, "parallel": 4},
     },
     # The defaults of `dataloop run` (six skills, 400 steps, 240 examples an iteration).
     "full": {"iterations": 8, "teacher": {"max_queries": 400}},

@@ -23,9 +23,15 @@ class Parsed:
     """Items read from one completion and how many item-like fragments were unreadable."""
 
     items: list[dict[str, str]] = field(default_factory=list)
-    """Each with ``question`` and/or ``answer`` (stripped, non-empty)."""
+    """Each with ``question`` and/or ``answer`` (non-empty; one-line values stripped)."""
     dropped: int = 0
     """Fragments that looked like an item but were junk, incomplete or cut off."""
+
+
+def _value(text: str) -> str:
+    """A value read from JSON: one line is stripped; several lines (code, lettered choices)
+    are kept as written, since their indentation and final newline may be structure."""
+    return text if "\n" in text.strip() else text.strip()
 
 
 def _json_items(text: str, keys: tuple[str, ...]) -> Parsed:
@@ -41,8 +47,8 @@ def _json_items(text: str, keys: tuple[str, ...]) -> Parsed:
         if not values or any(v is None or isinstance(v, (dict, list)) for v in values.values()):
             out.dropped += 1
             continue
-        item = {k: str(v).strip() for k, v in values.items()}
-        if all(item.values()):
+        item = {k: _value(str(v)) for k, v in values.items()}
+        if all(v.strip() for v in item.values()):
             out.items.append(item)
         else:
             out.dropped += 1

@@ -9,6 +9,7 @@ a candidate passes the task's verification. The built-in strategies live in
 
 from __future__ import annotations
 
+import json
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -83,6 +84,8 @@ class Templates:
             # Jinja drops the file's final newline, so a base prompt ends exactly at "Q:".
             keep_trailing_newline=False,
         )
+        # A JSON string on one line, as written (jinja's tojson escapes <, > and & for HTML).
+        self.env.filters["jsonline"] = lambda value: json.dumps(value, ensure_ascii=False)
 
     def render(self, name: str, **values: object) -> str:
         """Render template ``name`` (e.g. ``new_question/base.j2``)."""
@@ -92,6 +95,15 @@ class Templates:
             raise RegistryError(
                 f"prompt template '{name}' not found in {', '.join(self.search_path)}"
             ) from None
+
+
+def multiline(examples: list[Example]) -> bool:
+    """Whether any question or answer spans lines (code, lettered choices).
+
+    Base-model prompts show such examples as JSON lines (one item per line, newlines escaped)
+    instead of ``Q: / A:`` lines, so that every reader stays line-based.
+    """
+    return any("\n" in e.question or "\n" in e.answer for e in examples)
 
 
 class Strategy(ABC):
@@ -168,7 +180,8 @@ class Strategy(ABC):
         )
 
     def prefix(self, prompt: Prompt) -> str:
-        """Text the completion continues (a base prompt ends mid-item, e.g. with ``Q:``)."""
+        """Text the completion continues (a base prompt ends mid-item, e.g. with ``Q:`` or an
+        open JSON line ``{"question": "``)."""
         if self.kind == "base":
             return prompt.text[prompt.text.rfind("\n") + 1 :]
         return ""
@@ -188,12 +201,15 @@ class Strategy(ABC):
 
         Templates see ``skill`` (name, description), ``examples`` (seed examples shown),
         ``failures`` (this skill's failed seed examples), ``guidance`` (the request's), ``count``
-        (examples asked for), ``target`` (the one example a prompt is about, if any) and
-        ``prediction`` (what the student answered for ``target``, if it failed it).
+        (examples asked for), ``target`` (the one example a prompt is about, if any),
+        ``prediction`` (what the student answered for ``target``, if it failed it) and
+        ``multiline`` (some shown example spans lines, so base prompts use JSON lines; the
+        ``jsonline`` filter writes a value as a one-line JSON string).
         """
         name = f"{self.template_dir}/{self.kind}.j2"
         text = self.templates.render(
             name,
+            multiline=multiline([*examples, *([target] if target else [])]),
             skill=ctx.skill,
             examples=examples,
             failures=ctx.failures,

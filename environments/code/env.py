@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -53,6 +54,23 @@ def extract_code(completion: str, style: Style) -> str:
     stops = _BODY_STOPS if style == "humaneval" else _PROGRAM_STOPS
     cut = min((i for s in stops if (i := completion.find(s)) >= 0), default=len(completion))
     return completion[:cut]
+
+
+def fit_body(header: str, body: str) -> str:
+    """``body`` indented so that ``header + body`` compiles, if some indentation does.
+
+    Tried in order: as written, the first line indented (a model that strips what it writes),
+    every line indented (a body written flush left). A body that fits none is returned as is.
+    """
+    first = body if body[:1] in (" ", "\t") else "    " + body
+    for candidate in (body, first, textwrap.indent(body, "    ")):
+        try:
+            # compile, not ast.parse: "return" outside a function is only caught here.
+            compile(header + candidate, "<answer>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue
+        return candidate
+    return body
 
 
 def mbpp_question(text: str, tests: list[str]) -> str:
@@ -176,9 +194,19 @@ class CodeTask(DatasetTask):
         return self.run(example, completion).passed
 
     def verify(self, example: Example) -> Example | None:
-        """Keep a generated example only if its solution passes the tests in its question."""
+        """Keep a generated example only if its solution passes the tests in its question.
+
+        A HumanEval-style body is first fitted to its header (:func:`fit_body`): teachers often
+        drop the first line's indentation.
+        """
         if visible_tests(example.question) is None:
             return None
+        if self.style == "humaneval":
+            question = example.question.rstrip("\n") + "\n"
+            answer = fit_body(question, example.answer)
+            if (question, answer) != (example.question, example.answer):
+                fitted = Example.make(example.skill, question, answer)
+                example = fitted.model_copy(update={"provenance": example.provenance})
         stored = self._tests.pop(example.id, None)  # a generated example is judged by its own
         try:
             passed = self.run(example, example.answer).passed

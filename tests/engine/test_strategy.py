@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dataloop.engine import (
@@ -200,3 +202,69 @@ def test_rephrase_trusts_a_task_that_cannot_check_answers(arithmetic) -> None:
     (reworded,) = strategy.parse(" What do you get when adding them?", ctx, prompt).examples
     assert task.check_answer(reworded) is None
     assert strategy.check(reworded, ctx, prompt) == ("verified", reworded)
+
+
+def _code_ctx():
+    from dataloop.environments import load_task
+
+    task = load_task("code")
+    skill = task.skills()[0]
+    seeds = [e for e in task.split("train") if e.skill == skill.name]
+    return RequestContext(
+        task=task,
+        request=GenerationRequest(skill=skill.name, count=2),
+        skill=skill,
+        seeds=seeds,
+        failures=[Failure(example=e, prediction="pass") for e in seeds[:1]],
+        iteration=1,
+        teacher="gemma",
+        shots=2,
+    )
+
+
+CODE_Q = 'def triple(x):\n    """Three times x.\n    >>> triple(2)\n    6\n    """\n'
+CODE_A = "    y = 3 * x\n    return y\n"  # several lines: kept as written, indentation too
+
+
+@pytest.mark.parametrize("cls", [NewQuestion, LLM2LLM])
+def test_base_prompts_of_multiline_examples_are_json_lines_and_read_back(cls) -> None:
+    ctx = _code_ctx()
+    strategy = cls(Templates(), "base")
+    prompt = strategy.prompt(ctx, 0, 2)
+    assert prompt.text.endswith('\n{"question": "')
+    assert "\nQ:" not in prompt.text and "\\n" in prompt.text  # newlines escaped in JSON
+    # What Gemma writes: the rest of the open line, then another item, then a cut-off one.
+    item = json.dumps({"question": CODE_Q, "answer": CODE_A})
+    text = item[len('{"question": "') :] + "\n" + item.replace("triple", "quad") + '\n{"quest'
+    got = strategy.parse(text, ctx, prompt, cut=True)
+    assert [(e.question, e.answer) for e in got.examples] == [
+        (CODE_Q, CODE_A),
+        (CODE_Q.replace("triple", "quad"), CODE_A),
+    ]
+    assert got.dropped == 1
+
+
+def test_multiline_answer_augmentation_and_rephrase_use_open_json_lines() -> None:
+    ctx = _code_ctx()
+    aug = AnswerAugmentation(Templates(), "base")
+    prompt = aug.prompt(ctx, 0, 1)
+    target = prompt.parents[0]
+    assert prompt.text.endswith(f'{{"question": {json.dumps(target.question)}, "answer": "')
+    assert prompt.stop == ("\n",)
+    got = aug.parse(json.dumps(CODE_A)[1:] + "}", ctx, prompt)
+    assert [(e.question, e.answer) for e in got.examples] == [(target.question, CODE_A)]
+    assert aug.parse(json.dumps(CODE_A)[1:8], ctx, prompt, cut=True).examples == []
+
+    rephrase = QuestionRephrase(Templates(), "base")
+    prompt = rephrase.prompt(ctx, 0, 1)
+    target = prompt.parents[0]
+    assert prompt.text.endswith(f'{{"answer": {json.dumps(target.answer)}, "question": "')
+    assert prompt.stop == ("\n",)
+    got = rephrase.parse(json.dumps(CODE_Q)[1:] + "}", ctx, prompt)
+    assert [(e.question, e.answer) for e in got.examples] == [(CODE_Q, target.answer)]
+
+
+def test_one_line_examples_keep_the_q_a_format(arithmetic) -> None:
+    for cls in (NewQuestion, LLM2LLM, AnswerAugmentation, QuestionRephrase):
+        text = cls(Templates(), "base").prompt(_ctx(arithmetic), 0, 3).text
+        assert "{" not in text, cls.name

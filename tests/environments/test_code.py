@@ -81,6 +81,25 @@ def test_verify_runs_generated_tests_against_generated_solution() -> None:
     assert humaneval.verify(Example.make("math", no_examples, "    return x * x\n")) is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "return 3 * x",  # one line, stripped by the JSON reader
+        "y = 3 * x\n    return y",  # the first line's indentation lost
+        "y = 3 * x\nreturn y\n",  # written flush left
+        "    y = 3 * x\n    return y\n",  # as it should be
+        "def triple(x):\n    return 3 * x\n",  # the whole function again
+    ],
+)
+def test_verify_fits_a_generated_body_to_its_header(code, body: str) -> None:
+    header = 'def triple(x):\n    """Three times x.\n    >>> triple(2)\n    6\n    """'  # no "\n"
+    fitted = code.verify(Example.make("code", header, body))
+    assert fitted is not None
+    assert fitted.question == header + "\n"
+    assert code.score(fitted, fitted.answer)  # what the student trains on runs as it is
+    assert code.verify(Example.make("code", header, body.replace("3 *", "4 *"))) is None
+
+
 def test_a_hanging_solution_is_a_failure_not_a_hang() -> None:
     task = load_task("code", options={"timeout_seconds": 1})
     example = task.split("train")[0]

@@ -33,11 +33,14 @@ class AnswerAugmentation(Strategy):
         pool = self.targets(ctx)
         target = pool[(index // self.samples) % len(pool)]
         shown = self.demos(ctx, index, [e for e in ctx.seeds if e.id != target.id])
-        # A base model answers on the line after "A:"; one line is one answer.
+        # A base model answers on the line after "A:" (or in the open JSON line): one line.
         stop = ("\n",) if self.kind == "base" else ()
         return self.render(ctx, 1, examples=shown, parents=[target], target=target, stop=stop)
 
     def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+        opened = self.prefix(prompt)
+        if opened.startswith("{"):  # a base prompt of JSON lines, left open at "answer"
+            return parse_answer(opened + text, cut, json_only=True)
         return parse_answer(text, cut, json_only=self.kind == "chat")
 
     def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:

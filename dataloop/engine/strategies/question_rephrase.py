@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataloop.engine.parsing import Parsed, parse_questions
-from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
+from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy, multiline
 from dataloop.schema import Example
 
 
@@ -26,8 +26,11 @@ class QuestionRephrase(Strategy):
         pool = self.targets(ctx)
         target = pool[index % len(pool)]
         shown = self.demos(ctx, index, [e for e in ctx.seeds if e.id != target.id])
-        # The base prompt is a list under "Answer <a>:"; the next heading ends the list.
-        stop = ("\nAnswer", "\n\n") if self.kind == "base" else ()
+        # The base prompt is a list under "Answer <a>:"; the next heading ends the list. With
+        # multi-line examples it is JSON lines, the last one open: its end is the rewording's.
+        stop: tuple[str, ...] = ()
+        if self.kind == "base":
+            stop = ("\n",) if multiline([*shown, target]) else ("\nAnswer", "\n\n")
         return self.render(ctx, count, examples=shown, parents=[target], target=target, stop=stop)
 
     def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
