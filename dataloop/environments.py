@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Literal
@@ -37,6 +38,10 @@ class TaskEnvironment(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    check_workers: ClassVar[int] = 1
+    """How many ``verify`` / ``score`` calls may run at once, in threads. 1 (the default) runs
+    them one by one; a task whose checks wait on subprocesses (code's sandbox) raises it, and
+    its ``verify``, ``score`` and ``check_answer`` must then be thread-safe."""
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -65,6 +70,13 @@ class TaskEnvironment(ABC):
     def score(self, example: Example, completion: str) -> bool:
         """Whether a completion answers the example correctly (default: exact match)."""
         return self.extract(completion) == example.answer.strip()
+
+    def score_many(self, examples: list[Example], completions: list[str]) -> list[bool]:
+        """:meth:`score` of each pair, in order; ``check_workers`` at a time."""
+        if self.check_workers <= 1 or len(examples) <= 1:
+            return [self.score(e, c) for e, c in zip(examples, completions, strict=True)]
+        with ThreadPoolExecutor(self.check_workers) as pool:
+            return list(pool.map(self.score, examples, completions))
 
     def verify(self, example: Example) -> Example | None:
         """Check a generated example: return it (possibly relabelled) or None to reject it.

@@ -121,9 +121,10 @@ class Environment:
         correct: Counter[str] = Counter()
         total: Counter[str] = Counter()
         failures: list[Failure] = []
-        for example, prediction in zip(examples, predictions, strict=True):
+        scores = self.task.score_many(examples, predictions)
+        for example, prediction, right in zip(examples, predictions, scores, strict=True):
             total[example.skill] += 1
-            if self.task.score(example, prediction):
+            if right:
                 correct[example.skill] += 1
             else:
                 failures.append(Failure(example=example, prediction=prediction))

@@ -179,6 +179,6 @@ class Loop:
         history = [h for h in self.metrics.iterations if h.iteration <= trained]
         self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained))
         budget = self.engine.client.budget
-        for field in ("queries", "prompt_tokens", "completion_tokens"):
+        for field in ("queries", "prompt_tokens", "completion_tokens", "cost"):
             setattr(budget, field, getattr(self.state.budget, field))
         return self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)

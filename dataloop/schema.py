@@ -123,6 +123,10 @@ class Budget(_Model):
     queries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    max_cost: float | None = None
+    """Money the teacher may spend (``teacher.max_cost``), or None."""
+    cost: float | None = None
+    """Money spent so far at the teacher's price (``teacher.prices``); None without a price."""
 
     @property
     def queries_left(self) -> int | None:

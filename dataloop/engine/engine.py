@@ -1,10 +1,12 @@
 """The engine: carries out a Plan with the teacher LLM and keeps only trustworthy examples.
 
-For each request it sends as many prompts at once as the strategy expects to need (about
-``missing / per_query``), parses every completion, and passes each candidate through, in order:
-the strategy's check (the task's ``verify``, and for some strategies an answer check), dedup
-(batch and training set), decontamination (validation and test), length limits. It repeats for
-up to ``max_rounds`` rounds while a request is short. Every candidate is kept with its verdict.
+In each round, for every request still short, it sends as many prompts at once as the strategy
+expects to need (about ``missing / per_query``), parses every completion, and passes each
+candidate through, in order: the strategy's check (the task's ``verify``, and for some
+strategies an answer check), dedup (batch and training set), decontamination (validation and
+test), length limits. Candidates are judged in plan order, so the result does not depend on
+which reply came first. It repeats for up to ``max_rounds`` rounds while a request is short.
+Every candidate is kept with its verdict.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel
 from dataloop.engine.filters import Decontaminator, Seen, within_length
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.engine.strategy import (
+    Check,
     Prompt,
     RequestContext,
     Strategy,
@@ -131,30 +134,50 @@ class Engine:
         train_set: list[Example],
         on_progress: ProgressFn | None = None,
     ) -> GenerationResult:
-        """Carry out every request of ``plan`` concurrently; never raises on teacher trouble."""
+        """Carry out every request of ``plan``; never raises on teacher trouble.
+
+        Each round sends the prompts of every request still short at once, then judges the
+        replies in plan order (request, then prompt): the same replies always give the same
+        accepted examples in the same order, however the requests raced.
+        """
         result = GenerationResult()
         seen = Seen(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
                 known = ", ".join(self._skills)
                 raise TeacherError(f"plan asks for unknown skill '{request.skill}'; known: {known}")
-        await asyncio.gather(
-            *(
-                self._fulfil(request, obs, seen, result, on_progress)
-                for request in plan.requests
-                if request.count > 0
+        jobs = [self._job(request, obs, result) for request in plan.requests if request.count > 0]
+        for _ in range(self.max_rounds):
+            batch = [item for job in jobs if not result.budget_exhausted for item in job.next()]
+            if not batch:
+                break
+            replies = await asyncio.gather(
+                *(self._ask(prompt, job.ctx, index) for job, prompt, index in batch),
+                return_exceptions=True,
             )
-        )
+            read: list[tuple[_Job, Prompt, list[Example]]] = []
+            for (job, prompt, _), reply in zip(batch, replies, strict=True):
+                if isinstance(reply, BudgetExhausted):
+                    result.budget_exhausted = True
+                elif isinstance(reply, BaseException):
+                    if not isinstance(reply, TeacherError):
+                        raise reply
+                    result.errors.append(str(reply))
+                else:
+                    result.report.queries += 0 if reply.cached else 1
+                    read.append((job, prompt, self._read(job, prompt, reply)))
+            checks = await self._check_all(read)
+            for (job, _, candidates), checked in zip(read, checks, strict=True):
+                for candidate, check in zip(candidates, checked, strict=True):
+                    verdict, example = self._judge(job, candidate, check, seen)
+                    result.candidates.append(Candidate(example=example, verdict=verdict))
+                    if verdict == "accepted":
+                        result.accepted.append(example)
+                        if on_progress:
+                            on_progress(1)
         return result
 
-    async def _fulfil(
-        self,
-        request: GenerationRequest,
-        obs: Observation,
-        seen: Seen,
-        result: GenerationResult,
-        on_progress: ProgressFn | None,
-    ) -> None:
+    def _job(self, request: GenerationRequest, obs: Observation, result: GenerationResult) -> _Job:
         strategy = self.strategy(self.strategy_override or request.strategy)
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
@@ -168,58 +191,43 @@ class Engine:
             teacher=self.client.model,
             shots=self.shots,
         )
-        sent = 0
-        for _ in range(self.max_rounds):
-            missing = request.count - counts.accepted
-            if missing <= 0 or result.budget_exhausted or not strategy.targets(ctx):
-                break
-            prompts = [
-                strategy.prompt(ctx, sent + i, self.per_query)
-                for i in range(math.ceil(missing / strategy.per_prompt(self.per_query)))
-            ]
-            replies = await asyncio.gather(
-                *(self._ask(p, ctx, sent + i) for i, p in enumerate(prompts)),
-                return_exceptions=True,
-            )
-            sent += len(prompts)
-            for prompt, reply in zip(prompts, replies, strict=True):
-                if isinstance(reply, BudgetExhausted):
-                    result.budget_exhausted = True
-                    continue
-                if isinstance(reply, BaseException):
-                    if not isinstance(reply, TeacherError):
-                        raise reply
-                    result.errors.append(str(reply))
-                    continue
-                result.report.queries += 0 if reply.cached else 1
-                self._take(strategy, ctx, prompt, reply, seen, counts, result, on_progress)
+        return _Job(strategy, ctx, counts, self.per_query)
 
-    def _take(
-        self,
-        strategy: Strategy,
-        ctx: RequestContext,
-        prompt: Prompt,
-        reply: Completion,
-        seen: Seen,
-        counts: FilterCounts,
-        result: GenerationResult,
-        on_progress: ProgressFn | None,
-    ) -> None:
-        """Parse every text of one reply and judge every candidate in it."""
+    def _read(self, job: _Job, prompt: Prompt, reply: Completion) -> list[Example]:
+        """The candidates in every text of one reply."""
+        candidates: list[Example] = []
         for i, text in enumerate(reply.texts):
-            counts.generated += 1
+            job.counts.generated += 1
             # A text stopped by the token limit may end mid-item: the strategy drops that item.
             cut = i < len(reply.finish_reasons) and reply.finish_reasons[i] == "length"
-            parsed = strategy.parse(text, ctx, prompt, cut=cut)
-            counts.dropped += parsed.dropped
-            for candidate in parsed.examples:
-                counts.parsed += 1
-                verdict, example = self._judge(strategy, candidate, ctx, prompt, seen, counts)
-                result.candidates.append(Candidate(example=example, verdict=verdict))
-                if verdict == "accepted":
-                    result.accepted.append(example)
-                    if on_progress:
-                        on_progress(1)
+            parsed = job.strategy.parse(text, job.ctx, prompt, cut=cut)
+            job.counts.dropped += parsed.dropped
+            job.counts.parsed += len(parsed.examples)
+            candidates += parsed.examples
+        return candidates
+
+    async def _check_all(
+        self, read: list[tuple[_Job, Prompt, list[Example]]]
+    ) -> list[list[tuple[Check, Example]]]:
+        """The strategy's check of every candidate, in order; up to the task's
+        ``check_workers`` at once in threads (a code task's verify waits on a sandbox)."""
+        todo = [(job, prompt, c) for job, prompt, cands in read for c in cands]
+        workers = max(1, self.task.check_workers)
+        if workers == 1:
+            flat = [job.strategy.check(c, job.ctx, prompt) for job, prompt, c in todo]
+        else:
+            slots = asyncio.Semaphore(workers)
+
+            async def one(job: _Job, prompt: Prompt, c: Example) -> tuple[Check, Example]:
+                async with slots:
+                    return await asyncio.to_thread(job.strategy.check, c, job.ctx, prompt)
+
+            flat = list(await asyncio.gather(*(one(*item) for item in todo)))
+        out: list[list[tuple[Check, Example]]] = []
+        for _, _, cands in read:
+            out.append(flat[: len(cands)])
+            flat = flat[len(cands) :]
+        return out
 
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int) -> Completion:
         sampling = Sampling(
@@ -235,19 +243,14 @@ class Engine:
         return await self.client.complete(prompt.text, sampling)
 
     def _judge(
-        self,
-        strategy: Strategy,
-        candidate: Example,
-        ctx: RequestContext,
-        prompt: Prompt,
-        seen: Seen,
-        counts: FilterCounts,
+        self, job: _Job, candidate: Example, checked: tuple[Check, Example], seen: Seen
     ) -> tuple[Verdict, Example]:
-        check, example = strategy.check(candidate, ctx, prompt)
+        check, example = checked
+        counts = job.counts
         if check != "verified":
             return check, example
         counts.verified += 1
-        if seen.contains(example, with_answer=strategy.dedup_on_answer):
+        if seen.contains(example, with_answer=job.strategy.dedup_on_answer):
             return "duplicate", example
         seen.add(example)
         if self._decontaminator.contaminated(example):
@@ -255,7 +258,31 @@ class Engine:
         if not within_length(example, self.max_chars):
             return "too-long", example
         counts.deduplicated += 1
-        if counts.accepted >= ctx.request.count:
+        if counts.accepted >= job.ctx.request.count:
             return "surplus", example
         counts.accepted += 1
         return "accepted", example
+
+
+@dataclass
+class _Job:
+    """One request being carried out: its strategy, context, counts and prompts sent."""
+
+    strategy: Strategy
+    ctx: RequestContext
+    counts: FilterCounts
+    per_query: int
+    sent: int = 0
+
+    def next(self) -> list[tuple[_Job, Prompt, int]]:
+        """This round's prompts (with their indices): enough to fill what is still missing."""
+        missing = self.ctx.request.count - self.counts.accepted
+        if missing <= 0 or not self.strategy.targets(self.ctx):
+            return []
+        n = math.ceil(missing / self.strategy.per_prompt(self.per_query))
+        prompts = [
+            (self, self.strategy.prompt(self.ctx, self.sent + i, self.per_query), self.sent + i)
+            for i in range(n)
+        ]
+        self.sent += n
+        return prompts

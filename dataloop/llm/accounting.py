@@ -100,6 +100,7 @@ class BudgetGuard:
                 self.budget.queries += 1
                 self.budget.prompt_tokens += result.prompt_tokens
                 self.budget.completion_tokens += result.completion_tokens
+                self.budget.cost = budget_cost(self.budget, self.price)
 
 
 class Meter:
@@ -118,6 +119,9 @@ class Meter:
         self.cache = cache
         self.price = price
         self.guard = BudgetGuard(budget, price, max_cost)
+        # The budget shows the money side too, so an Observation (and a policy) can see it.
+        budget.max_cost = max_cost
+        budget.cost = budget_cost(budget, price)
 
     @property
     def cost(self) -> float | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,21 @@ class Sampling(BaseModel):
     seed: int | None = None
     json_schema: dict[str, object] | None = None
     """Ask for structured output (``response_format`` json_schema) where the server supports it."""
+
+    def fields(self) -> dict[str, Any]:
+        """The sampling fields every backend takes under these names (OpenAI API, vLLM's
+        ``SamplingParams``): n, temperature, top_p, max_tokens, and stop and seed when set."""
+        out: dict[str, Any] = {
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+        }
+        if self.stop:
+            out["stop"] = list(self.stop)
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
 
 
 class Completion(BaseModel):

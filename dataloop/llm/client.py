@@ -114,7 +114,7 @@ class OpenAIClient:
 
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         """A plain completion (``/v1/completions``)."""
-        params = self._params(sampling)
+        params = sampling.fields()
         if sampling.json_schema is not None:
             params["extra_body"] = _completion_schema(self.flavor, sampling.json_schema)
 
@@ -128,7 +128,7 @@ class OpenAIClient:
     async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
         """A chat completion (``/v1/chat/completions``)."""
         payload = [m.model_dump() for m in messages]
-        params = self._params(sampling)
+        params = sampling.fields()
         if sampling.json_schema is not None:
             params["response_format"] = {
                 "type": "json_schema",
@@ -146,20 +146,6 @@ class OpenAIClient:
         text = "".join(m.content for m in messages)
         worst = worst_case_tokens(text, sampling, messages=len(messages))
         return await self._meter.call("chat", payload, sampling, worst, self._sender(send))
-
-    @staticmethod
-    def _params(sampling: Sampling) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            "temperature": sampling.temperature,
-            "max_tokens": sampling.max_tokens,
-            "top_p": sampling.top_p,
-            "n": sampling.n,
-        }
-        if sampling.stop:
-            params["stop"] = list(sampling.stop)
-        if sampling.seed is not None:
-            params["seed"] = sampling.seed
-        return params
 
     def _sender(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]

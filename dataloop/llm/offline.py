@@ -146,15 +146,7 @@ class VLLMOfflineClient:
         return [results[i] for i in range(len(batch))]
 
     def _params(self, sampling: Sampling) -> Any:
-        args: dict[str, Any] = {
-            "n": sampling.n,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
-            "seed": sampling.seed,
-        }
-        if sampling.stop:
-            args["stop"] = list(sampling.stop)
+        args = sampling.fields()
         if sampling.json_schema is not None:
             args.update(self._structured(sampling.json_schema))
         return self._vllm.SamplingParams(**args)

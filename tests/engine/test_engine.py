@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import threading
+import time
 
 from dataloop.engine import Engine
 from dataloop.errors import BudgetExhausted
@@ -161,3 +164,75 @@ def test_engine_strategy_override_applies_to_every_request(arithmetic) -> None:
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.report.counts[0].strategy == "question-rephrase"
     assert client.prompts[0].endswith("\n-")
+
+
+class RacingClient(ScriptedClient):
+    """Replies after a random delay, so requests finish in a different order every run; two
+    requests for one skill write overlapping questions, so dedup depends on who is judged
+    first."""
+
+    def __init__(self, order_seed: int) -> None:
+        super().__init__("")
+        self.rng = random.Random(order_seed)
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        await asyncio.sleep(self.rng.random() / 50)
+        n = sampling.seed % 7 if sampling.seed is not None else 0
+        text = "".join(f" 1{n + i}+10\nA: 0\nQ:" for i in range(4))
+        return Completion(texts=[text])
+
+
+def test_accepted_examples_do_not_depend_on_which_reply_came_first(arithmetic) -> None:
+    plan = Plan(
+        requests=[
+            GenerationRequest(skill="add", count=6, guidance="a"),
+            GenerationRequest(skill="add", count=6, guidance="b"),
+            GenerationRequest(skill="max", count=3),
+        ]
+    )
+
+    def run(order_seed: int) -> tuple[list[tuple[str, str]], list[str]]:
+        engine = Engine(RacingClient(order_seed), arithmetic, per_query=2, max_rounds=2)
+        result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+        accepted = [(e.question, e.answer) for e in result.accepted]
+        return accepted, [c.verdict for c in result.candidates]
+
+    first = run(0)
+    assert any(v == "duplicate" for v in first[1])  # the overlap is real
+    for order_seed in range(1, 6):
+        assert run(order_seed) == first
+
+
+class SlowTask:
+    """Wraps a task: verify takes a while and records how many run at once."""
+
+    def __init__(self, task, workers: int) -> None:
+        self.task = task
+        self.check_workers = workers
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.task, name)
+
+    def verify(self, example):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        return self.task.verify(example)
+
+
+def test_checks_run_side_by_side_up_to_the_tasks_workers_and_keep_order(arithmetic) -> None:
+    text = "".join(f" {a}+10\nA: 0\nQ:" for a in range(20, 32))
+    plan = Plan(requests=[GenerationRequest(skill="add", count=12)])
+    outcomes = []
+    for workers in (1, 4):
+        task = SlowTask(arithmetic, workers)
+        engine = Engine(ScriptedClient(text), task, per_query=12, max_rounds=1)
+        result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+        outcomes.append([(e.question, e.answer) for e in result.accepted])
+        assert task.most == workers
+    assert outcomes[0] == outcomes[1] == [(f"{a}+10", str(a + 10)) for a in range(20, 32)]

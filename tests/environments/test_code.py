@@ -114,3 +114,12 @@ def test_bad_rows_name_file_row_and_field(tmp_path) -> None:
         DataError, match=r"mbpp\.jsonl row 1 field 'test_list': expected a non-empty"
     ):
         load_task("code", options={"data_files": str(path)})
+
+
+def test_score_many_runs_sandboxes_side_by_side_with_the_same_verdicts(code) -> None:
+    examples = code.split("validation") + code.split("test")
+    completions = [e.answer if i % 2 else "    return None\n" for i, e in enumerate(examples)]
+    assert code.check_workers > 1
+    one_by_one = [code.score(e, c) for e, c in zip(examples, completions, strict=True)]
+    assert code.score_many(examples, completions) == one_by_one
+    assert one_by_one == [bool(i % 2) for i in range(len(examples))]

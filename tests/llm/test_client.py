@@ -216,3 +216,7 @@ def test_cost_follows_the_price_and_a_cost_budget_stops_requests() -> None:
     assert [isinstance(r, BudgetExhausted) for r in results] == [False] * 3 + [True] * 3
     assert client.cost == pytest.approx(3 * 0.022)
     assert "cost budget of 0.1" in str(results[3])
+    # The budget an Observation carries shows the money too.
+    assert client.budget.cost == pytest.approx(3 * 0.022)
+    assert client.budget.max_cost == 0.1
+    assert _client(server.base_url).budget.cost is None  # no price, no cost
