@@ -146,7 +146,8 @@ def _discover(
     """The task relabelled with the skills in ``run.skills_file``, found by the teacher if the
     file is new; a file already there (an earlier attempt, or the user's edit) is kept."""
     path = run.skills_file
-    questions = {e.question for split in SPLITS for e in task.split(split)}
+    examples = [e for split in SPLITS for e in task.split(split)]
+    questions = {e.question for e in examples}
     limit = client.budget.max_queries
     if not path.exists() and limit is not None and len(questions) >= limit:
         raise ConfigError(
@@ -164,7 +165,6 @@ def _discover(
         max_skills=config.env.max_skills,
         seed=config.seed,
     )
-    examples = [e for split in SPLITS for e in task.split(split)]
     try:
         with display.progress("labelling skills", len(questions)) as advance:
             taxonomy = runner.run(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dataloop.config import load_config
+from dataloop.environments import load_task
 from dataloop.errors import ConfigError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _load(tmp_path, text: str, **overrides):
@@ -60,3 +65,10 @@ def test_override_into_a_non_section_is_a_config_error(tmp_path) -> None:
         _load(tmp_path, "student: 3\n", **{"student.batch_size": 2})
     cfg = _load(tmp_path, "student:\n", **{"student.batch_size": 2})
     assert cfg.student.batch_size == 2
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_configs_are_valid_and_their_tasks_load(path: Path) -> None:
+    config = load_config(path)
+    task = load_task(config.env.name, seed=config.seed, options=config.env.options)
+    assert task.skills() and task.split("train")
