@@ -136,9 +136,10 @@ class Engine:
     ) -> GenerationResult:
         """Carry out every request of ``plan``; never raises on teacher trouble.
 
-        Each round sends the prompts of every request still short at once, then judges the
-        replies in plan order (request, then prompt): the same replies always give the same
-        accepted examples in the same order, however the requests raced.
+        Each round sends the prompts of every request still short at once; each reply is read
+        and checked as it arrives, and the verdicts (dedup, surplus, accepted) are taken in plan
+        order (request, then prompt): the same replies always give the same accepted examples
+        in the same order, however the requests raced.
         """
         result = GenerationResult()
         seen = Seen(train_set)
@@ -147,35 +148,68 @@ class Engine:
                 known = ", ".join(self._skills)
                 raise TeacherError(f"plan asks for unknown skill '{request.skill}'; known: {known}")
         jobs = [self._job(request, obs, result) for request in plan.requests if request.count > 0]
+        slots = asyncio.Semaphore(max(1, self.task.check_workers))
         for _ in range(self.max_rounds):
             batch = [item for job in jobs if not result.budget_exhausted for item in job.next()]
             if not batch:
                 break
-            replies = await asyncio.gather(
-                *(self._ask(prompt, job.ctx, index) for job, prompt, index in batch),
-                return_exceptions=True,
-            )
-            read: list[tuple[_Job, Prompt, list[Example]]] = []
-            for (job, prompt, _), reply in zip(batch, replies, strict=True):
-                if isinstance(reply, BudgetExhausted):
-                    result.budget_exhausted = True
-                elif isinstance(reply, BaseException):
-                    if not isinstance(reply, TeacherError):
-                        raise reply
-                    result.errors.append(str(reply))
-                else:
-                    result.report.queries += 0 if reply.cached else 1
-                    read.append((job, prompt, self._read(job, prompt, reply)))
-            checks = await self._check_all(read)
-            for (job, _, candidates), checked in zip(read, checks, strict=True):
-                for candidate, check in zip(candidates, checked, strict=True):
-                    verdict, example = self._judge(job, candidate, check, seen)
-                    result.candidates.append(Candidate(example=example, verdict=verdict))
-                    if verdict == "accepted":
-                        result.accepted.append(example)
-                        if on_progress:
-                            on_progress(1)
+            # Every prompt is in flight at once and each reply is read and checked as it comes;
+            # the verdicts are then taken in batch order, each as soon as those before it are.
+            pending = [
+                asyncio.ensure_future(self._settle(job, prompt, index, slots))
+                for job, prompt, index in batch
+            ]
+            try:
+                for (job, _, _), task in zip(batch, pending, strict=True):
+                    outcome = await task
+                    if isinstance(outcome, BudgetExhausted):
+                        result.budget_exhausted = True
+                    elif isinstance(outcome, TeacherError):
+                        result.errors.append(str(outcome))
+                    else:
+                        result.report.queries += outcome.queries
+                        self._take(job, outcome.checked, seen, result, on_progress)
+            finally:
+                for task in pending:
+                    task.cancel()
         return result
+
+    async def _settle(
+        self, job: _Job, prompt: Prompt, index: int, slots: asyncio.Semaphore
+    ) -> _Settled | BudgetExhausted | TeacherError:
+        """One prompt sent, its reply read and every candidate checked (``check_workers`` at a
+        time across the round, in threads when more than one); teacher trouble is returned."""
+        try:
+            reply = await self._ask(prompt, job.ctx, index)
+        except (BudgetExhausted, TeacherError) as exc:
+            return exc
+        candidates = self._read(job, prompt, reply)
+
+        async def check(candidate: Example) -> tuple[Check, Example]:
+            async with slots:
+                if self.task.check_workers <= 1:
+                    return job.strategy.check(candidate, job.ctx, prompt)
+                return await asyncio.to_thread(job.strategy.check, candidate, job.ctx, prompt)
+
+        checked = await asyncio.gather(*(check(c) for c in candidates))
+        return _Settled(queries=0 if reply.cached else 1, checked=list(checked))
+
+    def _take(
+        self,
+        job: _Job,
+        checked: list[tuple[Check, Example]],
+        seen: Seen,
+        result: GenerationResult,
+        on_progress: ProgressFn | None,
+    ) -> None:
+        """The final verdict of every checked candidate of one reply, in order."""
+        for check, example in checked:
+            verdict, example = self._judge(job, check, example, seen)
+            result.candidates.append(Candidate(example=example, verdict=verdict))
+            if verdict == "accepted":
+                result.accepted.append(example)
+                if on_progress:
+                    on_progress(1)
 
     def _job(self, request: GenerationRequest, obs: Observation, result: GenerationResult) -> _Job:
         strategy = self.strategy(self.strategy_override or request.strategy)
@@ -206,29 +240,6 @@ class Engine:
             candidates += parsed.examples
         return candidates
 
-    async def _check_all(
-        self, read: list[tuple[_Job, Prompt, list[Example]]]
-    ) -> list[list[tuple[Check, Example]]]:
-        """The strategy's check of every candidate, in order; up to the task's
-        ``check_workers`` at once in threads (a code task's verify waits on a sandbox)."""
-        todo = [(job, prompt, c) for job, prompt, cands in read for c in cands]
-        workers = max(1, self.task.check_workers)
-        if workers == 1:
-            flat = [job.strategy.check(c, job.ctx, prompt) for job, prompt, c in todo]
-        else:
-            slots = asyncio.Semaphore(workers)
-
-            async def one(job: _Job, prompt: Prompt, c: Example) -> tuple[Check, Example]:
-                async with slots:
-                    return await asyncio.to_thread(job.strategy.check, c, job.ctx, prompt)
-
-            flat = list(await asyncio.gather(*(one(*item) for item in todo)))
-        out: list[list[tuple[Check, Example]]] = []
-        for _, _, cands in read:
-            out.append(flat[: len(cands)])
-            flat = flat[len(cands) :]
-        return out
-
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int) -> Completion:
         sampling = Sampling(
             temperature=self.temperature,
@@ -243,9 +254,8 @@ class Engine:
         return await self.client.complete(prompt.text, sampling)
 
     def _judge(
-        self, job: _Job, candidate: Example, checked: tuple[Check, Example], seen: Seen
+        self, job: _Job, check: Check, example: Example, seen: Seen
     ) -> tuple[Verdict, Example]:
-        check, example = checked
         counts = job.counts
         if check != "verified":
             return check, example
@@ -262,6 +272,14 @@ class Engine:
             return "surplus", example
         counts.accepted += 1
         return "accepted", example
+
+
+@dataclass
+class _Settled:
+    """One reply, read and checked: (check, example as checked) per candidate, in order."""
+
+    queries: int
+    checked: list[tuple[Check, Example]]
 
 
 @dataclass
