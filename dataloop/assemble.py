@@ -250,6 +250,7 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
             shots=config.engine.shots,
             per_query=config.engine.per_query,
             max_rounds=config.engine.max_rounds,
+            votes=config.engine.votes,
             temperature=config.teacher.temperature,
             max_tokens=config.teacher.max_tokens,
             seed=config.teacher.seed + config.seed,

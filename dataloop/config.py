@@ -234,6 +234,12 @@ class EngineConfig(_Section):
     """Candidates one request is expected to yield (sets how many requests are sent)."""
     max_rounds: int = Field(3, ge=1)
     """Rounds of requests per plan while accepted examples fall short of the request."""
+    votes: int = Field(0, ge=0, le=16)
+    """Self-consistency: fresh teacher solutions asked for each verified candidate whose answer
+    came from the teacher (all strategies but answer-augmentation); it is kept only if more
+    than half of them agree with its answer, graded by the task's ``score``. Each vote is one
+    query. 0 turns it off; worth it for math and multiple choice, where ``verify`` checks the
+    form of an answer but cannot tell whether it is right."""
 
 
 class LoopConfig(_Section):

@@ -22,7 +22,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from dataloop.engine.filters import Decontaminator, Seen, within_length
-from dataloop.engine.strategies import resolve_strategy
+from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import (
     Check,
     Prompt,
@@ -100,6 +100,7 @@ class Engine:
         shots: int = 8,
         per_query: int = 6,
         max_rounds: int = 3,
+        votes: int = 0,
         temperature: float = 0.9,
         max_tokens: int = 128,
         seed: int = 0,
@@ -113,6 +114,8 @@ class Engine:
         self.shots = shots
         self.per_query = per_query
         self.max_rounds = max_rounds
+        self.votes = votes
+        self._solver = AnswerAugmentation(self.templates, kind)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.seed = seed
@@ -168,6 +171,8 @@ class Engine:
                         result.errors.append(str(outcome))
                     else:
                         result.report.queries += outcome.queries
+                        result.budget_exhausted |= outcome.exhausted
+                        result.errors += outcome.errors
                         self._take(job, outcome.checked, seen, result, on_progress)
             finally:
                 for task in pending:
@@ -192,7 +197,39 @@ class Engine:
                 return await asyncio.to_thread(job.strategy.check, candidate, job.ctx, prompt)
 
         checked = await asyncio.gather(*(check(c) for c in candidates))
-        return _Settled(queries=0 if reply.cached else 1, checked=list(checked))
+        settled = _Settled(queries=0 if reply.cached else 1, checked=list(checked))
+        if self.votes and job.strategy.voted:
+            settled.checked = list(
+                await asyncio.gather(*(self._vote(job, c, e, settled) for c, e in checked))
+            )
+        return settled
+
+    async def _vote(
+        self, job: _Job, check: Check, example: Example, settled: _Settled
+    ) -> tuple[Check, Example]:
+        """Self-consistency: ``votes`` fresh teacher answers to the candidate's question; it
+        stays verified only if more than half of them agree with its answer (``score``)."""
+        if check != "verified":
+            return check, example
+        prompts = [self._solver.solve(job.ctx, example, i) for i in range(self.votes)]
+        replies = await asyncio.gather(
+            *(self._ask(p, job.ctx, f"vote/{example.id}/{i}") for i, p in enumerate(prompts)),
+            return_exceptions=True,
+        )
+        agree = 0
+        for prompt, reply in zip(prompts, replies, strict=True):
+            if isinstance(reply, BudgetExhausted):
+                settled.exhausted = True
+            elif isinstance(reply, TeacherError):
+                settled.errors.append(str(reply))
+            elif isinstance(reply, BaseException):
+                raise reply
+            else:
+                settled.queries += 0 if reply.cached else 1
+                read = self._solver.read(reply.texts[0], prompt, cut=False)
+                answers = [item["answer"] for item in read.items]
+                agree += bool(answers) and self.task.score(example, answers[0])
+        return ("verified" if 2 * agree > self.votes else "wrong-answer"), example
 
     def _take(
         self,
@@ -240,7 +277,7 @@ class Engine:
             candidates += parsed.examples
         return candidates
 
-    async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int) -> Completion:
+    async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int | str) -> Completion:
         sampling = Sampling(
             temperature=self.temperature,
             max_tokens=self.max_tokens,
@@ -280,6 +317,9 @@ class _Settled:
 
     queries: int
     checked: list[tuple[Check, Example]]
+    exhausted: bool = False
+    """The budget ran out while asking for votes."""
+    errors: list[str] = field(default_factory=list)
 
 
 @dataclass

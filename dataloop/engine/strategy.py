@@ -117,6 +117,9 @@ class Strategy(ABC):
     template_dir: ClassVar[str]
     dedup_on_answer: ClassVar[bool] = False
     """Dedup on (question, answer) instead of the question: for new answers to old questions."""
+    voted: ClassVar[bool] = True
+    """Whether ``engine.votes`` applies: the candidate's answer is the teacher's (or a seed's
+    kept for a reworded question) and no check so far graded it against a reference."""
 
     def __init__(self, templates: Templates, kind: TeacherKind = "base") -> None:
         self.templates = templates

@@ -237,7 +237,7 @@ class MathTask(DatasetTask):
         or ``\\boxed{x}``; every ``<<a*b=c>>`` annotation and inline ``a * b = c`` correct; a
         final answer that the reasoning arrives at (it appears among the reasoning's numbers).
         Whether the answer is the *right* one is left to several teacher solutions agreeing
-        (the engine's majority vote in answer augmentation).
+        (``engine.votes``: self-consistency).
         """
         solution = flatten(example.answer)
         answer = final_answer(solution, marked_only=True)

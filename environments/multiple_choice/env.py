@@ -162,8 +162,8 @@ class MultipleChoiceTask(DatasetTask):
     def verify(self, example: Example) -> Example | None:
         """Accept a well-formed generated question: 2+ distinct lettered choices, a valid letter.
 
-        Whether the letter is the right one cannot be checked here; the engine's majority vote
-        over several teacher answers decides that.
+        Whether the letter is the right one cannot be checked here: ``engine.votes`` has the
+        teacher answer the question again several times and keeps it only if most agree.
         """
         choices = choices_of(example.question)
         if len(choices) < 2 or len({c.lower() for c in choices}) < len(choices):

@@ -236,3 +236,57 @@ def test_checks_run_side_by_side_up_to_the_tasks_workers_and_keep_order(arithmet
         outcomes.append([(e.question, e.answer) for e in result.accepted])
         assert task.most == workers
     assert outcomes[0] == outcomes[1] == [(f"{a}+10", str(a + 10)) for a in range(20, 32)]
+
+
+CROWD = {"Ann has 2 apples and gets 4 more. How many?": "2 + 4 = 6. #### 6",
+         "Bo has 3 pens and buys 5 more. How many?": "3 + 5 = 8. #### 8"}  # fmt: skip
+
+
+class VotingClient(ScriptedClient):
+    """New-question prompts get two problems; answer prompts ("A:" at the end) get the solution
+    the 'crowd' believes in: right for the first problem, a different answer for the second."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            " Ann has 2 apples and gets 4 more. How many?\nA: 2 + 4 = 6. #### 6\n"
+            "Q: Bo has 3 pens and buys 5 more. How many?\nA: 3 + 5 = 9. #### 9\n"
+        )
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        if prompt.endswith("A:"):
+            self.prompts.append(prompt)
+            question = prompt.rsplit("Q: ", 1)[1].split("\n")[0]
+            return Completion(texts=[" " + CROWD[question]])
+        return await super().complete(prompt, sampling)
+
+
+def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
+    from dataloop.environments import load_task
+
+    math = load_task("math")
+    skill = math.skills()[0].name
+    plan = Plan(requests=[GenerationRequest(skill=skill, count=2)])
+    client = VotingClient()
+    engine = Engine(client, math, per_query=2, max_rounds=1, votes=3)
+    result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
+    verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
+    # "3 + 5 = 9" is wrong arithmetic: verify rejects it before any vote is asked.
+    assert verdicts == {"Ann": "accepted", "Bo": "unverified"}
+    assert len(client.prompts) == 1 + 3 and result.report.queries == 4
+
+    # A well-formed but wrong answer (3 + 6 = 9 is sound arithmetic, the wrong sum) is voted down.
+    client = VotingClient()
+    client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
+    engine = Engine(client, math, per_query=2, max_rounds=1, votes=3)
+    result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
+    verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
+    assert verdicts == {"Ann": "accepted", "Bo": "wrong-answer"}
+    assert result.report.counts[0].verified == 1 and result.report.queries == 1 + 2 * 3
+
+    # Without votes the wrong one gets through: that is what votes are for.
+    client = VotingClient()
+    client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
+    result = asyncio.run(
+        Engine(client, math, per_query=2, max_rounds=1).generate(plan, _obs(math), [])
+    )
+    assert [c.verdict for c in result.candidates] == ["accepted", "accepted"]

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.integration
 
 # Per environment: the options and student sizes that keep one iteration to a few seconds.
 RUNS = {
+    # math with self-consistency votes: each verified new problem is solved twice more.
     "math": ["--set", "env.options={validation_size: 8, test_size: 8, train_size: 16}",
-             "--set", "student.max_length=320", "--set", "student.max_new_tokens=48"],
+             "--set", "student.max_length=320", "--set", "student.max_new_tokens=48",
+             "--set", "engine.votes=2"],
     "multiple_choice": ["--set", "student.max_length=160", "--set", "student.max_new_tokens=4"],
     "code": ["--set", "student.max_length=384", "--set", "student.max_new_tokens=48",
              "--set", "env.options={timeout_seconds: 2}"],

@@ -23,6 +23,7 @@ class AnswerAugmentation(Strategy):
     name = "answer-augmentation"
     template_dir = "answer_augmentation"
     dedup_on_answer = True
+    voted = False  # its check already grades each answer against the seed's
     samples: ClassVar[int] = 4
     """Answers asked for per question (one prompt each)."""
 
@@ -31,7 +32,10 @@ class AnswerAugmentation(Strategy):
 
     def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
         pool = self.targets(ctx)
-        target = pool[(index // self.samples) % len(pool)]
+        return self.solve(ctx, pool[(index // self.samples) % len(pool)], index)
+
+    def solve(self, ctx: RequestContext, target: Example, index: int) -> Prompt:
+        """A prompt for one fresh answer to ``target``'s question (also the engine's votes)."""
         shown = self.demos(ctx, index, [e for e in ctx.seeds if e.id != target.id])
         # A base model answers on the line after "A:" (or in the open JSON line): one line.
         stop = ("\n",) if self.kind == "base" else ()
