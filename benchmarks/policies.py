@@ -54,10 +54,14 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="small")
     parser.add_argument("--policies", default="uniform,weakest-skills")
     parser.add_argument("--target", type=float, default=0.9)
+    parser.add_argument("--seed", type=int, default=0, help="run seed (data, teacher, student)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    config = validate_config(SIZES[args.size], origin=f"benchmarks/policies.py --size {args.size}")
-    out = args.out or Path(f"runs/benchmark-policies-{args.size}")
+    config = validate_config(
+        {**SIZES[args.size], "seed": args.seed},
+        origin=f"benchmarks/policies.py --size {args.size}",
+    )
+    out = args.out or Path(f"runs/benchmark-policies-{args.size}-seed{args.seed}")
     comparison = run_comparison(
         config, args.policies.split(","), args.target, out, Display(quiet=False)
     )
