@@ -203,8 +203,9 @@ def llama_server(
         "--port", str(port),
         "-t", str(threads),
         "-np", str(parallel),
-        # llama-server splits the context across slots; 1024 tokens per slot is plenty here.
-        "-c", str(context or 1024 * parallel),
+        # llama-server splits the context across slots. 4096 tokens a slot holds an 8-shot
+        # prompt of GSM8K solutions or HumanEval functions (1024 did not); Gemma 3 takes 32k.
+        "-c", str(context or 4096 * parallel),
     ]  # fmt: skip
     command += chat_template_args(gguf, chat_template)
     command += extra_args or []
