@@ -13,9 +13,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dataloop.compare import run_comparison, table
 from rich.console import Console
 
-from dataloop.compare import run_comparison, table
 from dataloop.config import validate_config
 from dataloop.display import Display
 

@@ -14,6 +14,7 @@ from typing import Any
 from dataloop.config import LoopConfig, TeacherConfig, dump_config
 from dataloop.display import Display
 from dataloop.engine.engine import Engine
+from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategy import Templates
 from dataloop.environments import TaskEnvironment, load_task
 from dataloop.errors import ConfigError
@@ -200,6 +201,13 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
     if config.env.discover_skills:
         _check_discoverable(config, task)
+        if config.engine.source != "teacher":
+            raise ConfigError(
+                f"config field 'env.discover_skills': skill discovery needs the teacher, and "
+                f"engine.source is '{config.engine.source}'"
+            )
+    if config.engine.source == "oracle":
+        _control_source(config, task)  # a task that cannot sample fails here, before set-up
     resolve_policy(config.policy.name)  # a typo fails here, before any slow set-up
     templates = Templates(config.engine.prompts_dir)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -216,14 +224,16 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     with ExitStack() as stack:
         stack.callback(detach, attach_run_log(run.log_file))
         stack.callback(student.close)  # a vLLM eval engine, if any, stops with the run
-        if config.iterations > 0:
-            display.log(f"starting teacher ({config.teacher.backend})")
-        client = stack.enter_context(teacher_client(config.teacher, run))
         # One event loop for everything that talks to the client: its HTTP connections and
         # concurrency limit belong to the loop they were first used on.
         runner = stack.enter_context(asyncio.Runner())
-        if config.env.discover_skills:
-            task = _discover(config, task, client, templates, run, runner, display)
+        client: LLMClient | None = None
+        if config.engine.source == "teacher":
+            if config.iterations > 0:
+                display.log(f"starting teacher ({config.teacher.backend})")
+            client = stack.enter_context(teacher_client(config.teacher, run))
+            if config.env.discover_skills:
+                task = _discover(config, task, client, templates, run, runner, display)
         env = Environment(
             task,
             student,
@@ -241,18 +251,29 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
             examples_per_iteration=config.policy.examples_per_iteration,
             **config.policy.options,
         )
-        engine = Engine(
-            client,
-            task,
-            templates=templates,
-            kind=config.teacher.kind,
-            strategy=config.engine.strategy,
-            shots=config.engine.shots,
-            per_query=config.engine.per_query,
-            max_rounds=config.engine.max_rounds,
-            votes=config.engine.votes,
-            temperature=config.teacher.temperature,
-            max_tokens=config.teacher.max_tokens,
-            seed=config.teacher.seed + config.seed,
-        )
-        yield Loop(env, policy, engine, run, display, runner=runner)
+        source: DataSource
+        if client is None:
+            source = _control_source(config, task)
+        else:
+            source = Engine(
+                client,
+                task,
+                templates=templates,
+                kind=config.teacher.kind,
+                strategy=config.engine.strategy,
+                shots=config.engine.shots,
+                per_query=config.engine.per_query,
+                max_rounds=config.engine.max_rounds,
+                votes=config.engine.votes,
+                temperature=config.teacher.temperature,
+                max_tokens=config.teacher.max_tokens,
+                seed=config.teacher.seed + config.seed,
+            )
+        yield Loop(env, policy, source, run, display, runner=runner)
+
+
+def _control_source(config: LoopConfig, task: TaskEnvironment) -> DataSource:
+    """The data source standing in for the teacher when ``engine.source`` is not ``teacher``."""
+    if config.engine.source == "oracle":
+        return TaskSampler(task, max_examples=config.engine.max_examples, seed=config.seed)
+    return NoNewData()

@@ -13,7 +13,6 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from dataloop.compare import compare_command
 from dataloop.errors import DataloopError
 
 app = typer.Typer(
@@ -331,7 +330,43 @@ def serve(
         console.print("stopped")
 
 
-app.command("compare")(compare_command)
+@app.command()
+def bench(
+    experiment: Annotated[Path, typer.Argument(help="Experiment YAML (arms, seeds, budget).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for the runs and results (default runs/<name>).")
+    ] = None,
+    results_only: Annotated[
+        bool, typer.Option(help="Run nothing: tabulate the runs that have finished.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="No per-run progress display.")] = False,
+) -> None:
+    """Run an experiment: every arm once per seed under one budget; tables with 95 % CIs."""
+    from dataloop.bench import load_experiment, run_bench
+    from dataloop.display import Display
+
+    def progress(arm: str, seed: int, index: int, total: int, status: str) -> None:
+        err_console.print(f"[bold]run {index}/{total}[/]: {arm}, seed {seed} ({status})")
+
+    try:
+        spec, base = load_experiment(experiment)
+        folder = out or Path("runs") / (spec.name or experiment.stem)
+        result = run_bench(
+            spec,
+            base,
+            folder,
+            run_missing=not results_only,
+            on_run=progress,
+            display_factory=lambda: Display(err_console, quiet=quiet),
+        )
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    from dataloop.bench import markdown
+
+    console.print(markdown(result), markup=False, highlight=False)
+    console.print(
+        f"results: {folder / 'results.md'}, {folder / 'results.json'}, {folder / 'curves.png'}"
+    )
 
 
 def main() -> None:

@@ -224,6 +224,15 @@ class PolicyConfig(_Section):
 class EngineConfig(_Section):
     """How a plan becomes examples."""
 
+    source: Literal["teacher", "oracle", "none"] = "teacher"
+    """Where new examples come from. ``teacher``: the teacher LLM (the normal case).
+    ``oracle``: the task samples and solves its own problems (arithmetic can), following the
+    policy's plan exactly — a control, not a teacher: the ceiling that shows how much of the
+    gap a teacher closes. ``none``: no new examples; the student keeps training on the seed
+    set (the seed-only floor). The last two start no teacher."""
+    max_examples: int | None = Field(None, ge=0)
+    """``oracle``: examples the task's sampler may draw in the whole run (its budget, as
+    ``teacher.max_queries`` is a teacher's); None = unlimited."""
     strategy: str | None = None
     """Force one strategy for every request (overrides the policy's choice)."""
     prompts_dir: Path | None = None

@@ -8,6 +8,7 @@ of students or teachers; :class:`dataloop.gym.Environment` puts them together.
 from __future__ import annotations
 
 import inspect
+import random
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,6 +92,15 @@ class TaskEnvironment(ABC):
         Asked where an answer must be kept as it is, not recomputed: a reworded question keeps
         its seed's answer (``question-rephrase``). The default cannot tell; a task that can
         compute or test answers should override it.
+        """
+        return None
+
+    def sample(self, skill: str, n: int, rng: random.Random) -> list[Example] | None:
+        """``n`` new examples of ``skill`` with correct answers, drawn from the task's own
+        distribution; None if the task cannot make problems (the default).
+
+        A task that can (arithmetic) is its own oracle: ``engine.source: oracle`` trains on
+        these instead of teacher output, the ceiling a teacher is compared against.
         """
         return None
 

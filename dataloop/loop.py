@@ -13,7 +13,8 @@ import logging
 from collections.abc import Callable
 
 from dataloop.display import Display
-from dataloop.engine.engine import Engine, GenerationResult
+from dataloop.engine.engine import GenerationResult
+from dataloop.engine.sources import DataSource
 from dataloop.gym import Environment
 from dataloop.policies import Policy, as_policy
 from dataloop.runs import Metrics, Phase, RunDir, RunState
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 class Loop:
     """Runs a teacher (policy + engine) against an environment.
+
+    ``engine`` is any :class:`~dataloop.engine.sources.DataSource`: the teacher's
+    :class:`~dataloop.engine.engine.Engine`, or a control (the task's own sampler, no data).
 
     ``Loop(env=..., policy=..., engine=...).run()`` returns the per-iteration history; with a
     ``run`` directory every plan, candidate, accepted example and metric is written to it and
@@ -36,7 +40,7 @@ class Loop:
         self,
         env: Environment,
         policy: Policy | Callable[[Observation], Plan],
-        engine: Engine,
+        engine: DataSource,
         run: RunDir | None = None,
         display: Display | None = None,
         runner: asyncio.Runner | None = None,
@@ -61,7 +65,7 @@ class Loop:
         try:
             return self._run(runner)
         finally:
-            runner.run(self.engine.client.aclose())
+            runner.run(self.engine.aclose())
 
     def _run(self, runner: asyncio.Runner) -> list[HistoryEntry]:
         skills = [s.name for s in self.env.task.skills()]
@@ -69,7 +73,7 @@ class Loop:
         self.display.accuracy_table(skills, self.env.history)
         while not self.state.done:
             k = self.env.iteration + 1
-            obs = obs.model_copy(update={"budget": self.engine.client.budget.model_copy()})
+            obs = obs.model_copy(update={"budget": self.engine.budget.model_copy()})
             plan = self._plan(k, obs, runner)
             accepted, queries, exhausted = self._generate(k, plan, obs, runner)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
@@ -88,7 +92,7 @@ class Loop:
         self.display.log("[bold]reset[/]: training on the seed set and evaluating")
         obs = self.env.reset()
         # Queries spent before the first plan (skill discovery) belong to the reset entry.
-        self.env.history[-1].queries = self.engine.client.budget.queries
+        self.env.history[-1].queries = self.engine.budget.queries
         self._finish_iteration(0, obs, self.env.max_iterations == 0)
         return obs
 
@@ -114,7 +118,7 @@ class Loop:
                 self.engine.generate(plan, obs, self.env.train_set, on_progress=advance)
             )
         # Everything spent since the last iteration: the planner's queries count too.
-        queries = self.engine.client.budget.queries - sum(h.queries for h in self.env.history)
+        queries = self.engine.budget.queries - sum(h.queries for h in self.env.history)
         self._record_generation(k, result)
         self.state.queries_this_iteration = queries
         self.state.exhausted = result.budget_exhausted
@@ -155,7 +159,7 @@ class Loop:
     def _commit(self, k: int, phase: Phase) -> None:
         self.state.iteration = k
         self.state.phase = phase
-        self.state.budget = self.engine.client.budget.model_copy()
+        self.state.budget = self.engine.budget.model_copy()
         if self.run_dir is not None:
             self.run_dir.write_state(self.state)
 
@@ -178,7 +182,7 @@ class Loop:
             accepted += self.run_dir.accepted(k)
         history = [h for h in self.metrics.iterations if h.iteration <= trained]
         self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained))
-        budget = self.engine.client.budget
+        budget = self.engine.budget
         for field in ("queries", "prompt_tokens", "completion_tokens", "cost"):
             setattr(budget, field, getattr(self.state.budget, field))
         return self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -156,3 +158,15 @@ class FakeOpenAI:
                 return self._send(200, body)
 
         return Handler
+
+
+def few_shot_variations(prompt: str) -> str:
+    """A teacher's reply that is a pure function of the prompt: the few-shot questions with
+    their digits shifted by a prompt-derived amount (answers left for the task to recompute)."""
+    questions = re.findall(r"Q: ([^\n]+)", prompt)
+    shift = int(hashlib.sha1(prompt.encode()).hexdigest()[:4], 16)
+    lines = []
+    for i, q in enumerate(questions):
+        moved = re.sub(r"\d", lambda m, i=i: str((int(m[0]) + shift + i) % 10), q)
+        lines.append(f" {moved}\nA: 0\nQ:")
+    return "".join(lines)

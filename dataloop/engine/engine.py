@@ -35,6 +35,7 @@ from dataloop.environments import TaskEnvironment
 from dataloop.errors import BudgetExhausted, TeacherError
 from dataloop.llm.base import Completion, LLMClient, Message, Sampling
 from dataloop.schema import (
+    Budget,
     Example,
     FilterCounts,
     GenerationReport,
@@ -125,6 +126,15 @@ class Engine:
         self._decontaminator = Decontaminator(task.split("validation") + task.split("test"))
         if strategy is not None:
             resolve_strategy(strategy)  # fail at construction on an unknown name
+
+    @property
+    def budget(self) -> Budget:
+        """The teacher client's budget: limits and what has been spent."""
+        return self.client.budget
+
+    async def aclose(self) -> None:
+        """Close the teacher client's connections."""
+        await self.client.aclose()
 
     def strategy(self, name: str) -> Strategy:
         """An instance of the named strategy, set up for this engine's teacher kind."""

@@ -151,6 +151,12 @@ class ArithmeticTask(TaskEnvironment):
     def split(self, name: Split) -> list[Example]:
         return list(self._splits[name])
 
+    def sample(self, skill: str, n: int, rng: random.Random) -> list[Example]:
+        """``n`` fresh questions of ``skill`` from the same generator as the splits, solved."""
+        spec = SKILLS[skill]
+        questions = [spec.sample(rng) for _ in range(n)]
+        return [Example.make(skill, q, a) for q in questions if (a := solve(skill, q)) is not None]
+
     def prompt(self, question: str) -> str:
         return f"{question}="
 

@@ -1,4 +1,4 @@
-"""User policies for real: from a file through the CLI (``dataloop compare``) and from Python."""
+"""User policies for real: from a file through the CLI (``dataloop bench``) and from Python."""
 
 from __future__ import annotations
 
@@ -28,41 +28,64 @@ class OnlyMax(Policy):
 """
 
 
-def test_compare_runs_a_user_policy_from_a_file_and_the_llm_planner(tmp_path) -> None:
+def test_bench_runs_a_user_policy_the_llm_planner_and_the_controls(tmp_path) -> None:
+    """``dataloop bench`` for real: Gemma teacher arms (a user policy from a file, the LLM
+    planner), the oracle and seed-only controls, two seeds, one query budget."""
     policy_file = tmp_path / "my_policy.py"
     policy_file.write_text(USER_POLICY)
-    out = tmp_path / "cmp"
-    result = subprocess.run(
-        [
-            sys.executable, "-m", "dataloop.cli", "compare", "--quiet",
-            "--policies", f"{policy_file}:OnlyMax,llm-planner",
-            "--iterations", "1", "--max-queries", "8", "--out", str(out),
-            "--set", "env.options={skills: [max, sort], validation_per_skill: 20,"
-            " test_per_skill: 5}",
-            "--set", "policy.examples_per_iteration=6",
-            "--set", "teacher.max_tokens=64",
-            "--set", "student.steps_per_iteration=10",
-            "--set", "teacher.parallel=4",
-        ],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(
+        f"""
+base:
+  iterations: 1
+  env: {{options: {{skills: [max, sort], validation_per_skill: 20, test_per_skill: 5}}}}
+  policy: {{examples_per_iteration: 6}}
+  teacher: {{max_tokens: 64, parallel: 4}}
+  student: {{steps_per_iteration: 10}}
+seeds: [0, 1]
+budget: {{queries: 8}}
+baselines: [seed-only]
+arms:
+  - name: seed-only
+  - name: only-max
+    set: {{policy.name: "{policy_file}:OnlyMax"}}
+  - name: planner
+    set: {{policy.name: llm-planner}}
+  - name: oracle
+"""
+    )
+    out = tmp_path / "bench"
+    command = [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--quiet",
+               "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
-    comparison = json.loads((out / "comparison.json").read_text())
-    assert [p["policy"] for p in comparison["policies"]] == [
-        f"{policy_file}:OnlyMax",
-        "llm-planner",
-    ]
-    assert all(p["points"][-1]["queries"] <= 8 for p in comparison["policies"])
-    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
-    user_run = next(out.glob("*OnlyMax"))
+    assert "| only-max | 2 |" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert sorted((r["arm"], r["seed"]) for r in results["runs"]) == sorted(
+        (arm, seed) for arm in ("seed-only", "only-max", "planner", "oracle") for seed in (0, 1)
+    )
+    for run in results["runs"]:
+        assert run["points"][-1]["queries"] <= 8
+        if run["arm"] in ("seed-only", "oracle"):
+            assert run["points"][-1]["queries"] == 0  # no teacher was asked
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    user_run = out / "only-max" / "seed-0"
     plan = json.loads((user_run / "iterations/1/plan.json").read_text())
     assert plan["rationale"] == "user policy: max only"
     accepted = [json.loads(x) for x in (user_run / "iterations/1/accepted.jsonl").open()]
     assert accepted and {a["skill"] for a in accepted} == {"max"}
+    oracle = [json.loads(x) for x in (out / "oracle/seed-0/iterations/1/accepted.jsonl").open()]
+    assert len(oracle) == 6 and {a["provenance"]["teacher"] for a in oracle} == {"oracle"}
+    assert not (out / "seed-only/seed-0/iterations/1/accepted.jsonl").read_text()
     # Gemma 270M may or may not write a valid plan: either way the plan is usable and says so.
-    planned = json.loads((out / "llm-planner/iterations/1/plan.json").read_text())
+    planned = json.loads((out / "planner/seed-0/iterations/1/plan.json").read_text())
     assert planned["rationale"].startswith(("teacher:", "fallback to weakest-skills"))
     assert sum(r["count"] for r in planned["requests"]) == 6
+    # Everything is finished: a second call runs nothing and gives the same table.
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "running" not in again.stderr and again.stderr.count("done before") == 8
+    assert json.loads((out / "results.json").read_text())["arms"] == results["arms"]
 
 
 class WeakestOnly(Policy):

@@ -7,10 +7,8 @@ prompt, so the uninterrupted run and each interrupted one see the same teacher; 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -19,19 +17,9 @@ from pathlib import Path
 
 import pytest
 from fakeserver import FakeOpenAI
+from fakeserver import few_shot_variations as _reply
 
 pytestmark = pytest.mark.integration
-
-
-def _reply(prompt: str) -> str:
-    """Variations of the prompt's few-shot questions: digits shifted by a prompt-derived amount."""
-    questions = re.findall(r"Q: ([^\n]+)", prompt)
-    shift = int(hashlib.sha1(prompt.encode()).hexdigest()[:4], 16)
-    lines = []
-    for i, q in enumerate(questions):
-        moved = re.sub(r"\d", lambda m, i=i: str((int(m[0]) + shift + i) % 10), q)
-        lines.append(f" {moved}\nA: 0\nQ:")
-    return "".join(lines)
 
 
 def _cli(*args: str) -> list[str]:

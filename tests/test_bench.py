@@ -1,0 +1,200 @@
+"""``dataloop bench``: statistics checked by hand, experiment files, and a real experiment
+(tiny student, scripted teacher) that is killed with -9 and resumed."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fakeserver import FakeOpenAI, few_shot_variations
+
+from dataloop.bench import (
+    Arm,
+    BenchError,
+    CurvePoint,
+    Experiment,
+    area,
+    curve,
+    load_experiment,
+    run_config,
+)
+from dataloop.config import validate_config
+from dataloop.schema import HistoryEntry
+from dataloop.stats import mean_ci, paired
+
+# Student's t quantiles for a 95 % two-sided interval, from a printed table.
+T_975 = {2: 4.303, 3: 3.182}
+
+
+def test_mean_ci_matches_a_hand_computed_interval() -> None:
+    # mean 0.6, sample sd 0.1, n 3: half width = t(0.975, 2) * 0.1 / sqrt(3)
+    e = mean_ci([0.5, 0.6, 0.7])
+    half = T_975[2] * 0.1 / math.sqrt(3)
+    assert e.mean == pytest.approx(0.6)
+    assert e.low == pytest.approx(0.6 - half, abs=1e-3)
+    assert e.high == pytest.approx(0.6 + half, abs=1e-3)
+    one = mean_ci([0.4])
+    assert (one.low, one.mean, one.high, one.n) == (0.4, 0.4, 0.4, 1)
+
+
+def test_paired_difference_matches_a_hand_computed_t_test() -> None:
+    arm = [0.60, 0.70, 0.80, 0.65]
+    base = [0.50, 0.62, 0.70, 0.60]
+    # differences 0.10, 0.08, 0.10, 0.05: mean 0.0825, sample sd 0.023629
+    result = paired(arm, base)
+    sd = math.sqrt(sum((d - 0.0825) ** 2 for d in (0.10, 0.08, 0.10, 0.05)) / 3)
+    half = T_975[3] * sd / 2
+    assert result.difference.mean == pytest.approx(0.0825)
+    assert result.difference.low == pytest.approx(0.0825 - half, abs=1e-3)
+    assert result.difference.high == pytest.approx(0.0825 + half, abs=1e-3)
+    # t = 0.0825 / (sd / 2) = 6.98 on 3 degrees of freedom: p = 0.006 (two-sided, from a table)
+    assert result.p_value == pytest.approx(0.006, abs=1e-3)
+    assert result.verdict == "better"
+    noisy = paired([0.6, 0.5, 0.7], [0.5, 0.6, 0.6])  # differences +0.1, -0.1, +0.1
+    assert noisy.verdict == "no difference shown"
+    assert paired([0.4, 0.5], [0.6, 0.7]).verdict == "worse"  # no spread: p is 0
+    assert paired([0.4], [0.6]).verdict == "no difference shown"  # one seed shows nothing
+
+
+def test_area_is_the_trapezoid_under_accuracy_vs_budget_flat_after_the_end() -> None:
+    def point(spent: float, acc: float) -> CurvePoint:
+        return CurvePoint(iteration=0, queries=0, examples=0, budget_spent=spent, mean_accuracy=acc)
+
+    # 0 -> 0.5: (0.2 + 0.4) / 2 * 0.5 = 0.15; then flat at 0.4 over the other half: 0.2
+    assert area([point(0.0, 0.2), point(0.5, 0.4)]) == pytest.approx(0.35)
+    assert area([point(0.0, 0.3)]) == pytest.approx(0.3)
+
+
+def test_curve_measures_budget_by_the_arms_own_currency() -> None:
+    history = [
+        HistoryEntry(iteration=0, accuracy={}, mean_accuracy=0.1),
+        HistoryEntry(iteration=1, accuracy={}, mean_accuracy=0.3, accepted={"a": 30}, queries=6),
+        HistoryEntry(iteration=2, accuracy={}, mean_accuracy=0.5, accepted={"a": 30}, queries=6),
+    ]
+    cfg = validate_config(
+        {"iterations": 4, "teacher": {"max_queries": 24}, "engine": {"max_examples": 120}}
+    )
+    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
+    cfg.engine.source = "oracle"
+    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
+    cfg.engine.source = "none"
+    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
+    assert [p.queries for p in curve(cfg, history)] == [0, 6, 12]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: a}, {name: a}]", "distinct"),
+        ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: a}]\nbaselines: [b]", "not arms"),
+        ("seeds: []\nbudget: {queries: 5}\narms: [{name: a}]", "experiment field 'seeds'"),
+        ("seeds: [0]\narms: [{name: a}]", "experiment field 'budget'"),
+        ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: a}]\nbogus: 1", "'bogus': unknown"),
+        ("seeds: [0\n", "not valid YAML at line"),
+        ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: x, use: best}]", "unknown built-in"),
+        (
+            "seeds: [0]\nbudget: {queries: 5}\narms: [{name: x, set: {iterations: -1}}]",
+            "iterations",
+        ),
+    ],
+)
+def test_bad_experiments_are_one_line_naming_the_field(tmp_path, text, message) -> None:
+    path = _write(tmp_path / "exp.yaml", text)
+    with pytest.raises(BenchError, match=message) as err:
+        spec, base = load_experiment(path)
+        for arm in spec.arms:
+            run_config(spec, base, arm, 0, tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_every_arm_gets_the_experiments_budget_and_seed(tmp_path) -> None:
+    config = _write(tmp_path / "base.yaml", "iterations: 3\npolicy: {examples_per_iteration: 40}")
+    path = _write(
+        tmp_path / "exp.yaml",
+        "config: base.yaml\nbase: {teacher: {max_queries: 999}}\nseeds: [3]\n"
+        "budget: {queries: 30}\narms: [{name: seed-only}, {name: oracle, set: {policy.name: "
+        "uniform}}, {name: mine, use: weakest-skills, set: {engine.shots: 4}}]",
+    )
+    spec, base = load_experiment(path)
+    arms = {a.name: run_config(spec, base, a, 3, tmp_path / "out") for a in spec.arms}
+    assert arms["seed-only"].engine.source == "none"
+    assert (arms["oracle"].engine.source, arms["oracle"].policy.name) == ("oracle", "uniform")
+    assert (arms["mine"].policy.name, arms["mine"].engine.shots) == ("weakest-skills", 4)
+    for cfg in arms.values():
+        assert cfg.seed == 3 and cfg.iterations == 3
+        assert cfg.teacher.max_queries == 30  # the experiment's budget beats the base config
+        assert cfg.engine.max_examples == 120  # default: iterations x examples per iteration
+    assert arms["mine"].runs_dir / arms["mine"].name == tmp_path / "out/mine/seed-3"
+    assert Arm(name="uniform").overrides() == {"policy.name": "uniform"}
+    assert isinstance(spec, Experiment)
+
+
+EXPERIMENT = """
+base:
+  iterations: 2
+  teacher: {{backend: openai, model: fake, base_urls: [{url}]}}
+  env: {{options: {{skills: [max, sort], validation_per_skill: 10, test_per_skill: 10}}}}
+  policy: {{examples_per_iteration: 12}}
+  student: {{steps_per_iteration: 8, batch_size: 16}}
+  engine: {{per_query: 4}}
+seeds: [0, 1]
+budget: {{queries: 6}}
+baselines: [seed-only]
+arms:
+  - name: seed-only
+  - name: oracle
+  - name: uniform
+"""
+
+
+def _started(out: Path) -> list[str]:
+    return sorted(str(p.parent.relative_to(out)) for p in out.glob("*/seed-*/state.json"))
+
+
+@pytest.mark.integration
+def test_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp_path) -> None:
+    """The real CLI, the tiny student trained for real, a scripted loopback teacher."""
+    with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
+        experiment = _write(tmp_path / "exp.yaml", EXPERIMENT.format(url=server.base_url))
+        out = tmp_path / "bench"
+        command = [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--quiet",
+                   "--out", str(out)]  # fmt: skip
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Kill once the first run has finished and the second has started.
+        deadline = time.monotonic() + 300
+        first = out / "seed-only/seed-0/state.json"
+        while proc.poll() is None and not (
+            first.is_file() and json.loads(first.read_text())["done"] and len(_started(out)) >= 2
+        ):
+            assert time.monotonic() < deadline, "the first run never finished"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the experiment ended before the kill"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        finished_before = first.stat().st_mtime_ns
+
+        again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr
+        assert "seed-only, seed 0 (done before)" in again.stderr
+        assert first.stat().st_mtime_ns == finished_before  # the finished run was not touched
+        results = json.loads((out / "results.json").read_text())
+        assert len(results["runs"]) == 6 and not results["pending"]
+        by_arm = {a["arm"]: a for a in results["arms"]}
+        assert by_arm["uniform"]["queries"] <= 6
+        assert by_arm["oracle"]["examples"] == 24  # two iterations of 12, all of them drawn
+        assert by_arm["seed-only"]["examples"] == 0
+        rows = {(c["arm"], c["metric"]) for c in results["comparisons"]}
+        assert ("oracle", "auc") in rows and ("uniform", "final") in rows
+        assert "| oracle | 2 |" in (out / "results.md").read_text()
