@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-floors lint clean
 
 install: $(VENV)/.installed
 
@@ -26,10 +26,22 @@ run: install
 test: install
 	$(PY) -m pytest
 
+# The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt),
+# in a fresh venv each time so nothing installed earlier hides a floor that lies. pip's wheel
+# cache keeps it at ~2.5 min on 2 cores.
+FLOORS_VENV ?= .cache/venv-floors
+test-floors:
+	python3 .ci/check_floors.py
+	rm -rf $(FLOORS_VENV)
+	python3 -m venv $(FLOORS_VENV)
+	$(FLOORS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c .ci/floors.txt torch==2.13.0 -e . pytest pytest-timeout
+	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
+
 lint: install
 	$(VENV)/bin/ruff check dataloop environments tests benchmarks examples
 	$(VENV)/bin/ruff format --check dataloop environments tests benchmarks examples
 	$(VENV)/bin/mypy dataloop
 
 clean:
-	rm -rf $(VENV) build dist
+	rm -rf $(VENV) $(FLOORS_VENV) build dist

@@ -212,6 +212,10 @@ def llama_server(
     return ManagedServer(command, port, log_path)
 
 
+VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+"""The values ``vllm serve --max-lora-rank`` accepts (vllm/config/lora.py ``MaxLoRARanks``)."""
+
+
 def vllm_server(
     model: str,
     log_path: Path,
@@ -221,6 +225,7 @@ def vllm_server(
     enable_lora: bool = False,
     lora_modules: dict[str, str] | None = None,
     max_lora_rank: int | None = None,
+    enable_sleep_mode: bool = False,
     port: int | None = None,
     extra_args: list[str] | None = None,
 ) -> ManagedServer:
@@ -228,14 +233,20 @@ def vllm_server(
 
     ``lora_modules`` maps a served name to an adapter folder (``--lora-modules name=path``);
     requests for that name use the adapter. Giving any implies ``enable_lora``, which also lets
-    adapters be loaded at runtime. ``extra_args`` go to the command line as they are (e.g.
-    ``["--gpu-memory-utilization", "0.5"]``).
+    adapters be loaded at runtime. ``enable_sleep_mode`` opens ``POST /sleep`` and ``/wake_up``.
+    ``extra_args`` go to the command line as they are (e.g.
+    ``["--gpu-memory-utilization", "0.5"]``). Flags and variables follow vLLM 0.33's
+    vllm/engine/arg_utils.py, vllm/envs.py and vllm/entrypoints/launchers/api_server/routers.py.
     """
     binary = shutil.which("vllm")
     if binary is None:
         raise TeacherError(
             "'vllm' is not on PATH: pip install 'dataloop[vllm]' on a GPU machine, or start "
             "vllm serve yourself and use teacher.backend 'openai'"
+        )
+    if max_lora_rank is not None and max_lora_rank not in VLLM_MAX_LORA_RANKS:
+        raise TeacherError(
+            f"max_lora_rank {max_lora_rank}: vllm serve accepts only {VLLM_MAX_LORA_RANKS}"
         )
     port = port or free_port()
     command = [binary, "serve", model, "--host", "127.0.0.1", "--port", str(port)]
@@ -249,6 +260,16 @@ def vllm_server(
         command += ["--lora-modules", *(f"{name}={path}" for name, path in lora_modules.items())]
     if max_lora_rank:
         command += ["--max-lora-rank", str(max_lora_rank)]
+    if enable_sleep_mode:
+        command += ["--enable-sleep-mode"]
     command += extra_args or []
-    env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True") if enable_lora else None
-    return ManagedServer(command, port, log_path, startup_timeout=900.0, env=env)
+    env: dict[str, str] = {}
+    if enable_lora:
+        # Without it vLLM serves no /v1/load_lora_adapter or /v1/unload_lora_adapter route.
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    if enable_sleep_mode:
+        # /sleep and /wake_up exist only in vLLM's development mode (an integer variable).
+        env["VLLM_SERVER_DEV_MODE"] = "1"
+    return ManagedServer(
+        command, port, log_path, startup_timeout=900.0, env=dict(os.environ, **env) if env else None
+    )

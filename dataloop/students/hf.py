@@ -33,6 +33,8 @@ from dataloop.students.loading import (
     load_model,
     load_tokenizer,
     resolve_dtype,
+    student_device,
+    use_cuda,
 )
 from dataloop.students.train import TrainJob, launch
 from dataloop.students.vllm_engine import Served, VLLMEngine, make_engine
@@ -94,7 +96,7 @@ class HFStudent:
             disable_tqdm=True,
             seed=self.seed,
             data_seed=self.seed,
-            use_cpu=not torch.cuda.is_available(),
+            use_cpu=not use_cuda(),
             dataloader_num_workers=0,
         )
 
@@ -210,11 +212,14 @@ class HFStudent:
             return self.engine.generate(prompt_ids)
         return self._generate(prompt_ids)
 
-    @torch.inference_mode()
+    # no_grad, not inference_mode: the model may move to the GPU here, and parameters moved
+    # inside inference_mode become inference tensors that the next train() cannot use.
+    @torch.no_grad()
     def _generate(self, prompt_ids: list[list[int]]) -> list[str]:
         c = self.config
-        if torch.cuda.is_available() and self.model.device.type == "cpu":
-            self.model.to("cuda")
+        device = student_device()
+        # Every parameter, wherever it was loaded or trained: inputs and model on one device.
+        self.model.to(device)
         self.model.eval()
         sampling: dict[str, Any] = {"do_sample": c.eval_temperature > 0}
         if c.eval_temperature > 0:
@@ -224,7 +229,7 @@ class HFStudent:
         for start in range(0, len(prompt_ids), c.eval_batch_size):
             batch = prompt_ids[start : start + c.eval_batch_size]
             enc = self.tokenizer.pad({"input_ids": batch}, padding=True, return_tensors="pt").to(
-                self.model.device
+                device
             )
             generated = self.model.generate(
                 **enc,

@@ -11,6 +11,7 @@ evaluation backend sees the context the model was trained on.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,27 @@ from dataloop.errors import ConfigError
 from dataloop.students.tiny import build_model, build_tokenizer
 
 
+def use_cuda() -> bool:
+    """Whether the student trains and evaluates on CUDA: a GPU is visible and not refused.
+
+    ``accelerate launch --cpu`` tells the launched process ``ACCELERATE_USE_CPU=True``.
+    transformers' Trainer honours it only half-way (the model goes to the CPU, the batches to
+    cuda:0), so the student reads it itself and passes it on as ``use_cpu``.
+    """
+    refused = os.environ.get("ACCELERATE_USE_CPU", "false").strip().lower()
+    return torch.cuda.is_available() and refused not in ("1", "y", "yes", "t", "true", "on")
+
+
+def student_device() -> torch.device:
+    """Where the student's model and its inputs go for evaluation."""
+    return torch.device("cuda" if use_cuda() else "cpu")
+
+
 def resolve_dtype(name: str) -> torch.dtype:
-    """``auto`` is bf16 where a GPU is visible and fp32 on a CPU; other names are torch dtypes."""
+    """``auto`` is bf16 where the student runs on a GPU and fp32 on a CPU; other names are
+    torch dtypes."""
     if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        return torch.bfloat16 if use_cuda() else torch.float32
     dtype = getattr(torch, name)
     assert isinstance(dtype, torch.dtype)
     return dtype
@@ -109,13 +127,15 @@ def load_checkpoint(
     """A model saved by :meth:`HFStudent.train`: a LoRA adapter on the base, or a full model.
 
     ``trainable`` keeps the adapter's weights trainable, so training continues the same adapter.
+    The adapter is loaded onto the base model's device: left to itself PEFT reads it onto the
+    GPU whenever one is visible, whatever the base's device.
     """
     if (checkpoint / "adapter_config.json").is_file():
         from peft import PeftModel
 
         base = load_model(config, load_tokenizer(config), seed=seed)
         return PeftModel.from_pretrained(  # type: ignore[return-value]
-            base, checkpoint, is_trainable=trainable
+            base, checkpoint, is_trainable=trainable, torch_device=str(base.device)
         )
     return AutoModelForCausalLM.from_pretrained(
         checkpoint, dtype=resolve_dtype(config.dtype), local_files_only=True

@@ -19,10 +19,10 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
-import os
 import shutil
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from pydantic import BaseModel
 
 from dataloop.config import StudentConfig
 from dataloop.errors import ConfigError, DataloopError
-from dataloop.llm.server import ManagedServer, vllm_server
+from dataloop.llm.server import VLLM_MAX_LORA_RANKS, ManagedServer, vllm_server
 
 
 class StudentEngineError(DataloopError):
@@ -75,6 +75,11 @@ def check_vllm_config(config: StudentConfig) -> None:
             "model directory (for a GGUF, convert it first: "
             "dataloop.students.loading.convert_gguf) or use eval_backend: transformers"
         )
+    if config.method == "lora" and config.vllm.max_lora_rank not in VLLM_MAX_LORA_RANKS:
+        raise ConfigError(
+            f"config field 'student.vllm.max_lora_rank': vllm serve accepts only "
+            f"{', '.join(map(str, VLLM_MAX_LORA_RANKS))}, not {config.vllm.max_lora_rank}"
+        )
     if config.method == "lora" and config.lora.r > config.vllm.max_lora_rank:
         raise ConfigError(
             f"config field 'student.vllm.max_lora_rank': {config.vllm.max_lora_rank} is below "
@@ -103,7 +108,72 @@ def make_engine(config: StudentConfig, log_path: Path, seed: int = 0) -> VLLMEng
 ServerFactory = Callable[..., ManagedServer]
 
 
-class VLLMServer:
+class _Lifecycle(ABC):
+    """The serve/sleep state machine both engines share; subclasses start, wake, sleep, stop.
+
+    One engine runs one model (the base, for adapters); serving another model restarts it.
+    Each adapter load gets a fresh name: vLLM refuses to load a name twice, and caches adapters
+    by name and id, so a retrained checkpoint folder must not be served from its stale entry.
+    """
+
+    def __init__(self, config: StudentConfig) -> None:
+        self.config = config
+        self.running: str | None = None
+        self.sleeping = False
+        self.adapter_count = 0
+
+    @abstractmethod
+    def _start(self, model: str) -> None: ...
+
+    @abstractmethod
+    def _wake(self) -> None: ...
+
+    @abstractmethod
+    def _sleep(self) -> None: ...
+
+    @abstractmethod
+    def _stop(self) -> None: ...
+
+    @abstractmethod
+    def _use(self, name: str | None, adapter_path: str | None) -> None:
+        """Point later requests at adapter ``name`` (just loaded from ``adapter_path``), or at
+        the running model itself (both None)."""
+
+    def serve(self, target: Served) -> None:
+        """Start or wake the engine; point later requests at ``target``."""
+        wanted = self.config.model if target.adapter else target.path
+        if self.running is not None and self.running != wanted:
+            self.close()
+        if self.running is None:
+            self._start(wanted)
+            self.running = wanted
+        elif self.sleeping:
+            self._wake()
+        self.sleeping = False
+        if target.adapter:
+            self.adapter_count += 1
+            self._use(f"{Path(target.path).name}-{self.adapter_count}", target.path)
+        else:
+            self._use(None, None)
+
+    def sleep(self) -> None:
+        """Level-1 sleep for LoRA (the base weights stay valid); stop for full fine-tuning."""
+        if self.running is None or self.sleeping:
+            return
+        if self.config.method == "full":
+            self.close()
+        elif self.config.vllm.sleep:
+            self._sleep()
+            self.sleeping = True
+
+    def close(self) -> None:
+        """Stop the engine (it starts again on the next :meth:`serve`)."""
+        if self.running is not None:
+            self._stop()
+        self.running, self.sleeping = None, False
+
+
+class VLLMServer(_Lifecycle):
     """``vllm serve`` for the run; LoRA adapters loaded by name, full checkpoints by restart."""
 
     def __init__(
@@ -113,37 +183,29 @@ class VLLMServer:
         seed: int = 0,
         server_factory: ServerFactory = vllm_server,
     ) -> None:
-        self.config = config
+        super().__init__(config)
         self.log_path = log_path
         self.seed = seed
         self.server_factory = server_factory
         self.server: ManagedServer | None = None
-        self.server_model: str | None = None
-        self.sleeping = False
         self.model_name: str | None = None
-        self.adapter_count = 0
 
     def _start(self, model: str) -> None:
         vllm = self.config.vllm
+        lora = self.config.method == "lora"
         extra = ["--gpu-memory-utilization", str(vllm.gpu_memory_utilization)]
         extra += ["--seed", str(self.seed)]
-        if self.config.method == "lora":
-            extra += ["--max-lora-rank", str(vllm.max_lora_rank)]
-        if vllm.sleep:
-            extra += ["--enable-sleep-mode"]
-        server = self.server_factory(
+        self.server = self.server_factory(
             model,
             self.log_path,
             tensor_parallel_size=vllm.tensor_parallel_size,
             max_model_len=vllm.max_model_len,
-            enable_lora=self.config.method == "lora",
+            enable_lora=lora,
+            max_lora_rank=vllm.max_lora_rank if lora else None,
+            enable_sleep_mode=vllm.sleep,
             extra_args=extra + vllm.extra_args,
         )
-        if vllm.sleep:
-            # The /sleep and /wake_up endpoints exist only in vLLM's development mode.
-            server.env = dict(server.env or os.environ, VLLM_SERVER_DEV_MODE="1")
-        server.start()
-        self.server, self.server_model, self.sleeping = server, model, False
+        self.server.start()
 
     def _post(self, path: str, payload: dict[str, Any] | None = None) -> None:
         assert self.server is not None
@@ -163,38 +225,25 @@ class VLLMServer:
         except OSError as exc:
             raise StudentEngineError(f"vllm {path} failed: {exc}; see {self.log_path}") from None
 
-    def serve(self, target: Served) -> None:
-        """Start or wake the server; load an adapter under a fresh name, drop the last one."""
-        base = self.config.model
-        wanted = base if target.adapter else target.path
-        if self.server is not None and self.server_model != wanted:
-            self.close()
-        if self.server is None:
-            self._start(wanted)
-        elif self.sleeping:
-            self._post("/wake_up")
-            self.sleeping = False
-        if not target.adapter:
-            self.model_name = wanted
+    def _wake(self) -> None:
+        self._post("/wake_up")
+
+    def _sleep(self) -> None:
+        self._post("/sleep?level=1")
+
+    def _use(self, name: str | None, adapter_path: str | None) -> None:
+        if name is None:
+            self.model_name = self.running
             return
-        self.adapter_count += 1
-        # A fresh name per load: vLLM refuses to load a name twice, and a retrained
-        # checkpoint folder must not be served from its stale cache entry.
-        name = f"{Path(target.path).name}-{self.adapter_count}"
-        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": target.path})
-        if self.model_name not in (None, base):
+        self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": adapter_path})
+        if self.model_name not in (None, self.config.model):
             self._post("/v1/unload_lora_adapter", {"lora_name": self.model_name})
         self.model_name = name
 
-    def sleep(self) -> None:
-        """Level-1 sleep for LoRA (the base weights stay valid); stop for full fine-tuning."""
-        if self.server is None or self.sleeping:
-            return
-        if self.config.method == "full":
-            self.close()
-        elif self.config.vllm.sleep:
-            self._post("/sleep?level=1")
-            self.sleeping = True
+    def _stop(self) -> None:
+        assert self.server is not None
+        self.server.stop()
+        self.server, self.model_name = None, None
 
     def generate(self, prompt_ids: list[list[int]]) -> list[str]:
         """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request."""
@@ -222,24 +271,15 @@ class VLLMServer:
             texts.extend(choice.text for choice in sorted(response.choices, key=lambda x: x.index))
         return texts
 
-    def close(self) -> None:
-        """Stop the server process."""
-        if self.server is not None:
-            self.server.stop()
-        self.server, self.server_model, self.model_name, self.sleeping = None, None, None, False
 
-
-class VLLMOffline:
+class VLLMOffline(_Lifecycle):
     """``vllm.LLM`` in this process: a ``LoRARequest`` per adapter, a new engine per full model."""
 
     def __init__(self, config: StudentConfig, seed: int = 0) -> None:
-        self.config = config
+        super().__init__(config)
         self.seed = seed
         self.llm: Any = None
-        self.llm_model: str | None = None
-        self.sleeping = False
         self.lora_request: Any = None
-        self.adapter_count = 0
 
     def _start(self, model: str) -> None:
         from vllm import LLM
@@ -256,37 +296,32 @@ class VLLMOffline:
             enable_sleep_mode=v.sleep,
             seed=self.seed,
         )
-        self.llm_model, self.sleeping = model, False
 
-    def serve(self, target: Served) -> None:
-        """Start or wake the engine; point later requests at ``target``'s adapter."""
-        wanted = self.config.model if target.adapter else target.path
-        if self.llm is not None and self.llm_model != wanted:
-            self.close()
-        if self.llm is None:
-            self._start(wanted)
-        elif self.sleeping:
-            self.llm.wake_up()
-            self.sleeping = False
+    def _wake(self) -> None:
+        self.llm.wake_up()
+
+    def _sleep(self) -> None:
+        self.llm.sleep(level=1)
+
+    def _use(self, name: str | None, adapter_path: str | None) -> None:
         self.lora_request = None
-        if target.adapter:
+        if name is not None:
             from vllm.lora.request import LoRARequest
 
-            self.adapter_count += 1
             # vLLM caches adapters by integer id: a new id per load serves the new weights.
-            self.lora_request = LoRARequest(
-                f"{Path(target.path).name}-{self.adapter_count}", self.adapter_count, target.path
-            )
+            self.lora_request = LoRARequest(name, self.adapter_count, adapter_path)
 
-    def sleep(self) -> None:
-        """Level-1 sleep for LoRA; for full fine-tuning drop the engine (it restarts later)."""
-        if self.llm is None or self.sleeping:
-            return
-        if self.config.method == "full":
-            self.close()
-        elif self.config.vllm.sleep:
-            self.llm.sleep(level=1)
-            self.sleeping = True
+    def _stop(self) -> None:
+        engine = getattr(self.llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        self.llm, self.lora_request = None, None
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def generate(self, prompt_ids: list[list[int]]) -> list[str]:
         """``LLM.generate`` on token-id prompts with the configured sampling."""
@@ -307,18 +342,3 @@ class VLLMOffline:
             use_tqdm=False,
         )
         return [out.outputs[0].text for out in outputs]
-
-    def close(self) -> None:
-        """Shut the engine down and give its GPU memory back."""
-        if self.llm is None:
-            return
-        engine = getattr(self.llm, "llm_engine", None)
-        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
-        if callable(shutdown):
-            shutdown()
-        self.llm, self.llm_model, self.lora_request, self.sleeping = None, None, None, False
-        gc.collect()
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()

@@ -12,35 +12,33 @@ import pytest
 from dataloop.errors import TeacherError
 from dataloop.llm.server import PACKAGED_GGUF_NAME, chat_template_args, vllm_server
 
-# A stand-in for the `vllm` command: records its argv and answers /health on --port.
-FAKE_VLLM = f"""#!{sys.executable}
-import json, os, sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
-lora = os.environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING")
-with open(os.environ["FAKE_VLLM_ARGV"], "w") as f:
-    json.dump({{"argv": sys.argv[1:], "lora": lora}}, f)
-print("fake vllm starting", flush=True)
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
-        self.wfile.write(b"ok")
-HTTPServer(("127.0.0.1", int(sys.argv[sys.argv.index("--port") + 1])), H).serve_forever()
-"""
+# The stand-in for `vllm serve` that the student engine's tests use: it parses vLLM's flags and
+# refuses what vLLM refuses, and records its argv and VLLM_* environment.
+FAKE_VLLM = Path(__file__).parents[1] / "students" / "fake_vllm.py"
 
 
-def test_vllm_serve_gets_its_flags_is_waited_for_and_stopped(tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def calls(tmp_path, monkeypatch) -> Path:
+    """A ``vllm`` on PATH that is the stand-in; the JSONL file it records its calls in."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "vllm").write_text(FAKE_VLLM)
+    (bin_dir / "vllm").write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_VLLM} "$@"\n')
     (bin_dir / "vllm").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("FAKE_VLLM_ARGV", str(tmp_path / "argv.json"))
+    monkeypatch.setenv("FAKE_VLLM_CALLS", str(tmp_path / "calls.jsonl"))
+    return tmp_path / "calls.jsonl"
+
+
+def test_vllm_serve_gets_its_flags_is_waited_for_and_stopped(tmp_path, calls) -> None:
+    math = tmp_path / "adapters" / "math"
+    math.mkdir(parents=True)
+    (math / "adapter_config.json").write_text(json.dumps({"r": 16}))
     server = vllm_server(
         "org/teacher",
         tmp_path / "logs" / "vllm.log",
         tensor_parallel_size=2,
         max_model_len=4096,
-        lora_modules={"math": "/adapters/math"},
+        lora_modules={"math": str(math)},
         max_lora_rank=16,
         extra_args=["--gpu-memory-utilization", "0.5"],
     )
@@ -49,15 +47,33 @@ def test_vllm_serve_gets_its_flags_is_waited_for_and_stopped(tmp_path, monkeypat
             assert resp.status == 200
         process = server.process
     assert process is not None and process.poll() is not None  # stopped on exit
-    recorded = json.loads((tmp_path / "argv.json").read_text())
-    assert recorded["argv"] == [
+    start = json.loads(calls.read_text().splitlines()[0])
+    assert start["argv"] == [
         "serve", "org/teacher", "--host", "127.0.0.1", "--port", str(server.port),
         "--tensor-parallel-size", "2", "--max-model-len", "4096",
-        "--enable-lora", "--lora-modules", "math=/adapters/math", "--max-lora-rank", "16",
+        "--enable-lora", "--lora-modules", f"math={math}", "--max-lora-rank", "16",
         "--gpu-memory-utilization", "0.5",
     ]  # fmt: skip
-    assert recorded["lora"] == "True"
-    assert "fake vllm starting" in (tmp_path / "logs" / "vllm.log").read_text()
+    assert start["env"] == {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+    assert "fake vllm: serving org/teacher" in (tmp_path / "logs" / "vllm.log").read_text()
+
+
+def test_sleep_mode_opens_the_development_routes(tmp_path, calls) -> None:
+    with vllm_server("org/m", tmp_path / "vllm.log", enable_sleep_mode=True) as server:
+        root = f"http://127.0.0.1:{server.port}"
+        sleep = urllib.request.Request(f"{root}/sleep?level=1", data=b"", method="POST")
+        with urllib.request.urlopen(sleep) as resp:
+            assert json.load(resp) == {"status": "sleeping", "level": 1}
+        with urllib.request.urlopen(f"{root}/is_sleeping") as resp:
+            assert json.load(resp) == {"is_sleeping": True}
+    start = json.loads(calls.read_text().splitlines()[0])
+    assert "--enable-sleep-mode" in start["argv"]
+    assert start["env"] == {"VLLM_SERVER_DEV_MODE": "1"}
+
+
+def test_a_lora_rank_vllm_refuses_is_refused_before_starting(tmp_path, calls) -> None:
+    with pytest.raises(TeacherError, match="vllm serve accepts only"):
+        vllm_server("org/m", tmp_path / "vllm.log", max_lora_rank=4)
 
 
 def test_without_vllm_on_path_the_error_says_what_to_do(tmp_path, monkeypatch) -> None:

@@ -14,7 +14,12 @@ from dataloop.config import LoraSettings, StudentConfig
 from dataloop.errors import ConfigError
 from dataloop.students.base import Student, TrainRecord
 from dataloop.students.hf import HFStudent
-from dataloop.students.loading import encode_prompts, load_checkpoint
+from dataloop.students.loading import (
+    encode_prompts,
+    load_checkpoint,
+    resolve_dtype,
+    student_device,
+)
 from dataloop.students.train import TrainJob
 from dataloop.students.vllm_engine import Served
 
@@ -51,10 +56,15 @@ def lora_student(train_from: str, callback: TrainerCallback | None = None) -> HF
     return HFStudent(config, callbacks=[callback] if callback else None)
 
 
+def cpu_copy(model) -> dict[str, torch.Tensor]:
+    """The model's parameters, copied to the CPU (the model may live on a GPU)."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
+
+
 def base_weights(student: HFStudent) -> dict[str, torch.Tensor]:
     return {
-        n.replace("base_model.model.", "").replace(".base_layer", ""): p.detach().clone()
-        for n, p in student.model.named_parameters()
+        n.replace("base_model.model.", "").replace(".base_layer", ""): p
+        for n, p in cpu_copy(student.model).items()
         if "lora_" not in n
     }
 
@@ -87,12 +97,12 @@ def test_lora_train_from_base_starts_a_fresh_adapter_on_untouched_weights(tmp_pa
 def test_full_train_from_base_reloads_the_base_weights(tmp_path) -> None:
     config = StudentConfig(train_from="base", steps_per_iteration=2, batch_size=8)
     student = HFStudent(config)
-    initial = {n: p.detach().clone() for n, p in student.model.named_parameters()}
+    initial = cpu_copy(student.model)
     student.train(RECORDS, tmp_path / "iteration-0")
-    trained = dict(student.model.named_parameters())
-    assert any(not torch.equal(initial[n], trained[n].detach()) for n in initial)
+    trained = cpu_copy(student.model)
+    assert any(not torch.equal(initial[n], trained[n]) for n in initial)
     student._start_point()  # what the next round starts from
-    assert all(torch.equal(initial[n], p) for n, p in student.model.named_parameters())
+    assert all(torch.equal(initial[n], p) for n, p in cpu_copy(student.model).items())
 
 
 def test_each_iteration_saves_an_adapter_that_reloads_to_the_same_answers(tmp_path) -> None:
@@ -108,11 +118,32 @@ def test_each_iteration_saves_an_adapter_that_reloads_to_the_same_answers(tmp_pa
     assert reloaded.predict(PROMPTS) == student.predict(PROMPTS)
     stale = HFStudent(student.config)
     stale.load(tmp_path / "iteration-0")
-    logits = [
-        s.model(torch.tensor(encode_prompts(s.tokenizer, PROMPTS[:1], "plain"))).logits
-        for s in (student, stale)
-    ]
+    ids = encode_prompts(student.tokenizer, PROMPTS[:1], "plain")
+    with torch.no_grad():
+        logits = [
+            s.model(torch.tensor(ids, device=s.model.device)).logits.cpu() for s in (student, stale)
+        ]
     assert not torch.allclose(*logits)  # iteration-1 is a different adapter from iteration-0
+
+
+def test_evaluation_leaves_the_model_trainable(tmp_path, monkeypatch) -> None:
+    # On a GPU the model moves to the device when it first evaluates; under inference mode its
+    # parameters would become inference tensors and the next train() would fail ("Inference
+    # tensors cannot be saved for backward"). Evaluation runs outside inference mode.
+    student = HFStudent(StudentConfig(steps_per_iteration=2, batch_size=8, max_new_tokens=2))
+    modes: list[bool] = []
+    generate = student.model.generate
+
+    def recording_generate(*args, **kwargs):
+        modes.append(torch.is_inference_mode_enabled())
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(student.model, "generate", recording_generate)
+    student.predict(PROMPTS)
+    assert modes == [False]
+    student.train(RECORDS, tmp_path / "iteration-0")
+    assert not any(p.is_inference() for p in student.model.parameters())
+    assert len(student.predict(PROMPTS)) == len(PROMPTS)
 
 
 def test_chat_format_needs_a_template_and_trains_on_the_assistant_turn(tmp_path) -> None:
@@ -149,6 +180,18 @@ def test_training_settings_reach_trl(tmp_path) -> None:
     assert args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 4)
     assert args.activation_checkpointing and args.completion_only_loss
+
+
+def test_accelerate_launch_cpu_trains_on_the_cpu_of_a_gpu_machine(tmp_path, monkeypatch) -> None:
+    # `accelerate launch --cpu` says ACCELERATE_USE_CPU=True to the launched process; passed on
+    # as use_cpu, or the Trainer puts the batches on cuda:0 and the model on the CPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    assert student_device().type == "cpu" and resolve_dtype("auto") == torch.float32
+    args = HFStudent(StudentConfig())._sft_config(tmp_path)
+    assert args.use_cpu and not args.bf16
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "False")
+    assert student_device().type == "cuda" and resolve_dtype("auto") == torch.bfloat16
 
 
 class RecordingEngine:

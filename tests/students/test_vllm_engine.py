@@ -1,9 +1,11 @@
-"""The vLLM student engine's protocol, against a stand-in ``vllm serve`` (no GPU, no vllm)."""
+"""The vLLM student engine against a stand-in ``vllm serve`` that keeps vLLM's rules (no GPU)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,33 +13,38 @@ import pytest
 
 from dataloop.config import LoraSettings, StudentConfig, VLLMSettings
 from dataloop.errors import ConfigError
-from dataloop.llm.server import ManagedServer, free_port
+from dataloop.llm.server import free_port
 from dataloop.students.vllm_engine import Served, StudentEngineError, VLLMServer, make_engine
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 
 
-def fake_factory(calls: Path):
-    """A server factory with vllm_server's signature that starts the stand-in."""
-
-    def factory(model, log_path, *, tensor_parallel_size, max_model_len, enable_lora, extra_args):
-        port = free_port()
-        command = [sys.executable, str(FAKE), "--model", model, "--port", str(port)]
-        command += ["--calls", str(calls), "--tensor-parallel-size", str(tensor_parallel_size)]
-        command += (["--enable-lora"] if enable_lora else []) + extra_args
-        return ManagedServer(command, port, log_path, startup_timeout=60)
-
-    return factory
+@pytest.fixture
+def calls(tmp_path, monkeypatch) -> Path:
+    """A ``vllm`` on PATH that is the stand-in; the JSONL file it records its calls in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vllm").write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
+    (bin_dir / "vllm").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_VLLM_CALLS", str(tmp_path / "calls.jsonl"))
+    return tmp_path / "calls.jsonl"
 
 
 def events(calls: Path) -> list[dict]:
     return [json.loads(line) for line in calls.read_text().splitlines()]
 
 
-def test_lora_adapters_are_hot_swapped_on_one_sleeping_server(tmp_path) -> None:
-    calls = tmp_path / "calls.jsonl"
+def adapter(folder: Path, rank: int = 8) -> Path:
+    """A folder that vLLM would load as a PEFT adapter of rank ``rank``."""
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text(json.dumps({"r": rank, "peft_type": "LORA"}))
+    return folder
+
+
+def test_lora_adapters_are_hot_swapped_on_one_sleeping_server(tmp_path, calls) -> None:
     config = StudentConfig(model="/models/base", method="lora", eval_batch_size=2)
-    engine = VLLMServer(config, tmp_path / "vllm.log", server_factory=fake_factory(calls))
+    engine = VLLMServer(config, tmp_path / "vllm.log")
     try:
         engine.serve(Served(path="/models/base"))
         assert engine.generate([[1, 2], [3], [4, 5, 6]]) == [
@@ -49,14 +56,19 @@ def test_lora_adapters_are_hot_swapped_on_one_sleeping_server(tmp_path) -> None:
             engine.sleep()
             with pytest.raises(StudentEngineError, match="503"):
                 engine.generate([[1]])  # a sleeping engine holds no GPU and answers nothing
-            engine.serve(Served(path=str(tmp_path / f"iteration-{iteration}"), adapter=True))
+            folder = adapter(tmp_path / f"iteration-{iteration}")
+            engine.serve(Served(path=str(folder), adapter=True))
             assert engine.generate([[1, 2, 3]]) == [f"iteration-{iteration}-{iteration + 1}|3"]
     finally:
         engine.close()
     log = events(calls)
     starts = [e for e in log if e["event"] == "start"]
-    assert len(starts) == 1 and starts[0]["lora"]
-    assert "--max-lora-rank" in starts[0]["argv"] and "--enable-sleep-mode" in starts[0]["argv"]
+    assert len(starts) == 1
+    assert {"--enable-lora", "--enable-sleep-mode", "--max-lora-rank"} <= set(starts[0]["argv"])
+    assert starts[0]["env"] == {
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_SERVER_DEV_MODE": "1",
+    }
     kinds = [e["event"] for e in log if e["event"] != "/v1/completions"]
     assert kinds == [
         "start",
@@ -73,10 +85,9 @@ def test_lora_adapters_are_hot_swapped_on_one_sleeping_server(tmp_path) -> None:
     assert unloaded == [{"lora_name": "iteration-0-1"}]
 
 
-def test_full_checkpoints_are_served_by_restarting(tmp_path) -> None:
-    calls = tmp_path / "calls.jsonl"
+def test_full_checkpoints_are_served_by_restarting(tmp_path, calls) -> None:
     config = StudentConfig(model="/models/base", method="full")
-    engine = VLLMServer(config, tmp_path / "vllm.log", server_factory=fake_factory(calls))
+    engine = VLLMServer(config, tmp_path / "vllm.log")
     try:
         engine.serve(Served(path="/models/base"))
         engine.sleep()  # weights are about to change: the server goes away while training
@@ -85,23 +96,58 @@ def test_full_checkpoints_are_served_by_restarting(tmp_path) -> None:
         assert engine.generate([[7, 7]]) == ["/ckpt/iteration-1|2"]
     finally:
         engine.close()
-    assert [e["model"] for e in events(calls) if e["event"] == "start"] == [
-        "/models/base",
-        "/ckpt/iteration-1",
-    ]
+    starts = [e for e in events(calls) if e["event"] == "start"]
+    assert [e["model"] for e in starts] == ["/models/base", "/ckpt/iteration-1"]
+    assert "--enable-lora" not in starts[0]["argv"] and "--max-lora-rank" not in starts[0]["argv"]
 
 
-def test_without_sleep_mode_the_engine_stays_awake(tmp_path) -> None:
-    calls = tmp_path / "calls.jsonl"
+def test_without_sleep_mode_the_engine_stays_awake(tmp_path, calls) -> None:
     config = StudentConfig(model="/m", method="lora", vllm=VLLMSettings(sleep=False))
-    engine = VLLMServer(config, tmp_path / "vllm.log", server_factory=fake_factory(calls))
+    engine = VLLMServer(config, tmp_path / "vllm.log")
     try:
         engine.serve(Served(path="/m"))
         engine.sleep()
         assert engine.generate([[1]]) == ["/m|1"]
     finally:
         engine.close()
-    assert "/sleep" not in [e["event"] for e in events(calls)]
+    log = events(calls)
+    assert "/sleep" not in [e["event"] for e in log]
+    assert (
+        "--enable-sleep-mode" not in log[0]["argv"] and "VLLM_SERVER_DEV_MODE" not in log[0]["env"]
+    )
+
+
+def test_an_adapter_vllm_cannot_load_is_an_engine_error(tmp_path, calls) -> None:
+    # vLLM's own refusals, as the stand-in gives them: no adapter in the folder (404), a rank
+    # above --max-lora-rank (500).
+    config = StudentConfig(model="/m", method="lora", vllm=VLLMSettings(max_lora_rank=8))
+    engine = VLLMServer(config, tmp_path / "vllm.log")
+    try:
+        engine.serve(Served(path="/m"))
+        with pytest.raises(StudentEngineError, match="load_lora_adapter answered 404"):
+            engine.serve(Served(path=str(tmp_path / "missing"), adapter=True))
+        big = adapter(tmp_path / "big", rank=16)
+        with pytest.raises(StudentEngineError, match="greater than max_lora_rank 8"):
+            engine.serve(Served(path=str(big), adapter=True))
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "refused"),
+    [
+        (["--max-lora-rank", "4"], {}, "invalid choice: 4"),
+        (["--no-such-flag"], {}, "unrecognized arguments"),
+        (["--lora-modules", "a=/nowhere"], {}, "needs --enable-lora"),
+        ([], {"VLLM_SERVER_DEV_MODE": "true"}, "invalid literal for int"),
+    ],
+)
+def test_the_stand_in_refuses_what_vllm_refuses(argv, env, refused, calls) -> None:
+    command = [sys.executable, str(FAKE), "serve", "/m", "--port", str(free_port()), *argv]
+    result = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0 and refused in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -116,6 +162,16 @@ def test_without_sleep_mode_the_engine_stays_awake(tmp_path) -> None:
                 lora=LoraSettings(r=16),
                 eval_backend="vllm",
                 vllm=VLLMSettings(max_lora_rank=8),
+            ),
+            "student.vllm.max_lora_rank",
+        ),
+        (
+            StudentConfig(
+                model="/m",
+                method="lora",
+                lora=LoraSettings(r=4),
+                eval_backend="vllm",
+                vllm=VLLMSettings(max_lora_rank=4),  # vllm serve takes 1, 8, 16, ...
             ),
             "student.vllm.max_lora_rank",
         ),
