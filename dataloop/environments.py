@@ -173,5 +173,7 @@ def load_task(spec: str, seed: int = 0, options: dict[str, Any] | None = None) -
     cls = resolve(spec)
     try:
         return cls(seed=seed, **(options or {}))
-    except TypeError as exc:
-        raise RegistryError(f"environment '{spec}': bad option in 'env.options': {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        # A constructor's own check (unknown skills, a bad size) is a bad option as well.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RegistryError(f"environment '{spec}': bad option in 'env.options': {first}") from exc

@@ -1,36 +1,42 @@
 """Run untrusted Python (student code, teacher solutions, generated tests) in a sandbox.
 
-Each program runs in its own process, started as ``python -I -S`` (no environment variables, no
-site-packages: the standard library only) in a fresh working directory that is deleted after.
-What is enforced, in the child, before the program's first line:
+Each program runs as ``python -I -S`` (no environment variables, no site-packages: the standard
+library only) in a fresh working directory that is deleted after. The layers, outermost first:
 
-- **limits** (``setrlimit``): CPU seconds, address space (memory), size of written files, open
-  files, no core dumps, no new processes (``RLIMIT_NPROC`` 0); a wall-clock timeout in the
-  parent kills the whole process group.
-- **as root** (containers, CI): a new, empty network namespace (``unshare(CLONE_NEWNET)``: no
-  interface but a downed loopback, so no connection anywhere, not even 127.0.0.1), then the
-  process drops to user ``nobody`` (file permissions then protect everything it does not own,
-  and ``RLIMIT_NPROC``, which root ignores, applies) — unless the standard library is not
-  readable by others (a pyenv Python under ``/root``): then it stays root, and only the audit
-  hook stops new processes.
-  Not root: a user+network namespace is tried; if the kernel refuses it, only the audit hook
-  below keeps the program off the network.
-- **an audit hook** (PEP 578) refuses sockets, new processes (fork, exec, subprocess, spawn),
-  ``ctypes`` library loading, opening files for writing (or deleting, renaming, chmod …)
-  outside the working directory, and reading files outside it and the standard library — the
-  run directory included.
+- **namespaces** (bubblewrap, ``bwrap``): fresh mount, PID, network, IPC and UTS namespaces.
+  The program sees a read-only Python installation and system libraries, its working directory
+  and nothing else of the file system; its own ``/proc`` (no other process, no parent's
+  environment); no network interface but its own loopback. Run as root, the program then drops
+  to user ``nobody``; otherwise a user namespace maps it to ``nobody`` and the kernel sees the
+  calling (unprivileged) user. When the process that runs the sandbox dies, the namespace's
+  processes die with it.
+- **limits** (``setrlimit``): CPU seconds, address space, size of written files, open files, no
+  core dumps, no new processes or threads (``RLIMIT_NPROC`` 0); a wall-clock timeout in the
+  parent kills the whole sandbox.
+- **an audit hook** (PEP 578) refuses sockets, new processes, signals, ``ctypes``, native
+  modules from outside the installation, writing outside the working directory, and every way
+  to reach a stack frame (``sys._getframe``, tracebacks' frames, tracing, ``gc``, signal
+  handlers), so that the program cannot reach the harness's state.
 
-An audit hook is a Python-level guard; native code could get around it. The rlimits, the
-namespace and the unprivileged user are enforced by the kernel. This is a sandbox for buggy or
-careless code, not for a determined attacker: run untrusted models' code on a throwaway machine.
+**Verdicts cannot be faked by the program**: a run passes only when the harness, after the
+program (and its ``tests``) ran to their end, writes a per-run nonce to a pipe the parent holds;
+exit statuses alone mean nothing. The ``tests`` run in their own namespace, and every comparison
+in them refuses to let an object that is not plain data (an ``__eq__`` that always says yes)
+stand for plain data (see :func:`guard_comparisons`).
+
+Where namespaces are not available (no ``bwrap``, or the kernel refuses), :func:`run_python`
+refuses with :class:`SandboxUnavailable` unless called with ``unisolated=True``: then only the
+limits and the audit hook remain, a Python-level guard that native code could get around.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,73 +50,169 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The child's first code: drop privileges, set limits, install the audit hook, run main.py.
-# It is run with ``-c`` so the program cannot replace it.
+from dataloop.errors import DataloopError
+
+# The child's harness: drop privileges, set limits, install the audit hook, run main.py, then
+# the tests, then report. Run with ``-c`` so the program cannot replace it. Everything it needs
+# later is bound in local variables before the program's first line: the program may rebind
+# builtins and module attributes, but cannot reach these frames (the hook denies frame access).
 _BOOT = r"""
-import ctypes, json, os, resource, sys
-cfg = json.loads(sys.argv[1])
-work = os.getcwd()
-net = "audit hook only"
-libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET, CLONE_NEWUSER = 0x40000000, 0x10000000
-if os.geteuid() == 0:
-    if libc.unshare(CLONE_NEWNET) == 0:
-        net = "network namespace"
+import builtins
+# The harness's functions look builtins up in this copy, taken before the program's first line:
+# the program may rebind builtins.isinstance; what the harness calls stays the real one.
+__builtins__ = dict(builtins.__dict__)
+
+
+def _run():
+    import _operator, json, os, resource, sys
+    cfg = json.loads(sys.stdin.buffer.read())  # not argv: sys.orig_argv is readable
+    os.dup2(os.open("/dev/null", os.O_RDONLY), 0)
+    nonce, fd, write = cfg.pop("nonce").encode(), cfg["report_fd"], os.write
     if cfg["drop"]:
         os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])
-elif libc.unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0:
-    net = "network namespace"
-del libc
-mb = 1 << 20
-for name, soft in (("RLIMIT_CPU", cfg["cpu"]), ("RLIMIT_AS", cfg["mem"] * mb),
-                   ("RLIMIT_FSIZE", cfg["fsize"] * mb), ("RLIMIT_NOFILE", 64),
-                   ("RLIMIT_CORE", 0), ("RLIMIT_NPROC", 0)):
-    kind = getattr(resource, name)
-    hard = soft + 1 if name == "RLIMIT_CPU" else soft
-    resource.setrlimit(kind, (soft, hard))
-if cfg["report"]:
-    print(json.dumps({"uid": os.getuid(), "network": net}), file=sys.stderr)
-real = os.path.realpath
-read_ok = tuple(real(p) for p in sys.path if p) + (work, "/dev/null")
-def inside(path, roots):
-    try:
-        p = real(os.fsdecode(path))
-    except (TypeError, ValueError):
-        return False
-    return any(p == r or p.startswith(r.rstrip("/") + "/") for r in roots)
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
-DENY = ("socket.", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
-        "os.system", "subprocess.", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata",
-        "os.kill", "os.killpg", "pty.", "resource.setrlimit", "os.setuid")
-MUTATE = {"os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.chmod", "os.chown",
-          "os.truncate", "os.symlink", "os.link", "os.utime", "shutil.rmtree", "os.chdir"}
-LIST = {"os.listdir", "os.scandir", "glob.glob", "os.walk"}
-def hook(event, args):
-    if event.startswith(DENY):
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "open":
-        path, flags = args[0], args[2]
-        if path is None or isinstance(path, int):
-            return
-        roots = (work,) if (flags or 0) & WRITE_FLAGS else read_ok
-        if not inside(path, roots):
-            raise PermissionError(f"sandbox: access to {path} is not allowed")
-    elif event in MUTATE and args and not isinstance(args[0], int) and not inside(args[0], (work,)):
-        raise PermissionError(f"sandbox: {event} on {args[0]} is not allowed")
-    elif event in LIST and args and not inside(args[0] or ".", read_ok):
-        raise PermissionError(f"sandbox: listing {args[0]} is not allowed")
-sys.addaudithook(hook)
-del cfg, ctypes
-with open("main.py") as f:
-    source = f.read()
-sys.argv = ["main.py"]
-exec(compile(source, "main.py", "exec"), {"__name__": "__main__"})
+        os.setgid(65534)
+        os.setuid(65534)
+    mb = 1 << 20
+    for name, soft in (("RLIMIT_CPU", cfg["cpu"]), ("RLIMIT_AS", cfg["mem"] * mb),
+                       ("RLIMIT_FSIZE", cfg["fsize"] * mb), ("RLIMIT_NOFILE", 64),
+                       ("RLIMIT_CORE", 0), ("RLIMIT_NPROC", 0)):
+        kind = getattr(resource, name)
+        resource.setrlimit(kind, (soft, soft + 1 if name == "RLIMIT_CPU" else soft))
+    if cfg["report"]:
+        print(json.dumps({"uid": os.getuid(), "isolation": cfg["isolation"]}), file=sys.stderr)
+    with open("main.py") as f:
+        source = compile(f.read(), "main.py", "exec")
+    tests = None
+    if cfg["tests"]:
+        with open("tests.py") as f:
+            tests = compile(f.read(), "tests.py", "exec")
+    clean = dict(builtins.__dict__)
+    real, fspath, startswith = os.path.realpath, os.fspath, str.startswith
+    work = real(os.getcwd())
+    install = tuple(real(p) for p in sys.path if p)
+    read_ok = (*install, work, "/dev/null")
+    # A signal handler receives the current frame: no handlers at all.
+    sys.modules.pop("_signal", None)
+    deny = ("socket.", "os.fork", "os.forkpty", "os.exec", "os.posix_spawn", "os.spawn",
+            "os.system", "os.kill", "os.killpg", "subprocess.", "ctypes.", "pty.", "_thread.",
+            "resource.setrlimit", "os.setuid", "os.setgid", "sys.settrace", "sys.setprofile",
+            "sys._current_frames", "sys.addaudithook", "gc.get_", "cpython.PyInterpreterState")
+    frame_attrs = ("tb_frame", "gi_frame", "cr_frame", "ag_frame")
+    # Audited operations that change the file system, and how many dir_fd arguments end theirs.
+    mutate = {"os.remove": 1, "os.rename": 2, "os.rmdir": 1, "os.mkdir": 1, "os.chmod": 1,
+              "os.chown": 1, "os.truncate": 0, "os.symlink": 1, "os.link": 2, "os.utime": 1,
+              "shutil.rmtree": 1, "os.chdir": 0}
+    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+    def inside(path, roots):
+        try:
+            path = fspath(path)
+            p = real(path.decode() if isinstance(path, bytes) else path)
+        except (TypeError, ValueError):
+            return False
+        return any(p == r or startswith(p, r.rstrip("/") + "/") for r in roots)
+
+    def hook(event, args):
+        if startswith(event, deny):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event in ("sys._getframe", "sys._getframemodulename"):
+            raise ValueError("sandbox: frames are not available")  # what its callers catch
+        if event == "object.__getattr__" and args[1] in frame_attrs:
+            raise PermissionError(f"sandbox: {args[1]} is not available")
+        if event == "import" and args[0] in ("_signal", "signal"):
+            raise PermissionError("sandbox: signal handlers are not allowed")
+        if event == "import" and args[1] is not None and not inside(args[1], install):
+            raise PermissionError(f"sandbox: native module {args[1]} is not allowed")
+        if event == "open":
+            path, flags = args[0], args[2]
+            if path is None or isinstance(path, int):
+                return
+            if not inside(path, (work,) if (flags or 0) & write_flags else read_ok):
+                raise PermissionError(f"sandbox: access to {path} is not allowed")
+        elif event in mutate:
+            count = mutate[event]
+            # Relative to a directory descriptor, a path that looks inside can lie outside.
+            if any(d not in (None, -1) for d in args[len(args) - count :]):
+                raise PermissionError(f"sandbox: {event} with dir_fd is not allowed")
+            paths = [a for a in args if not isinstance(a, (int, type(None), tuple))]
+            if not all(inside(p, (work,)) for p in paths):
+                raise PermissionError(f"sandbox: {event} outside the working directory")
+
+    plain_types = (bool, int, float, complex, str, bytes, type(None), list, tuple, dict, set,
+                   frozenset)
+    slots = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
+    lookup = type.__getattribute__  # past any metaclass that lies about its attributes
+
+    def slot(tp, name):
+        try:
+            return lookup(tp, name)
+        except AttributeError:
+            return None
+
+    def plain(value):
+        # Builtin data all the way down; a subclass only if it compares as its builtin does.
+        stack, seen = [value], set()
+        while stack:
+            item = stack.pop()
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            tp = type(item)
+            base = next((b for b in plain_types if tp is b or issubclass(tp, b)), None)
+            if base is None or any(slot(tp, n) is not slot(base, n) for n in slots):
+                return False
+            if base is dict:
+                stack.extend(dict.keys(item))
+                stack.extend(dict.values(item))
+            elif base in (list, tuple, set, frozenset):
+                stack.extend(base.__iter__(item))
+        return True
+
+    ops = {"==": _operator.eq, "!=": _operator.ne, "<": _operator.lt, "<=": _operator.le,
+           ">": _operator.gt, ">=": _operator.ge, "in": lambda a, b: _operator.contains(b, a),
+           "not in": lambda a, b: not _operator.contains(b, a)}
+
+    def compare(left, names, rights):
+        for name, right in zip(names, rights):
+            if plain(left) != plain(right) or not ops[name](left, right):
+                return False
+            left = right
+        return True
+
+    vars(sys.modules["__main__"])["__builtins__"] = builtins  # the copy stays out of reach
+    sys.addaudithook(hook)
+    sys.argv = ["main.py"]
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    exec(source, namespace)
+    if tests is not None:
+        # Its own namespace and builtins: the program cannot rebind what the tests call.
+        checks = dict(namespace)
+        checks["__builtins__"] = clean
+        checks["__dataloop_compare__"] = compare
+        exec(tests, checks)
+    write(fd, nonce + b"\n")
+
+
+_run()
 """
 
 Status = Literal["passed", "failed", "timeout", "killed"]
 NOBODY = 65534
+_COMPARE = "__dataloop_compare__"
+_OPS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+}
+
+
+class SandboxUnavailable(DataloopError):
+    """The machine cannot isolate programs (no bubblewrap, or no namespaces)."""
 
 
 class SandboxLimits(BaseModel):
@@ -134,8 +236,10 @@ class SandboxResult(BaseModel):
     """How a sandboxed program ended."""
 
     status: Status
-    """``passed``: exit 0; ``failed``: non-zero exit (an assertion, an exception, a refused
-    operation); ``timeout``: wall clock ran out; ``killed``: a signal (CPU limit, file size)."""
+    """``passed``: the harness reported that the program and its tests ran to their end, and it
+    exited with status 0; ``failed``: anything else that ended by itself (an assertion, an
+    exception, a refused operation, an exit before the end); ``timeout``: wall clock ran out;
+    ``killed``: a signal (CPU limit, file size; in namespaces, any exit status above 128)."""
     returncode: int | None
     stdout: str = ""
     stderr: str = ""
@@ -143,13 +247,100 @@ class SandboxResult(BaseModel):
 
     @property
     def passed(self) -> bool:
-        """True when the program exited normally with status 0."""
+        """True when the harness saw the program (and its tests) through to the end."""
         return self.status == "passed"
+
+
+class _Guard(ast.NodeTransformer):
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if not all(type(op) in _OPS for op in node.ops):
+            return node  # ``is`` cannot be fooled
+        call = ast.Call(
+            func=ast.Name(id=_COMPARE, ctx=ast.Load()),
+            args=[
+                node.left,
+                ast.Tuple([ast.Constant(_OPS[type(op)]) for op in node.ops], ast.Load()),
+                ast.Tuple(list(node.comparators), ast.Load()),
+            ],
+            keywords=[],
+        )
+        return ast.copy_location(call, node)
+
+
+def guard_comparisons(tests: str) -> str:
+    """``tests`` with each comparison (``==``, ``<``, ``in`` …) made through the harness: when one
+    side is plain data (builtin values, recursively), the other must be too — an object whose
+    ``__eq__`` always says yes does not pass for ``'b a'``. Chained comparisons evaluate all
+    their operands. Code that does not parse is returned as is (it fails when run)."""
+    try:
+        tree = ast.parse(tests)
+    except SyntaxError:
+        return tests
+    return ast.unparse(ast.fix_missing_locations(_Guard().visit(tree)))
+
+
+def _interpreter() -> Path:
+    """The base interpreter (not a virtual environment's link to it): it runs with ``-I -S``."""
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    base = Path(sys.base_exec_prefix) / "bin" / version
+    return (base if base.exists() else Path(sys.executable)).resolve()
+
+
+def _bwrap_argv(work: Path) -> list[str]:
+    """bubblewrap's command line: namespaces, a read-only system and Python, the work dir."""
+    python = _interpreter()
+    argv = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+    if os.geteuid() != 0:
+        argv += ["--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY)]
+    binds: list[Path] = []
+    for top in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32"):
+        path = Path(top)
+        if path.is_symlink():
+            argv += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            binds.append(path)
+    prefixes = {Path(sys.base_prefix).resolve(), Path(sys.base_exec_prefix).resolve()}
+    binds += [p for p in prefixes if p != Path("/usr")] + [python]
+    made: set[Path] = set()
+    for path in [*binds, work]:
+        for parent in reversed(path.parents[:-1]):
+            if parent not in made:
+                # bwrap would create it 0700: user nobody could not reach what lies below.
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        if path != work:
+            argv += ["--ro-bind", str(path), str(path)]
+    argv += ["--bind", str(work), str(work), "--chdir", str(work), "--dev", "/dev"]
+    argv += ["--proc", "/proc", "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", str(work)]
+    return [*argv, "--remount-ro", "/", str(python)]
+
+
+@functools.cache
+def isolation_problem() -> str | None:
+    """Why programs cannot run in namespaces on this machine; ``None`` when they can."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)"
+    with tempfile.TemporaryDirectory(prefix="dataloop-sandbox-") as tmp:
+        try:
+            done = subprocess.run(
+                [*_bwrap_argv(Path(tmp)), "-I", "-S", "-c", "pass"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"bwrap could not start: {exc}"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        return f"bwrap cannot create namespaces here: {lines[-1]}"
+    return None
 
 
 @functools.cache
 def _stdlib_public() -> bool:
-    """Whether user ``nobody`` could read the interpreter's standard library."""
+    """Whether user ``nobody`` could read the interpreter's standard library in place."""
     for top in (sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")):
         path = Path(top).resolve()
         for part in (path, *path.parents):
@@ -164,57 +355,83 @@ def _tail(path: Path, chars: int) -> str:
 
 
 def run_python(
-    source: str, limits: SandboxLimits | None = None, *, report: bool = False
+    source: str,
+    limits: SandboxLimits | None = None,
+    *,
+    tests: str | None = None,
+    unisolated: bool = False,
+    report: bool = False,
 ) -> SandboxResult:
-    """Run ``source`` as ``main.py`` in a fresh sandbox; never raises for the program's faults.
+    """Run ``source`` as ``main.py`` in a fresh sandbox, then ``tests`` (if given) against what
+    it defined; never raises for the program's faults.
 
-    ``report`` makes the child print what it enforced (user id, network isolation) on stderr.
+    ``unisolated`` runs it with limits and the audit hook only where namespaces are not
+    available (otherwise :class:`SandboxUnavailable`). ``report`` makes the child print what it
+    enforced (user id, isolation) on stderr.
     """
     limits = limits or SandboxLimits()
+    problem = isolation_problem()
+    if problem is not None and not unisolated:
+        raise SandboxUnavailable(
+            f"cannot isolate generated code: {problem}; or allow running it without "
+            "namespaces (code environment option allow_unisolated: true) on a throwaway machine"
+        )
     root = Path(tempfile.mkdtemp(prefix="dataloop-sandbox-"))
     work = root / "work"
     work.mkdir()
     (work / "main.py").write_text(source)
-    drop = os.geteuid() == 0 and _stdlib_public()
+    if tests is not None:
+        (work / "tests.py").write_text(guard_comparisons(tests))
+    root_user = os.geteuid() == 0
+    drop = root_user and (problem is None or _stdlib_public())
     if drop:
-        for path in (root, work, work / "main.py"):
+        for path in work.iterdir():
             os.chown(path, NOBODY, NOBODY)
+        os.chown(work, NOBODY, NOBODY)
+    python = [str(_interpreter())] if problem is not None else _bwrap_argv(work)
+    nonce = secrets.token_hex(16)
+    read_end, write_end = os.pipe()
     config = {
-        "uid": NOBODY,
+        "nonce": nonce,
+        "report_fd": write_end,
         "drop": drop,
         "cpu": limits.cpu_seconds,
         "mem": limits.memory_mb,
         "fsize": limits.file_mb,
+        "tests": tests is not None,
         "report": report,
+        "isolation": "process" if problem is not None else "namespaces",
     }
     started = time.monotonic()
     try:
         with (root / "stdout").open("wb") as out, (root / "stderr").open("wb") as err:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _BOOT, json.dumps(config)],
+                [*python, "-I", "-S", "-c", _BOOT],
                 cwd=work,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=err,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work)},
+                env={"LANG": "C.UTF-8", "HOME": str(work)},
                 start_new_session=True,
+                pass_fds=(write_end,),
             )
-            try:
-                returncode: int | None = process.wait(timeout=limits.wall_seconds)
-            except subprocess.TimeoutExpired:
-                returncode = None
-            finally:
-                # The whole session: anything it started (should a fork get through) dies too.
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            os.close(write_end)
+            write_end = -1
+            returncode = _wait(process, json.dumps(config).encode(), limits.wall_seconds)
+        # Written after the tests returned; the pipe holds at most what fits in its buffer.
+        os.set_blocking(read_end, False)
+        reported = b""
+        with contextlib.suppress(BlockingIOError):
+            reported = os.read(read_end, 4096)
         status: Status
         if returncode is None:
             status = "timeout"
-        elif returncode < 0:
-            status = "killed"
+        elif returncode < 0 or (problem is None and returncode > 128):
+            status = "killed"  # bwrap reports its program's death by signal N as 128 + N
+        elif returncode == 0 and reported == f"{nonce}\n".encode():
+            status = "passed"
         else:
-            status = "passed" if returncode == 0 else "failed"
+            status = "failed"
         return SandboxResult(
             status=status,
             returncode=returncode,
@@ -223,7 +440,24 @@ def run_python(
             seconds=round(time.monotonic() - started, 3),
         )
     finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait(process: subprocess.Popen[bytes], config: bytes, wall_seconds: float) -> int | None:
+    """Send the child its configuration, wait; ``None`` when the wall clock ran out."""
+    try:
+        process.communicate(config, timeout=wall_seconds)
+        return process.returncode
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        # The whole session; in namespaces, the PID namespace dies with bwrap.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_many(

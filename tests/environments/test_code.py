@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
-from dataloop.environments import load_task
+from dataloop.environments import load_task, resolve
+from dataloop.errors import RegistryError
 from dataloop.schema import Example
 from dataloop.taskdata import DataError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+env_module = sys.modules[resolve("code").__module__]
+doctest_asserts = env_module.doctest_asserts
 HUMANEVAL = (
     Path(__file__).resolve().parents[2] / "environments" / "code" / "data" / "HumanEval.jsonl"
 )
@@ -123,3 +128,52 @@ def test_score_many_runs_sandboxes_side_by_side_with_the_same_verdicts(code) -> 
     one_by_one = [code.score(e, c) for e, c in zip(examples, completions, strict=True)]
     assert code.score_many(examples, completions) == one_by_one
     assert one_by_one == [bool(i % 2) for i in range(len(examples))]
+
+
+FAKES = {
+    "sys.exit": "import sys\nsys.exit(0)\n",
+    "os._exit": "import os\nos._exit(0)\n",
+    "atexit": "import atexit, os\natexit.register(os._exit, 0)\n",
+    "__eq__": "class Yes:\n    def __eq__(self, other):\n        return True\n",
+}
+
+
+@pytest.mark.parametrize("fake", FAKES)
+def test_fake_passes_are_scored_wrong_and_never_verified(code, fake) -> None:
+    """A solution that exits 0 early, forces exit 0 after failing, or returns an object equal to
+    everything: wrong for HumanEval and MBPP, scored and verified alike."""
+    mbpp = load_task("code", options={"data_files": str(FIXTURES / "mbpp" / "mbpp.jsonl")})
+    humaneval_question = 'def sq(x: int) -> int:\n    """Square x.\n    >>> sq(3)\n    9\n    """\n'
+    mbpp_question = "Write a function sq.\nYour code should pass these tests:\nassert sq(3) == 9"
+    body = "return -1" if fake != "__eq__" else FAKES[fake].replace("\n", "\n    ") + "return Yes()"
+    hidden = mbpp.split("train")[0]
+    cases = [
+        (code, code.split("test")[0], ""),
+        (mbpp, hidden, re.findall(r"def (\w+)", hidden.answer)[0]),
+        (code, Example.make("math", humaneval_question, ""), ""),
+        (mbpp, Example.make("code", mbpp_question, ""), "sq"),
+    ]
+    for task, example, name in cases:
+        top = "" if fake == "__eq__" else FAKES[fake]
+        if task.style == "humaneval":  # a completion of the header, then top-level code
+            solution = f"    {body}\n{top}"
+        else:
+            solution = f"{top}def {name}(*args):\n    {body}\n"
+        assert not task.score(example, solution), (fake, name)
+        assert task.verify(example.model_copy(update={"answer": solution})) is None, (fake, name)
+
+
+def test_docstring_examples_become_guarded_asserts() -> None:
+    assert doctest_asserts(">>> f(2)\n4\n>>> x = f(1)\n>>> x\n[1, 'a']\n") == (
+        "assert (f(2)) == (4)\nx = f(1)\nassert (x) == ([1, 'a'])"
+    )
+    assert doctest_asserts(">>> print(f(2))\nfour\n") is None  # printed text: not a value
+    assert doctest_asserts("no examples") is None
+
+
+def test_without_namespaces_the_environment_refuses_unless_allowed(monkeypatch) -> None:
+    monkeypatch.setattr(env_module, "isolation_problem", lambda: "bubblewrap is not installed")
+    with pytest.raises(RegistryError, match="allow_unisolated: true") as caught:
+        load_task("code")
+    assert "\n" not in str(caught.value)
+    assert load_task("code", options={"allow_unisolated": True}).allow_unisolated
