@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install run test test-floors lint clean
+.PHONY: install run test test-floors bench lint clean
 
 install: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ test-floors:
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-c .ci/floors.txt torch==2.13.0 -e . pytest pytest-timeout
 	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
+
+# The shipped experiment (long: not part of CI).
+bench: install
+	$(VENV)/bin/dataloop bench experiments/policies.yaml
 
 lint: install
 	$(VENV)/bin/ruff check dataloop environments tests benchmarks examples

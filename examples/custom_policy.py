@@ -4,7 +4,6 @@ From the command line (or ``policy.name`` in a YAML config)::
 
     dataloop run --policy examples/custom_policy.py:FocusOnFailures
     dataloop run --policy examples/custom_policy.py:retry_failures
-    dataloop compare --policies weakest-skills,examples/custom_policy.py:FocusOnFailures
 
 ``policy.examples_per_iteration`` and ``policy.options`` reach the class's ``__init__``; a
 plain function takes no options.

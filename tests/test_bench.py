@@ -120,7 +120,7 @@ def test_bad_experiments_are_one_line_naming_the_field(tmp_path, text, message) 
 
 
 def test_every_arm_gets_the_experiments_budget_and_seed(tmp_path) -> None:
-    config = _write(tmp_path / "base.yaml", "iterations: 3\npolicy: {examples_per_iteration: 40}")
+    _write(tmp_path / "base.yaml", "iterations: 3\npolicy: {examples_per_iteration: 40}")
     path = _write(
         tmp_path / "exp.yaml",
         "config: base.yaml\nbase: {teacher: {max_queries: 999}}\nseeds: [3]\n"
@@ -198,3 +198,11 @@ def test_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp_p
         rows = {(c["arm"], c["metric"]) for c in results["comparisons"]}
         assert ("oracle", "auc") in rows and ("uniform", "final") in rows
         assert "| oracle | 2 |" in (out / "results.md").read_text()
+
+
+def test_the_shipped_experiment_loads_and_gives_every_arm_one_budget() -> None:
+    root = Path(__file__).resolve().parent.parent
+    spec, base = load_experiment(root / "experiments/policies.yaml")
+    configs = [run_config(spec, base, a, 0, Path("out")) for a in spec.arms]
+    assert {c.teacher.max_queries for c in configs} == {spec.budget.queries}
+    assert len(spec.seeds) >= 5
