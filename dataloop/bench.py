@@ -16,8 +16,9 @@ the share of the budget spent, mean over seeds with a 95 % band).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -28,6 +29,9 @@ from dataloop.errors import ConfigError, DataloopError
 from dataloop.runs import RunDir
 from dataloop.schema import SCHEMA_VERSION, HistoryEntry
 from dataloop.stats import Estimate, PairedDifference, mean_ci, paired
+
+if TYPE_CHECKING:
+    from dataloop.display import Display
 
 BUILTIN_ARMS: dict[str, dict[str, Any]] = {
     "seed-only": {"engine.source": "none"},
@@ -388,8 +392,8 @@ def run_bench(
     out: Path,
     *,
     run_missing: bool = True,
-    on_run: Any = None,
-    display_factory: Any = None,
+    on_run: Callable[[str, int, int, int, str], None] | None = None,
+    display_factory: Callable[[], Display] | None = None,
 ) -> ExperimentResult:
     """Run every unfinished (arm, seed), seed by seed, then write the results.
 
@@ -428,7 +432,9 @@ def run_bench(
     return result
 
 
-def _execute(config: LoopConfig, run: RunDir, display_factory: Any) -> None:
+def _execute(
+    config: LoopConfig, run: RunDir, display_factory: Callable[[], Display] | None
+) -> None:
     """One run, from scratch or resumed; its wall time is added to ``bench-seconds.txt``."""
     from dataloop.assemble import open_loop  # torch + transformers: only when a run is due
     from dataloop.display import Display

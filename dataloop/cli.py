@@ -342,7 +342,7 @@ def bench(
     quiet: Annotated[bool, typer.Option(help="No per-run progress display.")] = False,
 ) -> None:
     """Run an experiment: every arm once per seed under one budget; tables with 95 % CIs."""
-    from dataloop.bench import load_experiment, run_bench
+    from dataloop.bench import load_experiment, markdown, run_bench
     from dataloop.display import Display
 
     def progress(arm: str, seed: int, index: int, total: int, status: str) -> None:
@@ -361,8 +361,6 @@ def bench(
         )
     except DataloopError as exc:
         raise _fail(exc) from None
-    from dataloop.bench import markdown
-
     console.print(markdown(result), markup=False, highlight=False)
     console.print(
         f"results: {folder / 'results.md'}, {folder / 'results.json'}, {folder / 'curves.png'}"
