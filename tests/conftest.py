@@ -15,10 +15,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 @pytest.fixture(scope="session")
 def arithmetic():
-    """The arithmetic task with small splits."""
+    """The arithmetic task with small splits and every skill it has (the default mix and the
+    opt-in add/sub/mul the unit tests use)."""
     from dataloop.environments import load_task
 
-    return load_task("arithmetic", options={"validation_per_skill": 20, "test_per_skill": 20})
+    return load_task(
+        "arithmetic",
+        options={"validation_per_skill": 20, "test_per_skill": 20, "skills": ALL_ARITHMETIC},
+    )
+
+
+ALL_ARITHMETIC = ["first", "last", "len", "add", "sub", "mul", "max", "sort", "reverse"]
 
 
 @pytest.fixture(scope="session")

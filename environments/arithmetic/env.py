@@ -40,7 +40,29 @@ def _solve_sub(m: re.Match[str]) -> str | None:
     return str(a - b) if a >= b else None
 
 
+def _word(rng: random.Random, low: int, high: int) -> str:
+    return "".join(rng.choices(_LETTERS, k=rng.randint(low, high)))
+
+
 SKILLS: dict[str, _Skill] = {
+    "first": _Skill(
+        "the first letter of a word of 3-6 lowercase letters, e.g. first(house) = h",
+        re.compile(r"first\(([a-z]{3,6})\)"),
+        lambda m: m[1][0],
+        lambda rng: f"first({_word(rng, 3, 6)})",
+    ),
+    "last": _Skill(
+        "the last letter of a word of 3-6 lowercase letters, e.g. last(house) = e",
+        re.compile(r"last\(([a-z]{3,6})\)"),
+        lambda m: m[1][-1],
+        lambda rng: f"last({_word(rng, 3, 6)})",
+    ),
+    "len": _Skill(
+        "the number of letters in a word of 2-9 lowercase letters, e.g. len(house) = 5",
+        re.compile(r"len\(([a-z]{2,9})\)"),
+        lambda m: str(len(m[1])),
+        lambda rng: f"len({_word(rng, 2, 9)})",
+    ),
     "add": _Skill(
         "add two 2-digit numbers, e.g. 12+35 = 47",
         re.compile(r"([1-9]\d)\+([1-9]\d)"),
@@ -69,7 +91,7 @@ SKILLS: dict[str, _Skill] = {
         "reverse a word of 3-5 lowercase letters, e.g. rev(cat) = tac",
         re.compile(r"rev\(([a-z]{3,5})\)"),
         lambda m: m[1][::-1],
-        lambda rng: "rev({})".format("".join(rng.choices(_LETTERS, k=rng.randint(3, 5)))),
+        lambda rng: f"rev({_word(rng, 3, 5)})",
     ),
     "sort": _Skill(
         "sort the 4 digits of a number ascending, e.g. sort(5213) = 1235",
@@ -78,6 +100,12 @@ SKILLS: dict[str, _Skill] = {
         lambda rng: "sort({})".format("".join(rng.choices("0123456789", k=4))),
     ),
 }
+
+
+DEFAULT_SKILLS = ["first", "last", "len", "max", "sort", "reverse"]
+"""The default mix (docs/benchmarks.md, "The embedded gym"): three skills the tiny student
+learns from about a hundred examples and three that keep paying for hundreds. ``add``, ``sub``
+and ``mul`` are opt-in (``env.options.skills``): the tiny student barely learns them at all."""
 
 
 def canonical(question: str) -> str:
@@ -112,7 +140,7 @@ class ArithmeticTask(TaskEnvironment):
         unknown = sorted(set(skills or []) - set(SKILLS))
         if unknown:
             raise ValueError(f"unknown skills {unknown}; known: {', '.join(SKILLS)}")
-        self._skills = list(skills or SKILLS)
+        self._skills = list(skills or DEFAULT_SKILLS)
         self._sizes: dict[Split, int] = {
             "train": train_per_skill,
             "validation": validation_per_skill,

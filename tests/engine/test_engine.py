@@ -126,7 +126,7 @@ def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
         "wrong-answer",
     ]
     (accepted,) = result.accepted
-    seed = arithmetic.split("train")[0]
+    seed = next(e for e in arithmetic.split("train") if e.skill == "add")
     assert (accepted.question, accepted.answer) == (seed.question, seed.answer)
     assert accepted.id != seed.id and accepted.provenance.strategy == "answer-augmentation"
     counts = result.report.counts[0]

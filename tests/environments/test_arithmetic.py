@@ -6,10 +6,14 @@ import pytest
 
 from dataloop.environments import load_task
 from dataloop.schema import Example
+from conftest import ALL_ARITHMETIC
 
 
 def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:
-    again = load_task("arithmetic", options={"validation_per_skill": 20, "test_per_skill": 20})
+    again = load_task(
+        "arithmetic",
+        options={"validation_per_skill": 20, "test_per_skill": 20, "skills": ALL_ARITHMETIC},
+    )
     assert again.split("validation") == arithmetic.split("validation")
     questions = [
         {(e.skill, e.question) for e in arithmetic.split(s)}
@@ -20,7 +24,9 @@ def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:
     )
     assert len(arithmetic.skills()) >= 6
     assert len(arithmetic.split("train")) == 24 * len(arithmetic.skills())
-    other_seed = load_task("arithmetic", seed=1, options={"validation_per_skill": 20})
+    other_seed = load_task(
+        "arithmetic", seed=1, options={"validation_per_skill": 20, "skills": ALL_ARITHMETIC}
+    )
     assert other_seed.split("train") != arithmetic.split("train")
 
 
@@ -33,6 +39,9 @@ def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:
         ("max", "max(41, 17)", "41"),
         ("reverse", "rev(cat)", "tac"),
         ("sort", "sort(5213)", "1235"),
+        ("first", "first(house)", "h"),
+        ("last", "last( house )", "e"),
+        ("len", "len(ab)", "2"),
     ],
 )
 def test_verify_recomputes_a_wrong_answer(arithmetic, skill, question, answer) -> None:
@@ -55,6 +64,10 @@ def test_verify_recomputes_a_wrong_answer(arithmetic, skill, question, answer) -
         ("sort", "sort(12)"),
         ("nosuchskill", "1+1"),
         ("max", "Q: max(1,2)"),
+        ("first", "first(ab)"),  # words of 3-6 letters
+        ("last", "last(abcdefg)"),
+        ("len", "len(abcdefghij)"),  # 2-9 letters
+        ("len", "len(Ab)"),
     ],
 )
 def test_verify_rejects_malformed_questions(arithmetic, skill, question) -> None:
@@ -71,3 +84,8 @@ def test_scoring_reads_the_first_line(arithmetic) -> None:
     assert arithmetic.prompt("12+35") == "12+35="
     assert arithmetic.score(ex, "47\n12+")
     assert not arithmetic.score(ex, "48")
+
+
+def test_default_mix_is_the_documented_one() -> None:
+    task = load_task("arithmetic")
+    assert [s.name for s in task.skills()] == ["first", "last", "len", "max", "sort", "reverse"]
