@@ -51,3 +51,4 @@ def verbose_terminal() -> None:
     logger = logging.getLogger("dataloop")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    logger.propagate = False  # its warnings would be printed twice
