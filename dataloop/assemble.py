@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dataloop.config import LoopConfig, TeacherConfig, dump_config
+from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config
 from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
@@ -241,12 +241,31 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
         examples_per_iteration=config.policy.examples_per_iteration,
         **config.policy.options,
     )
+    _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
     if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
         run.read_state()
         run.read_metrics()
     return task, templates
+
+
+def _check_student(student: StudentConfig) -> None:
+    """The student's files exist; a hub id is left to the loader (it may need the network)."""
+    model = student.model
+    folder = Path(model).expanduser()
+    # A hub id is ``name`` or ``namespace/name``; anything else names a folder on disk.
+    is_path = folder.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
+    if model != "tiny" and not folder.is_dir() and is_path:
+        raise ConfigError(f"config field 'student.model': no model folder at {model}")
+    if student.gguf_file and folder.is_dir() and not (folder / student.gguf_file).is_file():
+        raise ConfigError(
+            f"config field 'student.gguf_file': {student.gguf_file} is not in {model}"
+        )
+    if student.chat_template is not None and not student.chat_template.is_file():
+        raise ConfigError(
+            f"config field 'student.chat_template': {student.chat_template} does not exist"
+        )
 
 
 def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
