@@ -175,9 +175,7 @@ def _finished_run(tmp_path: Path, accepted_lines: list[str] | None = None) -> Ru
     run.path.mkdir()
     run.write_config(dump_config(config))
     run.write_state(RunState(iteration=1, phase="trained", done=True))
-    history = [
-        HistoryEntry(iteration=k, accuracy={"add": 0.5}, mean_accuracy=0.5) for k in (0, 1)
-    ]
+    history = [HistoryEntry(iteration=k, accuracy={"add": 0.5}, mean_accuracy=0.5) for k in (0, 1)]
     run.write_metrics(Metrics(iterations=history))
     run.write_model("iterations/1/generation.json", GenerationReport())
     example = Example.make("1+1", "2", "add")
