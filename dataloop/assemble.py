@@ -20,7 +20,7 @@ from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.engine.strategy import Templates
 from dataloop.environments import TaskEnvironment, load_task
-from dataloop.errors import ConfigError
+from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
@@ -232,8 +232,19 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
             )
     if config.engine.source == "oracle":
         _control_source(config, task)  # a task that cannot sample fails here
-    if config.engine.strategy is not None:
-        resolve_strategy(config.engine.strategy)
+    options = config.policy.options
+    named: dict[str, Any] = {
+        "engine.strategy": config.engine.strategy,
+        "policy.options.strategy": options.get("strategy"),
+    }
+    for i, name in enumerate(options.get("strategies") or []):
+        named[f"policy.options.strategies.{i}"] = name
+    for field, strategy in named.items():  # the engine's override, a policy's options
+        if isinstance(strategy, str):
+            try:
+                resolve_strategy(strategy)
+            except RegistryError as exc:
+                raise ConfigError(f"config field '{field}': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     check_policy(
         config.policy.name,

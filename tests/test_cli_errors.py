@@ -125,12 +125,20 @@ def test_a_teacher_misconfiguration_leaves_no_run_folder(tmp_path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_policy_option_typo_fails_before_anything_starts(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("policy.options={flor: 0.1}", "policy 'weakest-skills': bad option"),
+        ("policy.options={strategy: nosuch}", "'policy.options.strategy': unknown strategy"),
+        ("engine.strategy=nosuch", "'engine.strategy': unknown strategy 'nosuch'"),
+    ],
+)
+def test_a_policy_or_strategy_typo_fails_before_anything_starts(tmp_path, setting, message):
     out = dataloop(
         "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
-        "--set", "policy.options={flor: 0.1}",
+        "--set", setting,
     )  # fmt: skip
-    one_line_error(out, "policy 'weakest-skills': bad option", "flor")
+    one_line_error(out, message)
     assert not (tmp_path / "runs").exists()
 
 
