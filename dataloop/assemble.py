@@ -294,9 +294,10 @@ def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
 
 
 def _remove_failed_start(run: RunDir) -> None:
-    """Remove a run folder made by a start that failed, unless it holds the log of a teacher
-    server that would not start: the error points there."""
-    if not run.teacher_log.exists():
+    """Remove a run folder made by a start that failed, unless the start left something worth
+    keeping in it: a server's log the error points to, cached teacher answers, found skills."""
+    made_by_start = {run.path / "config.yaml", run.log_file}
+    if all(p in made_by_start for p in run.path.rglob("*") if p.is_file()):
         shutil.rmtree(run.path, ignore_errors=True)
 
 
