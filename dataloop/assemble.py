@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import inspect
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dataloop.config import LoopConfig, TeacherConfig, dump_config
+from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config
 from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
+from dataloop.engine.strategies import resolve_strategy
 from dataloop.engine.strategy import Templates
 from dataloop.environments import TaskEnvironment, load_task
-from dataloop.errors import ConfigError
+from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
 from dataloop.llm.client import Flavor, OpenAIClient
 from dataloop.llm.offline import VLLMOfflineClient
-from dataloop.llm.server import default_gguf, llama_server, vllm_server
+from dataloop.llm.server import default_gguf, llama_server, llama_server_binary, vllm_server
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
-from dataloop.policies import make_policy, resolve_policy
+from dataloop.policies import check_policy, make_policy
 from dataloop.runs import RunDir
 from dataloop.schema import Budget
 from dataloop.skills import SkillDiscovery, discover_skills
@@ -51,35 +54,61 @@ def _api_key(teacher: TeacherConfig) -> str | None:
     return key
 
 
-@contextmanager
-def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
-    """The configured teacher; a server it starts lives as long as the block."""
+def check_teacher(teacher: TeacherConfig) -> str:
+    """Raise ConfigError for a teacher configuration that cannot work, before anything starts
+    (what can be known without starting it: files, programs, the key's variable, prices);
+    returns the model name requests will use."""
     model = teacher.served_model or teacher.model
     if teacher.backend == "llama-server":
         gguf = Path(teacher.model) if teacher.model else default_gguf()
         if not gguf.is_file():
             raise ConfigError(f"config field 'teacher.model': GGUF file {gguf} does not exist")
+        llama_server_binary()
         model = gguf.stem
     elif not teacher.model or not model:
         raise ConfigError(
             f"config field 'teacher.model': the {teacher.backend} backend needs a model"
         )
-    price = teacher.prices.get(model)
-    if teacher.max_cost is not None and price is None:
+    if teacher.backend == "vllm" and shutil.which("vllm") is None:
+        raise ConfigError(
+            "config field 'teacher.backend': 'vllm' is not on PATH: pip install 'dataloop[vllm]' "
+            "on a GPU machine, or start vllm serve yourself and use the 'openai' backend"
+        )
+    if teacher.backend == "vllm-offline" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError(
+            "config field 'teacher.backend': 'vllm-offline' needs vLLM: pip install "
+            "'dataloop[vllm]' on a machine with a GPU"
+        )
+    if teacher.backend == "openai":
+        if not teacher.base_urls:
+            raise ConfigError(
+                "config field 'teacher.base_urls': the openai backend needs at least one URL, "
+                "e.g. http://127.0.0.1:8000/v1"
+            )
+        _api_key(teacher)
+    if teacher.max_cost is not None and model not in teacher.prices:
         raise ConfigError(
             f"config field 'teacher.max_cost': teacher.prices has no entry for model '{model}'; "
             "add its price per million prompt and completion tokens"
         )
+    return model
+
+
+@contextmanager
+def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
+    """The configured teacher; a server it starts lives as long as the block."""
+    model = check_teacher(teacher)
     accounting: dict[str, Any] = {
         "budget": Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens),
         "cache": ResponseCache(run.cache) if teacher.cache else None,
-        "price": price,
+        "price": teacher.prices.get(model),
         "max_cost": teacher.max_cost,
     }
     http: dict[str, Any] = {
         "concurrency": teacher.concurrency,
         "timeout": teacher.timeout,
         "retries": teacher.retries,
+        "max_connection_failures": teacher.max_connection_failures,
     }
     if teacher.backend == "vllm-offline":
         yield VLLMOfflineClient(
@@ -92,11 +121,6 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
         )
         return
     if teacher.backend == "openai":
-        if not teacher.base_urls:
-            raise ConfigError(
-                "config field 'teacher.base_urls': the openai backend needs at least one URL, "
-                "e.g. http://127.0.0.1:8000/v1"
-            )
         key = _api_key(teacher)
         yield OpenAIClient(
             model, teacher.base_urls, key, flavor=teacher.flavor, **http, **accounting
@@ -114,7 +138,7 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
         )
     else:
         server = llama_server(
-            gguf,
+            Path(teacher.model) if teacher.model else default_gguf(),
             run.teacher_log,
             parallel=teacher.parallel,
             threads=teacher.threads,
@@ -189,10 +213,10 @@ def task_options(config: LoopConfig, run: RunDir) -> dict[str, Any]:
     return dict(config.env.options)
 
 
-@contextmanager
-def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -> Iterator[Loop]:
-    """Everything a run needs, set up in order of cost: cheap checks fail before slow loads."""
-    run = run or run_dir_for(config)
+def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
+    """Every check that needs no student, server or run folder: the task and its options, the
+    policy and its options, the strategy, the prompt templates, the teacher's configuration,
+    and (resuming) the run's state. Returns the task and the templates, which are kept."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
             "config field 'env.discover_skills': env.options.skills_file is set too; use your "
@@ -207,11 +231,103 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
                 f"engine.source is '{config.engine.source}'"
             )
     if config.engine.source == "oracle":
-        _control_source(config, task)  # a task that cannot sample fails here, before set-up
-    resolve_policy(config.policy.name)  # a typo fails here, before any slow set-up
+        _control_source(config, task)  # a task that cannot sample fails here
+    options = config.policy.options
+    named: dict[str, Any] = {
+        "engine.strategy": config.engine.strategy,
+        "policy.options.strategy": options.get("strategy"),
+    }
+    for i, name in enumerate(options.get("strategies") or []):
+        named[f"policy.options.strategies.{i}"] = name
+    for field, strategy in named.items():  # the engine's override, a policy's options
+        if isinstance(strategy, str):
+            try:
+                resolve_strategy(strategy)
+            except RegistryError as exc:
+                raise ConfigError(f"config field '{field}': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(dump_config(config))
+    check_policy(
+        config.policy.name,
+        templates=templates,
+        examples_per_iteration=config.policy.examples_per_iteration,
+        **config.policy.options,
+    )
+    _check_student(config.student)
+    if config.engine.source == "teacher":
+        check_teacher(config.teacher)
+    if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
+        run.read_state()
+        run.read_metrics()
+    return task, templates
+
+
+def _check_student(student: StudentConfig) -> None:
+    """The student's files exist; a hub id is left to the loader (it may need the network)."""
+    model = student.model
+    folder = Path(model).expanduser()
+    # A hub id is ``name`` or ``namespace/name``; anything else names a folder on disk.
+    is_path = folder.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
+    if model != "tiny" and not folder.is_dir() and is_path:
+        raise ConfigError(f"config field 'student.model': no model folder at {model}")
+    if student.gguf_file and folder.is_dir() and not (folder / student.gguf_file).is_file():
+        raise ConfigError(
+            f"config field 'student.gguf_file': {student.gguf_file} is not in {model}"
+        )
+    if student.chat_template is not None and not student.chat_template.is_file():
+        raise ConfigError(
+            f"config field 'student.chat_template': {student.chat_template} does not exist"
+        )
+
+
+def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
+    """Create the run folder and store the config; whether the folder is new."""
+    created = not run.path.exists()
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(dump_config(config))
+    except OSError as exc:
+        raise ConfigError(
+            f"config field 'runs_dir': cannot write the run folder {run.path}: "
+            f"{exc.strerror or exc}"
+        ) from None
+    return created
+
+
+def _remove_failed_start(run: RunDir) -> None:
+    """Remove a run folder made by a start that failed, unless the start left something worth
+    keeping in it: a server's log the error points to, cached teacher answers, found skills."""
+    made_by_start = {run.path / "config.yaml", run.log_file}
+    if all(p in made_by_start for p in run.path.rglob("*") if p.is_file()):
+        shutil.rmtree(run.path, ignore_errors=True)
+
+
+@contextmanager
+def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -> Iterator[Loop]:
+    """Everything a run needs, set up in order of cost: every check (:func:`check_run`) before
+    the run folder is made, the student built and the teacher started. A start that fails
+    removes the run folder it made."""
+    run = run or run_dir_for(config)
+    task, templates = check_run(config, run)
+    created = _make_run_folder(run, config)
+    started = False
+    try:
+        with _set_up(config, display, run, task, templates) as loop:
+            started = True
+            yield loop
+    except BaseException:
+        if created and not started:
+            _remove_failed_start(run)
+        raise
+
+
+@contextmanager
+def _set_up(
+    config: LoopConfig,
+    display: Display,
+    run: RunDir,
+    task: TaskEnvironment,
+    templates: Templates,
+) -> Iterator[Loop]:
     display.log(f"run folder: {run.path}")
     from dataloop.students.hf import HFStudent  # torch + transformers: import only when needed
 
@@ -242,7 +358,7 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
             target_accuracy=config.target_accuracy,
             train_on_seed=config.student.train_on_seed,
         )
-        # Made here, not with the cheap checks above: llm-planner needs the teacher client.
+        # Made here, not in check_run: llm-planner needs the teacher client.
         policy = make_policy(
             config.policy.name,
             client=client,

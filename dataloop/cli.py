@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.table import Table
 
-from dataloop.errors import DataloopError
+from dataloop.config import parse_yaml
+from dataloop.errors import DataloopError, TeacherUnavailable
 
 app = typer.Typer(
     help="Closed-loop synthetic data: a teacher LLM writes data where a student is weak.",
@@ -36,7 +36,7 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise DataloopError(f"--set '{pair}': expected key.path=value")
-        overrides[key] = yaml.safe_load(value)
+        overrides[key] = parse_yaml(value, f"--set {key}")
     return overrides
 
 
@@ -106,6 +106,10 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
     try:
         with open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop:
             history = loop.run()
+    except TeacherUnavailable as exc:
+        if run_dir.exists("state.json"):
+            exc = TeacherUnavailable(f"{exc}; once it is back: dataloop resume {run_dir.path}")
+        raise _fail(exc) from None
     except DataloopError as exc:
         raise _fail(exc) from None
     first, last = history[0], history[-1]
@@ -369,7 +373,12 @@ def bench(
 
 def main() -> None:
     """Console-script entry point."""
-    logging.basicConfig(level=logging.WARNING)
+    # The handler's own level, not only the root's: dataloop's logger is set to INFO for
+    # run.log, and its records reach the root's handlers whatever the root's level. INFO goes
+    # to the terminal only with --verbose.
+    terminal = logging.StreamHandler()
+    terminal.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.WARNING, handlers=[terminal])
     # Library deprecation chatter (transformers, TRL) is not the user's to act on.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -8,12 +8,53 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dataloop.errors import ConfigError
 from dataloop.llm.accounting import Price
+from dataloop.redact import looks_like_key, redact_url
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error: PyYAML
+    would keep the last silently (a second ``student:`` section replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    """A mapping names the same key twice."""
+
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"key '{key}' appears twice in one section (line {line})")
+        self.key = key
+        self.line = line
+
+
+def parse_yaml(text: str, origin: str) -> Any:
+    """YAML text as plain data, duplicate keys refused; errors name ``origin`` and the position,
+    never the offending text, which may be a pasted secret."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except DuplicateKey as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = exc.problem or exc.context
+        raise ConfigError(f"{origin} is not valid YAML: {problem}{where}") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{origin} is not valid YAML") from None
 
 
 class _Section(BaseModel):
@@ -153,7 +194,9 @@ class TeacherConfig(_Section):
     """The server behind ``base_urls`` (``openai`` backend only; the others know their own): it
     decides how a JSON schema is sent with plain completions."""
     api_key_env: str | None = None
-    """Name of the environment variable holding the API key; the key itself is never stored."""
+    """Name of the environment variable holding the API key; the key itself is never stored.
+    A value that looks like a key rather than a name (not ``[A-Za-z_][A-Za-z0-9_]*``, longer
+    than 64 characters, starting ``sk-``, ``hf_``, ...) is refused without being echoed."""
     kind: Literal["base", "chat"] = "base"
     """``base`` models get few-shot completion prompts; ``chat`` models get chat messages."""
     temperature: float = Field(0.9, ge=0)
@@ -203,6 +246,42 @@ class TeacherConfig(_Section):
     """``vllm-offline``: more keyword arguments for ``vllm.LLM``."""
     seed: int = 0
     """Sampling seed sent with each request (offset by the request's index)."""
+    max_connection_failures: int = Field(3, ge=1)
+    """Requests in a row that cannot reach the teacher (after their ``retries``) before the
+    run stops with an error naming the URL; the run can be resumed once the teacher is back."""
+
+    @field_validator("base_urls")
+    @classmethod
+    def _http_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if "***@" in url:
+                raise ValueError(
+                    f"{url} had credentials, which dataloop never saves; put them back "
+                    "(or pass the key through api_key_env) to use this config"
+                )
+            parts = urlsplit(url)
+            try:
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+                ok = ok and (parts.port is None or parts.port > 0)  # .port raises if not a number
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(
+                    f"'{redact_url(url)}' is not an http:// or https:// URL with a host, "
+                    "e.g. http://127.0.0.1:8000/v1"
+                )
+        return urls
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _variable_name(cls, name: str | None) -> str | None:
+        if name is not None and looks_like_key(name):
+            raise ValueError(
+                "expected the name of an environment variable (e.g. OPENAI_API_KEY), and "
+                "this looks like a key itself; the value is not shown or saved: export the key "
+                "in a variable and give its name"
+            )
+        return name
 
 
 class PolicyConfig(_Section):
@@ -283,6 +362,7 @@ def validate_config(data: dict[str, Any], origin: str = "config") -> LoopConfig:
         err = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
         raise ConfigError(
             f"config field '{_field_path(err['loc'])}': {msg}{more} (in {origin})"
         ) from None
@@ -294,10 +374,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConf
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    data = parse_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
     return validate_config(apply_overrides(data, overrides or {}), origin=str(path))
@@ -329,5 +406,8 @@ def data_at(data: dict[str, Any], path: list[str]) -> dict[str, Any]:
 
 
 def dump_config(config: LoopConfig) -> str:
-    """The resolved config as YAML (what ``runs/<name>/config.yaml`` holds)."""
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML (what ``runs/<name>/config.yaml`` holds), with credentials
+    in URLs redacted."""
+    data = config.model_dump(mode="json")
+    data["teacher"]["base_urls"] = [redact_url(u) for u in config.teacher.base_urls]
+    return yaml.safe_dump(data, sort_keys=False)

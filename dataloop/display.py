@@ -4,30 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from transformers import TrainerCallback
 
 from dataloop.schema import FilterCounts, HistoryEntry
 
 
-class _TrainProgress(TrainerCallback):  # type: ignore[misc]
-    """Advances a rich progress bar once per optimiser step."""
+def _train_progress(display: Display) -> Any:
+    """A TrainerCallback that advances a rich progress bar once per optimiser step."""
+    # transformers is imported here, when a student is built, so the CLI starts at once.
+    from transformers import TrainerCallback
 
-    def __init__(self, display: Display) -> None:
-        self.display = display
+    class TrainProgress(TrainerCallback):  # type: ignore[misc]
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            display._begin("training student", state.max_steps)
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.display._begin("training student", state.max_steps)
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            display._advance(1)
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.display._advance(1)
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            display._end()
 
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.display._end()
+    return TrainProgress()
 
 
 class Display:
@@ -36,9 +38,13 @@ class Display:
     def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
         self.console = console or Console(stderr=True)
         self.quiet = quiet
-        self.train_callback = _TrainProgress(self)
         self._progress: Progress | None = None
         self._task: Any = None
+
+    @cached_property
+    def train_callback(self) -> Any:
+        """A transformers ``TrainerCallback`` that shows training progress."""
+        return _train_progress(self)
 
     def _begin(self, label: str, total: int) -> None:
         if self.quiet:

@@ -19,3 +19,12 @@ class BudgetExhausted(DataloopError):
 
 class TeacherError(DataloopError):
     """The teacher LLM could not be reached or kept failing after retries."""
+
+
+class TeacherUnavailable(DataloopError):
+    """The teacher cannot be reached, or answered none of an iteration's requests.
+
+    Unlike a :class:`TeacherError` (one request failed; the engine carries on), this stops the
+    run where it is, before the iteration's data is recorded, so ``dataloop resume`` continues
+    it once the teacher is back.
+    """

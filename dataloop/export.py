@@ -46,14 +46,24 @@ def to_dataset(examples: list[Example]) -> Dataset:
 
 
 def export_examples(examples: list[Example], out: Path, fmt: ExportFormat) -> Path:
-    """Write the examples to ``out`` as ``hf`` (save_to_disk folder), ``jsonl`` or ``parquet``."""
-    dataset = to_dataset(examples)
-    if fmt == "hf":
-        dataset.save_to_disk(str(out))
-    elif fmt == "jsonl":
-        dataset.to_json(str(out), lines=True)
-    elif fmt == "parquet":
-        dataset.to_parquet(str(out))
-    else:
+    """Write the examples to ``out`` as ``hf`` (save_to_disk folder), ``jsonl`` or ``parquet``.
+
+    ``out`` must not be an existing folder (an export never merges into or replaces one); a
+    file there is replaced. A path that cannot be written raises DataloopError.
+    """
+    if fmt not in ("hf", "jsonl", "parquet"):
         raise DataloopError(f"unknown export format '{fmt}'; known: hf, jsonl, parquet")
+    if out.is_dir():
+        raise DataloopError(f"--out {out} is an existing folder; give a path that does not exist")
+    dataset = to_dataset(examples)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "hf":
+            dataset.save_to_disk(str(out))
+        elif fmt == "jsonl":
+            dataset.to_json(str(out), lines=True)
+        else:
+            dataset.to_parquet(str(out))
+    except OSError as exc:
+        raise DataloopError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
     return out

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+from rich.console import Console
 from rich.logging import RichHandler
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -46,8 +47,9 @@ def detach(handler: logging.Handler) -> None:
 
 def verbose_terminal() -> None:
     """Show dataloop's INFO records on the terminal (``--verbose``)."""
-    handler = RichHandler(show_path=False)
+    handler = RichHandler(console=Console(stderr=True), show_path=False)  # stdout is results
     handler.setLevel(logging.INFO)
     logger = logging.getLogger("dataloop")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    logger.propagate = False  # its warnings would be printed twice

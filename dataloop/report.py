@@ -30,13 +30,15 @@ class RunSummary:
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
-        """Read state, metrics and every iteration's generation counts."""
+        """Read state, metrics and every iteration's generation counts; a damaged accepted set
+        is refused too, as the report would describe data the run cannot give back."""
         state = run.read_state()
         metrics = run.read_metrics()
         provenance: dict[tuple[str, str], dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
         for k in run.iterations_done():
+            run.accepted(k)
             report = run.read_model(f"iterations/{k}/generation.json", GenerationReport)
             for c in report.counts:
                 row = provenance[(c.strategy, c.skill)]

@@ -21,6 +21,7 @@ leaves either the finished phase on disk or nothing that the resumed run will tr
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -139,11 +140,15 @@ class RunDir:
         """Load one JSON file as ``model``; a missing or damaged file raises RunError."""
         path = self.path / relative
         try:
-            return model.model_validate_json(path.read_text())
+            text = path.read_text()
         except FileNotFoundError:
             raise RunError(f"{path} is missing; the run directory is incomplete") from None
-        except (OSError, ValidationError, ValueError) as exc:
-            raise RunError(f"{path} is damaged: {_first_line(exc)}") from None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{path} cannot be read: {exc}") from None
+        try:
+            return _parse(text, model)
+        except _Damaged as exc:
+            raise RunError(f"{path} is damaged: {exc}") from None
 
     def read_jsonl(self, relative: str, model: type[M]) -> list[M]:
         """Load a JSONL file; the message names the line that is damaged."""
@@ -152,12 +157,14 @@ class RunDir:
             lines = path.read_text().splitlines()
         except FileNotFoundError:
             raise RunError(f"{path} is missing; the run directory is incomplete") from None
+        except (OSError, ValueError) as exc:
+            raise RunError(f"{path} cannot be read: {exc}") from None
         rows = []
         for number, line in enumerate(lines, start=1):
             try:
-                rows.append(model.model_validate_json(line))
-            except (ValidationError, ValueError) as exc:
-                raise RunError(f"{path} line {number} is damaged: {_first_line(exc)}") from None
+                rows.append(_parse(line, model))
+            except _Damaged as exc:
+                raise RunError(f"{path} line {number} is damaged: {exc}") from None
         return rows
 
     def read_state(self) -> RunState:
@@ -194,5 +201,21 @@ class RunDir:
         tmp.rename(target)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+class _Damaged(Exception):
+    """What is wrong with one JSON document: where, and which field."""
+
+
+def _parse(text: str, model: type[M]) -> M:
+    """``text`` as ``model``; raises _Damaged with the position or the field at fault."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}" if "\n" in text else f"column {exc.colno}"
+        raise _Damaged(f"not valid JSON: {exc.msg} ({where})") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(part) for part in err["loc"]) or "the top level"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise _Damaged(f"field '{field}': {err['msg']}{more}") from None

@@ -22,7 +22,8 @@ class FakeOpenAI:
 
     ``fault_rate`` of requests fail, evenly among 429, 500, slow (past the client timeout),
     truncated body, malformed JSON and well-formed JSON that is not a completion (``empty``).
-    ``latency`` is added to every answer. ``reply`` makes the text from the prompt. Every
+    ``latency`` is added to every answer. ``reply`` makes the text from the prompt. ``port``
+    0 picks a free one. Every
     request body and its ``Authorization`` header are kept in ``bodies`` and ``auth``.
     """
 
@@ -35,6 +36,7 @@ class FakeOpenAI:
         slow_seconds: float = 3.0,
         seed: int = 0,
         reply: Any = None,
+        port: int = 0,
     ) -> None:
         self.fault_rate = fault_rate
         self.latency = latency
@@ -48,7 +50,7 @@ class FakeOpenAI:
         self.concurrent = 0
         self.max_concurrent = 0
         self._lock = threading.Lock()
-        self.server = _Server(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -32,7 +32,7 @@ from dataloop.engine.strategy import (
     Templates,
 )
 from dataloop.environments import TaskEnvironment
-from dataloop.errors import BudgetExhausted, TeacherError
+from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, LLMClient, Message, Sampling
 from dataloop.schema import (
     Budget,
@@ -147,7 +147,11 @@ class Engine:
         train_set: list[Example],
         on_progress: ProgressFn | None = None,
     ) -> GenerationResult:
-        """Carry out every request of ``plan``; never raises on teacher trouble.
+        """Carry out every request of ``plan``.
+
+        A request the teacher fails is recorded in ``errors`` and the others carry on; but a
+        teacher that cannot be reached, or that answered none of the requests, raises
+        :class:`~dataloop.errors.TeacherUnavailable`: there is nothing to train on.
 
         Each round sends the prompts of every request still short at once; each reply is read
         and checked as it arrives, and the verdicts (dedup, surplus, accepted) are taken in plan
@@ -162,6 +166,7 @@ class Engine:
                 raise TeacherError(f"plan asks for unknown skill '{request.skill}'; known: {known}")
         jobs = [self._job(request, obs, result) for request in plan.requests if request.count > 0]
         slots = asyncio.Semaphore(max(1, self.task.check_workers))
+        answered = 0
         for _ in range(self.max_rounds):
             batch = [item for job in jobs if not result.budget_exhausted for item in job.next()]
             if not batch:
@@ -180,6 +185,7 @@ class Engine:
                     elif isinstance(outcome, TeacherError):
                         result.errors.append(str(outcome))
                     else:
+                        answered += 1
                         result.report.queries += outcome.queries
                         result.budget_exhausted |= outcome.exhausted
                         result.errors += outcome.errors
@@ -187,6 +193,11 @@ class Engine:
             finally:
                 for task in pending:
                     task.cancel()
+        if result.errors and not answered:
+            raise TeacherUnavailable(
+                f"the teacher answered none of {len(result.errors)} requests; first error: "
+                f"{result.errors[0]}"
+            )
         return result
 
     async def _settle(

@@ -23,10 +23,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from dataloop.errors import TeacherError
+from dataloop.errors import TeacherError, TeacherUnavailable
 from dataloop.llm.accounting import Meter, Price, worst_case_tokens
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.cache import ResponseCache
+from dataloop.redact import redact_url
 from dataloop.schema import Budget
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class OpenAIClient:
     ``flavor`` names the server (``openai``, ``vllm`` or ``llama.cpp``) so that a JSON schema can
     constrain plain completions too; chat requests use ``response_format`` on every server.
     ``price`` (per million tokens) makes :attr:`cost` known and ``max_cost`` enforceable.
+    After ``max_connection_failures`` requests in a row that could not connect (each after
+    its retries), every request raises :class:`~dataloop.errors.TeacherUnavailable`.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class OpenAIClient:
         flavor: Flavor = "openai",
         price: Price | None = None,
         max_cost: float | None = None,
+        max_connection_failures: int = 3,
     ) -> None:
         if not base_urls:
             raise ValueError("OpenAIClient needs at least one base URL")
@@ -96,6 +100,10 @@ class OpenAIClient:
         self.retries = retries
         self.backoff_max = backoff_max
         self.flavor: Flavor = flavor
+        self.max_connection_failures = max_connection_failures
+        self._connection_failures = 0
+        self._last_connection_error = ""
+        self._urls = [redact_url(url) for url in base_urls]
         self._meter = Meter(model, self.budget, cache, price, max_cost)
         self._slots = asyncio.Semaphore(concurrency)
         # openai's own retries are off: tenacity decides, so every attempt is visible here.
@@ -159,6 +167,8 @@ class OpenAIClient:
     async def _send_with_retries(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]
     ) -> Completion:
+        self._check_reachable()
+        index = 0
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient),
@@ -168,26 +178,58 @@ class OpenAIClient:
                 reraise=True,
             ):
                 with attempt:
+                    self._check_reachable()
                     index = self._in_flight.index(min(self._in_flight))
                     self._in_flight[index] += 1
                     try:
-                        return await send(self._endpoints[index])
+                        completion = await send(self._endpoints[index])
                     finally:
                         self._in_flight[index] -= 1
+                    self._connection_failures = 0
+                    return completion
+        except openai.APIConnectionError as exc:
+            self._connection_failures += 1
+            self._last_connection_error = _describe(exc)
+            self._check_reachable()
+            raise TeacherError(
+                f"teacher '{self.model}' at {self._urls[index]}: {self._last_connection_error}"
+            ) from exc
         except openai.APIStatusError as exc:
             raise TeacherError(
-                f"teacher '{self.model}' answered HTTP {exc.status_code}: {exc.message}"
+                f"teacher '{self.model}' at {self._urls[index]} answered HTTP "
+                f"{exc.status_code}: {exc.message}"
             ) from exc
         except (openai.APIError, MalformedResponse, json.JSONDecodeError) as exc:
             raise TeacherError(
-                f"teacher '{self.model}' failed: {type(exc).__name__}: {exc}"
+                f"teacher '{self.model}' at {self._urls[index]} failed: {_describe(exc)}"
             ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _check_reachable(self) -> None:
+        failures = self._connection_failures
+        if failures >= self.max_connection_failures:
+            raise TeacherUnavailable(
+                f"teacher at {', '.join(self._urls)} cannot be reached: {failures} requests in "
+                f"a row failed after {self.retries} retries each (teacher.max_connection_failures"
+                f"); last: {self._last_connection_error}"
+            )
 
     async def aclose(self) -> None:
         """Close every endpoint's connection pool."""
         for api in self._endpoints:
             await api.close()
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message``, with the lower-level cause of a connection error (``Connection
+    refused``), which openai's own message (``Connection error.``) leaves out."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    if isinstance(exc, openai.APIConnectionError) and cause is not None and str(cause):
+        text += f" ({redact_url(str(cause))})"
+    return text
 
 
 def _completion(resp: Any, text_of: Callable[[Any], str]) -> Completion:

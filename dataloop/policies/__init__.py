@@ -8,7 +8,12 @@ Built-ins (by name): ``uniform``, ``weakest-skills``, ``llm2llm``, ``budget-rati
 from dataloop.policies.base import FunctionPolicy, Policy, PolicyFunction, allocate, as_policy
 from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, parse_plan, plan_schema
-from dataloop.policies.registry import BUILTIN_POLICIES, make_policy, resolve_policy
+from dataloop.policies.registry import (
+    BUILTIN_POLICIES,
+    check_policy,
+    make_policy,
+    resolve_policy,
+)
 
 __all__ = [
     "BUILTIN_POLICIES",
@@ -23,6 +28,7 @@ __all__ = [
     "WeakestSkills",
     "allocate",
     "as_policy",
+    "check_policy",
     "make_policy",
     "parse_plan",
     "plan_schema",

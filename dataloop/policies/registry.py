@@ -67,3 +67,22 @@ def make_policy(
         return cls(**options)
     except (TypeError, ValueError) as exc:
         raise RegistryError(f"policy '{spec}': bad option: {exc}") from exc
+
+
+def check_policy(spec: str, *, templates: Templates | None = None, **options: Any) -> None:
+    """Raise RegistryError if ``make_policy(spec, **options)`` would fail, before a run starts.
+
+    A policy that needs the teacher's client (``llm-planner``) cannot be built without one, so
+    only its option names are checked; any other is built and dropped.
+    """
+    found = resolve_policy(spec)
+    if not inspect.isclass(found):
+        return
+    wants_client = inspect.signature(found).parameters.get("client")
+    if wants_client is None or wants_client.default is not inspect.Parameter.empty:
+        make_policy(spec, templates=templates, **options)
+        return
+    try:
+        inspect.signature(found).bind_partial(**options)
+    except TypeError as exc:
+        raise RegistryError(f"policy '{spec}': bad option: {exc}") from None

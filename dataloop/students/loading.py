@@ -66,12 +66,18 @@ def load_tokenizer(config: StudentConfig) -> Any:
         tokenizer: Any = build_tokenizer()
     else:
         local = Path(config.model).is_dir()
-        tokenizer = AutoTokenizer.from_pretrained(
-            config.model,
-            gguf_file=config.gguf_file,
-            padding_side="left",
-            local_files_only=local,
-        )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(
+                config.model,
+                gguf_file=config.gguf_file,
+                padding_side="left",
+                local_files_only=local,
+            )
+        except (OSError, ValueError) as exc:  # not a model, not on the hub, hub unreachable
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(
+                f"config field 'student.model': cannot load '{config.model}': {first}"
+            ) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

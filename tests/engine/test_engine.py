@@ -7,8 +7,10 @@ import random
 import threading
 import time
 
+import pytest
+
 from dataloop.engine import Engine
-from dataloop.errors import BudgetExhausted
+from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.schema import Budget, Failure, GenerationRequest, Observation, Plan
 
@@ -290,3 +292,18 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
         Engine(client, math, per_query=2, max_rounds=1).generate(plan, _obs(math), [])
     )
     assert [c.verdict for c in result.candidates] == ["accepted", "accepted"]
+
+
+class FailingClient(ScriptedClient):
+    """Fails every request the way the client reports a request lost after its retries."""
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        self.prompts.append(prompt)
+        raise TeacherError("teacher 'scripted' at http://127.0.0.1:1/v1 answered HTTP 401: no")
+
+
+def test_a_teacher_that_answers_nothing_stops_the_generation(arithmetic) -> None:
+    engine = Engine(FailingClient(""), arithmetic, per_query=2, max_rounds=2)
+    plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
+    with pytest.raises(TeacherUnavailable, match=r"answered none of 4 requests.*HTTP 401"):
+        asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from fakeserver import FakeOpenAI
 
-from dataloop.errors import BudgetExhausted, TeacherError
+from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
 from dataloop.llm import Message, OpenAIClient, Price, ResponseCache, Sampling
 from dataloop.schema import Budget
 
@@ -220,3 +220,40 @@ def test_cost_follows_the_price_and_a_cost_budget_stops_requests() -> None:
     assert client.budget.cost == pytest.approx(3 * 0.022)
     assert client.budget.max_cost == 0.1
     assert _client(server.base_url).budget.cost is None  # no price, no cost
+
+
+def test_a_teacher_that_cannot_be_reached_stops_after_a_few_requests() -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = _client(f"http://user:pw@127.0.0.1:{port}/v1", retries=1, max_connection_failures=2)
+
+    async def go() -> list[BaseException]:
+        errors = []
+        for i in range(4):
+            with pytest.raises((TeacherError, TeacherUnavailable)) as err:
+                await client.complete(f"q{i}", Sampling())
+            errors.append(err.value)
+        await client.aclose()
+        return errors
+
+    errors = asyncio.run(go())
+    assert [type(e) for e in errors] == [TeacherError, *[TeacherUnavailable] * 3]
+    for e in errors:
+        assert f"http://***@127.0.0.1:{port}/v1" in str(e) and "pw" not in str(e)
+    assert "2 requests in a row" in str(errors[1])
+
+
+def test_an_answer_resets_the_count_of_connection_failures() -> None:
+    with FakeOpenAI() as server:
+        client = _client(server.base_url, max_connection_failures=2)
+        client._connection_failures = 1  # one request already failed to connect
+
+        async def go() -> None:
+            await client.complete("q", Sampling())
+            await client.aclose()
+
+        asyncio.run(go())
+    assert client._connection_failures == 0

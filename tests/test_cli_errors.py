@@ -1,0 +1,225 @@
+"""The real CLI in a subprocess: every mistake is one line on stderr, exit 2, no traceback, no
+secret echoed, and nothing started or left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dataloop.config import dump_config, validate_config
+from dataloop.runs import Metrics, RunDir, RunState
+from dataloop.schema import Example, GenerationReport, HistoryEntry
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "sk-proj-9Zx7TopSecretKey1234567890"
+
+
+def dataloop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "dataloop.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The single error line, after checking exit code 2, no traceback and each needle."""
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def read_only_dir(tmp_path: Path) -> Path:
+    """A folder nobody may write to (root ignores permissions, so it gets /sys)."""
+    if os.geteuid() == 0:
+        return Path("/sys")
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+def test_a_duplicate_key_names_the_key_the_file_and_the_line(tmp_path) -> None:
+    config = tmp_path / "dup.yaml"
+    config.write_text("student:\n  batch_size: 8\niterations: 1\nstudent:\n  max_length: 32\n")
+    out = dataloop("run", str(config), "--runs-dir", str(tmp_path / "runs"))
+    one_line_error(out, "key 'student' appears twice", str(config), "line 4")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_yaml_error_gives_the_position_not_the_text(tmp_path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"teacher:\n  backend: openai\n  api_key: {SECRET}: oops\n")
+    out = dataloop("run", str(config))
+    line = one_line_error(out, str(config), "not valid YAML", "line 3, column")
+    assert "9Zx7" not in line
+
+
+@pytest.mark.parametrize("value", [SECRET, "hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ012345", "X" * 80])
+def test_a_key_given_as_api_key_env_is_refused_unechoed_and_unsaved(tmp_path, value) -> None:
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--name", "r",
+        "--set", "teacher.backend=openai", "--set", "teacher.model=m",
+        "--set", "teacher.base_urls=[http://127.0.0.1:1/v1]",
+        "--set", f"teacher.api_key_env={value}",
+    )  # fmt: skip
+    line = one_line_error(out, "teacher.api_key_env", "looks like a key")
+    assert value not in line and value[:12] not in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_yaml_in_a_set_override_is_one_line() -> None:
+    one_line_error(dataloop("run", "--set", "iterations=[1"), "--set iterations", "not valid YAML")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("htp:/127.0.0.1:8000/v1", "htp:/127.0.0.1:8000/v1"),
+        ("http://127.0.0.1:80x0/v1", "http://127.0.0.1:80x0/v1"),
+        ("http:///v1", "http:///v1"),
+        ("http://admin:hunter2@:8000/v1", "http://***@:8000/v1"),
+    ],
+)
+def test_a_malformed_teacher_url_fails_before_anything_starts(tmp_path, url, shown) -> None:
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"),
+        "--set", "teacher.backend=openai", "--set", "teacher.model=m",
+        "--set", f"teacher.base_urls=[{url}]",
+    )  # fmt: skip
+    line = one_line_error(out, "teacher.base_urls", shown)
+    assert "hunter2" not in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_url_credentials_are_redacted_in_the_saved_config() -> None:
+    config = validate_config(
+        {"teacher": {"backend": "openai", "model": "m", "base_urls": ["https://u:pw@h.io/v1"]}}
+    )
+    saved = dump_config(config)
+    assert "https://***@h.io/v1" in saved and "pw" not in saved
+    assert config.teacher.base_urls == ["https://u:pw@h.io/v1"]  # the run itself still has them
+
+
+def test_a_teacher_misconfiguration_leaves_no_run_folder(tmp_path) -> None:
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--name", "r",
+        "--set", "teacher.backend=openai", "--set", "teacher.model=m",
+        "--set", "teacher.base_urls=[http://127.0.0.1:1/v1]",
+        "--set", "teacher.api_key_env=DATALOOP_TEST_UNSET_VARIABLE",
+    )  # fmt: skip
+    one_line_error(out, "DATALOOP_TEST_UNSET_VARIABLE is not set")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("policy.options={flor: 0.1}", "policy 'weakest-skills': bad option"),
+        ("policy.options={strategy: nosuch}", "'policy.options.strategy': unknown strategy"),
+        ("engine.strategy=nosuch", "'engine.strategy': unknown strategy 'nosuch'"),
+    ],
+)
+def test_a_policy_or_strategy_typo_fails_before_anything_starts(tmp_path, setting, message):
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--set", setting,
+    )  # fmt: skip
+    one_line_error(out, message)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_student_folder_fails_before_anything_starts(tmp_path) -> None:
+    missing = tmp_path / "no-such-model"
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--set", f"student.model={missing}",
+    )  # fmt: skip
+    one_line_error(out, "student.model", str(missing))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_start_that_fails_after_the_folder_is_made_removes_it(tmp_path) -> None:
+    empty = tmp_path / "empty-model"  # a folder, so only loading it can tell
+    empty.mkdir()
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--name", "r", "--quiet",
+        "--set", "engine.source=none", "--set", f"student.model={empty}",
+    )  # fmt: skip
+    one_line_error(out, "config field 'student.model': cannot load", str(empty))
+    assert not (tmp_path / "runs" / "r").exists()
+
+
+@pytest.mark.parametrize("where", ["read-only", "under-a-file"])
+def test_runs_dir_that_cannot_be_written_is_one_line(tmp_path, where) -> None:
+    if where == "read-only":
+        runs = read_only_dir(tmp_path) / "runs"
+    else:
+        (tmp_path / "file").write_text("")
+        runs = tmp_path / "file" / "runs"
+    out = dataloop(
+        "run", "--runs-dir", str(runs), "--name", "r", "--set", "engine.source=none"
+    )  # fmt: skip
+    one_line_error(out, "runs_dir", str(runs / "r"))
+
+
+def _finished_run(tmp_path: Path, accepted_lines: list[str] | None = None) -> RunDir:
+    """A run folder as ``dataloop run`` leaves it after reset and one iteration."""
+    run = RunDir(tmp_path / "run")
+    config = validate_config({"engine": {"source": "none"}, "iterations": 1})
+    run.path.mkdir()
+    run.write_config(dump_config(config))
+    run.write_state(RunState(iteration=1, phase="trained", done=True))
+    history = [HistoryEntry(iteration=k, accuracy={"add": 0.5}, mean_accuracy=0.5) for k in (0, 1)]
+    run.write_metrics(Metrics(iterations=history))
+    run.write_model("iterations/1/generation.json", GenerationReport())
+    example = Example.make("1+1", "2", "add")
+    lines = accepted_lines or [example.model_dump_json()]
+    (run.iteration(1) / "accepted.jsonl").write_text("\n".join(lines) + "\n")
+    return run
+
+
+def test_resume_reports_a_damaged_state_file_with_its_position(tmp_path) -> None:
+    run = _finished_run(tmp_path)
+    state = (run.path / "state.json").read_text()
+    (run.path / "state.json").write_text(state[:57])
+    out = dataloop("resume", str(run.path))
+    one_line_error(out, "state.json is damaged: not valid JSON", "(line ", "column ")
+    (run.path / "state.json").write_text(json.dumps({"iteration": "two"}))
+    out = dataloop("resume", str(run.path))
+    one_line_error(out, "state.json is damaged: field 'iteration'")
+
+
+def test_report_refuses_a_damaged_accepted_file_naming_the_line(tmp_path) -> None:
+    good = Example.make("1+1", "2", "add").model_dump_json()
+    run = _finished_run(tmp_path, [good, good[:40]])
+    out = dataloop("report", str(run.path))
+    one_line_error(out, "iterations/1/accepted.jsonl line 2 is damaged", "not valid JSON")
+    assert not (run.path / "report").exists()
+
+
+@pytest.mark.parametrize("where", ["existing-folder", "read-only"])
+def test_export_out_that_cannot_be_written_is_one_line(tmp_path, where) -> None:
+    run = _finished_run(tmp_path)
+    if where == "existing-folder":
+        out_path = tmp_path / "exists"
+        out_path.mkdir()
+        needle = "is an existing folder"
+    else:
+        out_path = read_only_dir(tmp_path) / "train.jsonl"
+        needle = "cannot write there"
+    out = dataloop("export", str(run.path), "--format", "jsonl", "--out", str(out_path))
+    one_line_error(out, f"--out {out_path}", needle)
