@@ -268,6 +268,8 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 seed=config.teacher.seed + config.seed,
+                novelty=config.engine.novelty,
+                show_student_answer=config.engine.show_student_answer,
             )
         yield Loop(env, policy, source, run, display, runner=runner)
 

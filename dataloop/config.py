@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataloop.errors import ConfigError
 from dataloop.llm.accounting import Price
@@ -90,7 +90,8 @@ class StudentConfig(_Section):
     """LoRA settings (used when ``method`` is ``lora``)."""
     train_from: Literal["previous", "base"] = "previous"
     """Continue from the last checkpoint (the same adapter, for LoRA), or start again from the
-    base model each iteration (a fresh adapter, for LoRA), as LLM2LLM does."""
+    base model each iteration (a fresh adapter, for LoRA), as LLM2LLM does. With
+    ``policy.name: llm2llm`` the default is ``base`` (set it to ``previous`` to continue)."""
     learning_rate: float = Field(1e-3, gt=0)
     """Peak learning rate."""
     lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = (
@@ -249,6 +250,14 @@ class EngineConfig(_Section):
     than half of them agree with its answer, graded by the task's ``score``. Each vote is one
     query. 0 turns it off; worth it for math and multiple choice, where ``verify`` checks the
     form of an answer but cannot tell whether it is right."""
+    novelty: float | None = Field(None, gt=0, le=1)
+    """Reject a new question whose ROUGE-L F1 with a seed question of its skill, or with a
+    question accepted earlier in the iteration, exceeds this (verdict ``similar``); LLM2LLM
+    uses 0.95. None turns it off. Not applied to answer-augmentation (the question is the
+    seed's)."""
+    show_student_answer: bool = False
+    """Show the teacher what the student answered for the failed example an ``llm2llm`` prompt
+    is about (base and chat prompts alike); LLM2LLM's prompt does not."""
 
 
 class LoopConfig(_Section):
@@ -269,6 +278,15 @@ class LoopConfig(_Section):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+
+    @model_validator(mode="after")
+    def _llm2llm_retrains_from_base(self) -> LoopConfig:
+        # The llm2llm preset: LLM2LLM fine-tunes the base model afresh every iteration
+        # (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py), unless the
+        # user chose otherwise. The dumped config then says ``base``, so resume agrees.
+        if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
+            self.student.train_from = "base"
+        return self
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

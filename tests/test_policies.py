@@ -98,14 +98,22 @@ def test_llm2llm_one_request_per_failure_with_its_id() -> None:
     assert all(len(r.seed_ids) == 1 for r in plan.requests)
 
 
-def test_llm2llm_is_capped_by_the_iteration_budget_across_skills() -> None:
+def test_llm2llm_targets_every_failure_whatever_the_iteration_budget() -> None:
     failures = [_failure("add", i) for i in range(10)] + [_failure("mul", i) for i in range(2)]
     obs = _obs({"add": 0.0, "mul": 0.8}, failures)
-    plan = LLM2LLM(examples_per_iteration=8, per_failure=2).plan(obs)
+    plan = LLM2LLM(examples_per_iteration=8).plan(obs)
+    assert plan.total == 12 and "all 12" in plan.rationale
+    assert LLM2LLM().plan(_obs({"add": 1.0})).requests == []
+
+
+def test_llm2llm_cap_is_an_option_and_is_logged(caplog) -> None:
+    failures = [_failure("add", i) for i in range(10)] + [_failure("mul", i) for i in range(2)]
+    obs = _obs({"add": 0.0, "mul": 0.8}, failures)
+    with caplog.at_level("WARNING"):
+        plan = LLM2LLM(max_failures=4, per_failure=2).plan(obs)
     assert plan.total == 8 and len(plan.requests) == 4
     assert [r.skill for r in plan.requests].count("mul") == 2  # round-robin keeps mul in
-    assert "4 of 12" in plan.rationale
-    assert LLM2LLM().plan(_obs({"add": 1.0})).requests == []
+    assert "4 of 12" in plan.rationale and "max_failures=4" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,14 @@ constructor's keyword arguments (``policy.options`` in a run config).
 
 from __future__ import annotations
 
+import logging
 import math
 from itertools import chain, zip_longest
 
 from dataloop.policies.base import Policy, allocate
 from dataloop.schema import Failure, GenerationRequest, Observation, Plan
+
+log = logging.getLogger(__name__)
 
 
 class Uniform(Policy):
@@ -74,31 +77,50 @@ def _interleave_by_skill(failures: list[Failure]) -> list[Failure]:
 
 
 class LLM2LLM(Policy):
-    """One error-targeting request per train example the student gets wrong (LLM2LLM).
+    """One error-targeting request per seed example the student gets wrong (LLM2LLM).
 
-    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042): each failed seed example becomes a
-    request of strategy ``llm2llm`` whose ``seed_ids`` is that example's id, so the teacher
-    writes new examples modelled on exactly what the student missed. At most
-    ``examples_per_iteration`` examples are asked for; when the failures exceed that, they are
-    taken round-robin over skills. With no failures the plan is empty.
+    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042, Algorithm 1): every seed (train)
+    example the student answers wrongly becomes a request of strategy ``llm2llm`` whose
+    ``seed_ids`` is that example's id, for ``per_failure`` new examples (the paper: one). Every
+    failure is targeted: the plan's size is the number of failures, not
+    ``examples_per_iteration``, which this policy does not use. A cap is only ever the
+    ``max_failures`` option; when it bites, the failures are taken round-robin over skills and
+    the plan's rationale and the log say how many were left out. With no failures the plan is
+    empty. In a run, this policy also makes the student retrain from the base model each
+    iteration (``student.train_from: base``), unless the config sets ``train_from``.
 
     Options:
-        per_failure: examples asked for per failed example (default 1).
+        per_failure: examples asked for per failed example (default 1, as the paper).
+        max_failures: most failed examples targeted per iteration (default None: all).
     """
 
     name = "llm2llm"
 
     def __init__(
-        self, examples_per_iteration: int = 240, strategy: str = "llm2llm", per_failure: int = 1
+        self,
+        examples_per_iteration: int = 240,
+        strategy: str = "llm2llm",
+        per_failure: int = 1,
+        max_failures: int | None = None,
     ) -> None:
         super().__init__(examples_per_iteration, strategy)
         if per_failure < 1:
             raise ValueError("per_failure must be >= 1")
+        if max_failures is not None and max_failures < 0:
+            raise ValueError("max_failures must be >= 0 (or None for all)")
         self.per_failure = per_failure
+        self.max_failures = max_failures
 
     def plan(self, obs: Observation) -> Plan:
-        cap = self.examples_per_iteration // self.per_failure
-        chosen = _interleave_by_skill(obs.failures)[:cap]
+        chosen = _interleave_by_skill(obs.failures)
+        rationale = f"all {len(chosen)} failed train examples targeted"
+        if self.max_failures is not None and len(chosen) > self.max_failures:
+            chosen = chosen[: self.max_failures]
+            rationale = (
+                f"{len(chosen)} of {len(obs.failures)} failed train examples targeted "
+                f"(policy option max_failures={self.max_failures})"
+            )
+            log.warning("llm2llm: %s", rationale)
         requests = [
             GenerationRequest(
                 skill=f.example.skill,
@@ -108,10 +130,7 @@ class LLM2LLM(Policy):
             )
             for f in chosen
         ]
-        return Plan(
-            requests=requests,
-            rationale=f"{len(chosen)} of {len(obs.failures)} failed train examples targeted",
-        )
+        return Plan(requests=requests, rationale=rationale)
 
 
 class BudgetRatio(WeakestSkills):
