@@ -218,7 +218,7 @@ class PolicyConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for the policy's constructor, e.g. ``{floor: 0.1}`` for
     weakest-skills, ``{per_failure: 2}`` for llm2llm, ``{answer_augmentation_below: 17.6,
-    rephrase_below: 17.6}`` for budget-ratio, ``{retries: 2, strategies: [new-question]}`` for
+    rephrase_below: 30}`` for budget-ratio, ``{retries: 2, strategies: [new-question]}`` for
     llm-planner; each policy's options are listed in docs/policies.md."""
 
 
@@ -241,7 +241,8 @@ class EngineConfig(_Section):
     shots: int = Field(8, ge=1)
     """Examples shown to the teacher in each few-shot prompt."""
     per_query: int = Field(6, ge=1)
-    """Candidates one request is expected to yield (sets how many requests are sent)."""
+    """Candidates one request is expected to yield (sets how many requests are sent); with
+    ``policy.name: budget-ratio`` the default is 1, one query per example as in the paper."""
     max_rounds: int = Field(3, ge=1)
     """Rounds of requests per plan while accepted examples fall short of the request."""
     votes: int = Field(0, ge=0, le=16)
@@ -280,12 +281,15 @@ class LoopConfig(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
     @model_validator(mode="after")
-    def _llm2llm_retrains_from_base(self) -> LoopConfig:
-        # The llm2llm preset: LLM2LLM fine-tunes the base model afresh every iteration
-        # (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py), unless the
-        # user chose otherwise. The dumped config then says ``base``, so resume agrees.
+    def _paper_presets(self) -> LoopConfig:
+        # Defaults a paper's policy implies, unless the user set the field; the dumped config
+        # then states them, so resume agrees. llm2llm: LLM2LLM fine-tunes the base model afresh
+        # every iteration (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py).
+        # budget-ratio: the Balancing paper spends one teacher query per generated example.
         if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
             self.student.train_from = "base"
+        if self.policy.name == "budget-ratio" and "per_query" not in self.engine.model_fields_set:
+            self.engine.per_query = 1
         return self
 
 

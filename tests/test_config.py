@@ -66,6 +66,13 @@ def test_llm2llm_policy_retrains_from_the_base_model_unless_told_otherwise() -> 
     assert validate_config({}).student.train_from == "previous"
 
 
+def test_budget_ratio_policy_pays_one_query_per_example_unless_told_otherwise() -> None:
+    assert validate_config({"policy": {"name": "budget-ratio"}}).engine.per_query == 1
+    chosen = {"policy": {"name": "budget-ratio"}, "engine": {"per_query": 4}}
+    assert validate_config(chosen).engine.per_query == 4
+    assert validate_config({}).engine.per_query == 6
+
+
 def test_missing_file_is_reported(tmp_path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")
