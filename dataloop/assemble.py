@@ -213,6 +213,7 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(dump_config(config))
     display.log(f"run folder: {run.path}")
+    display.log(f"data: {task.data_source()}")
     from dataloop.students.hf import HFStudent  # torch + transformers: import only when needed
 
     student = HFStudent(
