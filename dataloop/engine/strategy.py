@@ -67,8 +67,9 @@ class RequestContext:
         with the seeds this one did not reach. Both inputs (the training set's provenance,
         the iteration) are kept in the run folder, so a resumed run picks the same seeds.
         """
-        if self.request.seed_ids:
-            return self.pool()
+        named = [e for e in self.seeds if e.id in self.request.seed_ids]
+        if named:
+            return named
 
         def draw(e: Example) -> str:
             return hashlib.sha1(f"{self.iteration}/{e.id}".encode()).hexdigest()
