@@ -79,7 +79,7 @@ def _interleave_by_skill(failures: list[Failure]) -> list[Failure]:
 class LLM2LLM(Policy):
     """One error-targeting request per seed example the student gets wrong (LLM2LLM).
 
-    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042, Algorithm 1): every seed (train)
+    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042): every seed (train)
     example the student answers wrongly becomes a request of strategy ``llm2llm`` whose
     ``seed_ids`` is that example's id, for ``per_failure`` new examples (the paper: one). Every
     failure is targeted: the plan's size is the number of failures, not
