@@ -329,6 +329,7 @@ def _set_up(
     templates: Templates,
 ) -> Iterator[Loop]:
     display.log(f"run folder: {run.path}")
+    display.log(f"data: {task.data_source()}")
     from dataloop.students.hf import HFStudent  # torch + transformers: import only when needed
 
     student = HFStudent(
@@ -384,6 +385,8 @@ def _set_up(
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 seed=config.teacher.seed + config.seed,
+                novelty=config.engine.novelty,
+                show_student_answer=config.engine.show_student_answer,
             )
         yield Loop(env, policy, source, run, display, runner=runner)
 

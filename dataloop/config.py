@@ -11,7 +11,14 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dataloop.errors import ConfigError
 from dataloop.llm.accounting import Price
@@ -131,7 +138,8 @@ class StudentConfig(_Section):
     """LoRA settings (used when ``method`` is ``lora``)."""
     train_from: Literal["previous", "base"] = "previous"
     """Continue from the last checkpoint (the same adapter, for LoRA), or start again from the
-    base model each iteration (a fresh adapter, for LoRA), as LLM2LLM does."""
+    base model each iteration (a fresh adapter, for LoRA), as LLM2LLM does. With
+    ``policy.name: llm2llm`` the default is ``base`` (set it to ``previous`` to continue)."""
     learning_rate: float = Field(1e-3, gt=0)
     """Peak learning rate."""
     lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = (
@@ -296,7 +304,7 @@ class PolicyConfig(_Section):
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for the policy's constructor, e.g. ``{floor: 0.1}`` for
     weakest-skills, ``{per_failure: 2}`` for llm2llm, ``{answer_augmentation_below: 17.6,
-    rephrase_below: 17.6}`` for budget-ratio, ``{retries: 2, strategies: [new-question]}`` for
+    rephrase_below: 30}`` for budget-ratio, ``{retries: 2, strategies: [new-question]}`` for
     llm-planner; each policy's options are listed in docs/policies.md."""
 
 
@@ -319,7 +327,8 @@ class EngineConfig(_Section):
     shots: int = Field(8, ge=1)
     """Examples shown to the teacher in each few-shot prompt."""
     per_query: int = Field(6, ge=1)
-    """Candidates one request is expected to yield (sets how many requests are sent)."""
+    """Candidates one request is expected to yield (sets how many requests are sent); with
+    ``policy.name: budget-ratio`` the default is 1, one query per example as in the paper."""
     max_rounds: int = Field(3, ge=1)
     """Rounds of requests per plan while accepted examples fall short of the request."""
     votes: int = Field(0, ge=0, le=16)
@@ -328,6 +337,14 @@ class EngineConfig(_Section):
     than half of them agree with its answer, graded by the task's ``score``. Each vote is one
     query. 0 turns it off; worth it for math and multiple choice, where ``verify`` checks the
     form of an answer but cannot tell whether it is right."""
+    novelty: float | None = Field(None, gt=0, le=1)
+    """Reject a new question whose ROUGE-L F1 with a seed question of its skill, or with a
+    question accepted earlier in the iteration, exceeds this (verdict ``similar``); LLM2LLM
+    uses 0.95. None turns it off. Not applied to answer-augmentation (the question is the
+    seed's)."""
+    show_student_answer: bool = False
+    """Show the teacher what the student answered for the failed example an ``llm2llm`` prompt
+    is about (base and chat prompts alike); LLM2LLM's prompt does not."""
 
 
 class LoopConfig(_Section):
@@ -348,6 +365,18 @@ class LoopConfig(_Section):
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
+
+    @model_validator(mode="after")
+    def _paper_presets(self) -> LoopConfig:
+        # Defaults a paper's policy implies, unless the user set the field; the dumped config
+        # then states them, so resume agrees. llm2llm: LLM2LLM fine-tunes the base model afresh
+        # every iteration (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py).
+        # budget-ratio: the Balancing paper spends one teacher query per generated example.
+        if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
+            self.student.train_from = "base"
+        if self.policy.name == "budget-ratio" and "per_query" not in self.engine.model_fields_set:
+            self.engine.per_query = 1
+        return self
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:

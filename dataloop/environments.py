@@ -104,6 +104,11 @@ class TaskEnvironment(ABC):
         """
         return None
 
+    def data_source(self) -> str:
+        """Where the task's examples come from, in words (a run prints it). Default: the task
+        makes them itself."""
+        return "made by the task itself"
+
     def describe(self) -> str:
         """One line for ``dataloop envs``."""
         return self.description or (inspect.getdoc(self) or "").split("\n")[0]

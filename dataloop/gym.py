@@ -38,7 +38,7 @@ class Environment:
         max_iterations: int = 3,
         target_accuracy: float | None = None,
         train_on_seed: bool = True,
-        max_failures: int = 256,
+        max_failures: int | None = None,
     ) -> None:
         self.task = task
         self.student = student
@@ -152,7 +152,7 @@ class Environment:
             skills=self.task.skills(),
             accuracy=result.accuracy(),
             mean_accuracy=result.mean_accuracy,
-            failures=failures[: self.max_failures],
+            failures=failures[: self.max_failures],  # None keeps all
             seed_counts=dict(Counter(e.skill for e in self.seed_set)),
             train_size=len(self.train_set),
             history=list(self.history),

@@ -203,6 +203,9 @@ class FilterCounts(_Model):
     verified: int = 0
     deduplicated: int = 0
     accepted: int = 0
+    seeds: list[str] = Field(default_factory=list)
+    """Ids of the seed examples the prompts were built on (their parents), in order of first
+    use: which seeds a rotating strategy reached this iteration."""
 
 
 class GenerationReport(_Model):

@@ -167,19 +167,31 @@ def _read_many(files: str | Path | Sequence[str | Path]) -> list[Row]:
 
 
 def load_hub(name: str, config: str | None = None) -> dict[str, list[Row]]:
-    """Rows by split of a hub data set through ``datasets.load_dataset`` (needs the hub)."""
+    """Rows by split of a data set: a folder written by ``datasets``' ``save_to_disk`` (read
+    offline with ``load_from_disk``), else ``datasets.load_dataset`` (the hub, or its cache).
+
+    Any failure is one line naming the data set, e.g. when the hub cannot be reached.
+    """
     import datasets  # imported here: only users with a hub pay for it
 
+    folder = Path(name)
+    saved = folder.is_dir() and any(
+        (folder / marker).is_file() for marker in ("dataset_dict.json", "state.json")
+    )
     try:
-        loaded = datasets.load_dataset(name, config)
+        loaded = datasets.load_from_disk(name) if saved else datasets.load_dataset(name, config)
     except Exception as exc:  # the hub raises many kinds; all mean "cannot get this data set"
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        where = "from its folder" if saved else "from the hub"
         raise DataError(
-            f"cannot load data set '{name}'{f' ({config})' if config else ''} from the hub: "
-            f"{type(exc).__name__}: {exc}; use 'data_files' for local files"
+            f"cannot load data set '{name}'{f' ({config})' if config else ''} {where}: "
+            f"{type(exc).__name__}: {reason}; use 'data_files' for local files"
         ) from None
+    parts = loaded if isinstance(loaded, Mapping) else {"all": loaded}
+    origin = name if saved else f"hub:{name}"
     return {
-        split: [Row(r, f"hub:{name}/{split}", i) for i, r in enumerate(rows, start=1)]
-        for split, rows in loaded.items()
+        split: [Row(r, f"{origin}/{split}", i) for i, r in enumerate(rows, start=1)]
+        for split, rows in parts.items()
     }
 
 
@@ -240,7 +252,8 @@ def load_rows(
     if data_files is not None:
         return read_data_files(data_files), str(data_files)
     if dataset is not None:
-        return load_hub(dataset, dataset_config), f"hub:{dataset}"
+        origin = f"datasets folder {dataset}" if Path(dataset).is_dir() else f"hub:{dataset}"
+        return load_hub(dataset, dataset_config), origin
     return read_data_files(default), str(default)
 
 
@@ -255,6 +268,7 @@ class DatasetTask(TaskEnvironment):
 
     _splits: dict[Split, list[Example]]
     _skills: list[SkillInfo]
+    _origin: str
 
     def _load(
         self,
@@ -275,6 +289,7 @@ class DatasetTask(TaskEnvironment):
         rows, origin = load_rows(
             data_files=data_files, dataset=dataset, dataset_config=dataset_config, default=default
         )
+        self._origin = origin
         if prepare is not None:
             prepare(rows)
         examples = {key: [example(row) for row in part] for key, part in rows.items()}
@@ -298,6 +313,10 @@ class DatasetTask(TaskEnvironment):
 
     def _relabelled(self, old: Example, new: Example) -> None:
         """Called for every example a skills file relabels (its id changes with its skill)."""
+
+    def data_source(self) -> str:
+        """The files or hub data set the rows were read from."""
+        return self._origin
 
     def skills(self) -> list[SkillInfo]:
         return list(self._skills)

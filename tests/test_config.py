@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from dataloop.config import load_config
+from dataloop.config import dump_config, load_config, validate_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
 
@@ -53,6 +54,23 @@ def test_bad_config_names_the_field(tmp_path, text: str, message: str) -> None:
         _load(tmp_path, text)
     assert message in str(err.value)
     assert "\n" not in str(err.value).split("YAML")[0]
+
+
+def test_llm2llm_policy_retrains_from_the_base_model_unless_told_otherwise() -> None:
+    preset = validate_config({"policy": {"name": "llm2llm"}})
+    assert preset.student.train_from == "base"
+    # What the run folder keeps reads back the same (resume).
+    assert validate_config(yaml.safe_load(dump_config(preset))).student.train_from == "base"
+    chosen = {"policy": {"name": "llm2llm"}, "student": {"train_from": "previous"}}
+    assert validate_config(chosen).student.train_from == "previous"
+    assert validate_config({}).student.train_from == "previous"
+
+
+def test_budget_ratio_policy_pays_one_query_per_example_unless_told_otherwise() -> None:
+    assert validate_config({"policy": {"name": "budget-ratio"}}).engine.per_query == 1
+    chosen = {"policy": {"name": "budget-ratio"}, "engine": {"per_query": 4}}
+    assert validate_config(chosen).engine.per_query == 4
+    assert validate_config({}).engine.per_query == 6
 
 
 def test_missing_file_is_reported(tmp_path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 
@@ -69,3 +71,48 @@ def test_by_entry_point(tmp_path, monkeypatch) -> None:
     cls = resolve("upper")
     assert issubclass(cls, TaskEnvironment) and cls.__name__ == "Upper"
     sys.modules.pop("upper_env", None)
+
+
+def test_dataset_option_reads_a_save_to_disk_folder_offline(tmp_path, monkeypatch) -> None:
+    """``env.options.dataset`` may name a folder written by ``datasets``' ``save_to_disk``: it is
+    read without the hub (here with the hub switched off)."""
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    rows = [
+        {"question": f"Ann has {n} pens and buys 2 more. How many pens?", "answer": f"#### {n + 2}"}
+        for n in range(30)
+    ]
+    saved = tmp_path / "gsm-like"
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_list(rows[:24]),
+            "test": datasets.Dataset.from_list(rows[24:]),
+        }
+    ).save_to_disk(str(saved))
+    task = load_task("math", options={"dataset": str(saved), "validation_size": 4})
+    assert [len(task.split(s)) for s in ("train", "validation", "test")] == [20, 4, 6]
+    assert task.data_source() == f"datasets folder {saved}"
+
+
+def test_an_unreachable_hub_is_one_line_naming_the_data_set(tmp_path) -> None:
+    code = (
+        "from dataloop.environments import load_task\n"
+        "from dataloop.taskdata import DataError\n"
+        "try:\n"
+        "    load_task('math', options={'dataset': 'openai/gsm8k', 'dataset_config': 'main'})\n"
+        "except DataError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path),  # an empty cache: nothing to fall back on
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1 and "cannot load data set 'openai/gsm8k' (main) from the hub" in lines[0]

@@ -98,31 +98,38 @@ def test_llm2llm_one_request_per_failure_with_its_id() -> None:
     assert all(len(r.seed_ids) == 1 for r in plan.requests)
 
 
-def test_llm2llm_is_capped_by_the_iteration_budget_across_skills() -> None:
+def test_llm2llm_targets_every_failure_whatever_the_iteration_budget() -> None:
     failures = [_failure("add", i) for i in range(10)] + [_failure("mul", i) for i in range(2)]
     obs = _obs({"add": 0.0, "mul": 0.8}, failures)
-    plan = LLM2LLM(examples_per_iteration=8, per_failure=2).plan(obs)
-    assert plan.total == 8 and len(plan.requests) == 4
-    assert [r.skill for r in plan.requests].count("mul") == 2  # round-robin keeps mul in
-    assert "4 of 12" in plan.rationale
+    plan = LLM2LLM(examples_per_iteration=8).plan(obs)
+    assert plan.total == 12 and "all 12" in plan.rationale
     assert LLM2LLM().plan(_obs({"add": 1.0})).requests == []
 
 
+def test_llm2llm_cap_is_an_option_and_is_logged(caplog) -> None:
+    failures = [_failure("add", i) for i in range(10)] + [_failure("mul", i) for i in range(2)]
+    obs = _obs({"add": 0.0, "mul": 0.8}, failures)
+    with caplog.at_level("WARNING"):
+        plan = LLM2LLM(max_failures=4, per_failure=2).plan(obs)
+    assert plan.total == 8 and len(plan.requests) == 4
+    assert [r.skill for r in plan.requests].count("mul") == 2  # round-robin keeps mul in
+    assert "4 of 12" in plan.rationale and "max_failures=4" in caplog.text
+
+
 @pytest.mark.parametrize(
-    ("queries_left", "expected"),
+    ("max_queries", "expected"),
     [
         (0, "answer-augmentation"),
-        (17 * 20, "answer-augmentation"),  # BR 17 < 17.6
-        (18 * 20, "new-question"),  # BR 18 >= 17.6
+        (17 * 20, "answer-augmentation"),  # BR 17 < 27, the switch for ~100 seeds
+        (27 * 20, "new-question"),  # BR 27
         (None, "new-question"),  # unlimited budget
     ],
 )
-def test_budget_ratio_picks_strategy_by_queries_per_seed(
-    queries_left: int | None, expected: str
+def test_budget_ratio_picks_strategy_by_total_queries_per_seed(
+    max_queries: int | None, expected: str
 ) -> None:
     # Two skills of 10 seeds: the seed set has 20 examples.
-    budget = Budget(max_queries=None if queries_left is None else queries_left + 5, queries=5)
-    obs = _obs({"a": 0.2, "b": 0.9}, budget=budget)
+    obs = _obs({"a": 0.2, "b": 0.9}, budget=Budget(max_queries=max_queries))
     plan = BudgetRatio(examples_per_iteration=50).plan(obs)
     assert {r.strategy for r in plan.requests} == {expected}
     assert plan.total == 50
@@ -131,9 +138,31 @@ def test_budget_ratio_picks_strategy_by_queries_per_seed(
     assert expected in plan.rationale
 
 
+def test_budget_ratio_chooses_once_for_the_run_not_from_the_budget_left() -> None:
+    policy = BudgetRatio(examples_per_iteration=50)
+    first = _obs({"a": 0.2, "b": 0.9}, budget=Budget(max_queries=30 * 20, queries=0))
+    drained = _obs({"a": 0.2, "b": 0.9}, budget=Budget(max_queries=30 * 20, queries=590))
+    assert {r.strategy for r in policy.plan(first).requests} == {"new-question"}
+    assert {r.strategy for r in policy.plan(drained).requests} == {"new-question"}
+
+
+def test_budget_ratio_switch_depends_on_the_seed_set_size() -> None:
+    policy = BudgetRatio()
+    assert [policy.switch(n) for n in (20, 100, 300, 400, 1000, 50_000)] == [
+        27.0,
+        27.0,
+        27.0,
+        17.6,
+        17.6,
+        17.6,
+    ]
+    assert policy.choose(20, 100) == "answer-augmentation"
+    assert policy.choose(20, 1000) == "new-question"
+
+
 def test_budget_ratio_rephrase_band_between_thresholds() -> None:
     policy = BudgetRatio(answer_augmentation_below=5, rephrase_below=20)
-    assert [policy.choose(r) for r in (4.9, 5, 19.9, 20, float("inf"))] == [
+    assert [policy.choose(r, 1000) for r in (4.9, 5, 19.9, 20, float("inf"))] == [
         "answer-augmentation",
         "question-rephrase",
         "question-rephrase",

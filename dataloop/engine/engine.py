@@ -3,7 +3,8 @@
 In each round, for every request still short, it sends as many prompts at once as the strategy
 expects to need (about ``missing / per_query``), parses every completion, and passes each
 candidate through, in order: the strategy's check (the task's ``verify``, and for some
-strategies an answer check), dedup (batch and training set), decontamination (validation and
+strategies an answer check), dedup (batch and training set), optionally novelty (ROUGE-L against
+the skill's seeds and this iteration's accepted questions), decontamination (validation and
 test), length limits. Candidates are judged in plan order, so the result does not depend on
 which reply came first. It repeats for up to ``max_rounds`` rounds while a request is short.
 Every candidate is kept with its verdict.
@@ -15,13 +16,14 @@ import asyncio
 import hashlib
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel
 
-from dataloop.engine.filters import Decontaminator, Seen, within_length
+from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import (
     Check,
@@ -55,6 +57,7 @@ Verdict = Literal[
     "unverified",
     "wrong-answer",
     "duplicate",
+    "similar",
     "contaminated",
     "too-long",
     "surplus",
@@ -68,7 +71,8 @@ class Candidate(BaseModel):
     verdict: Verdict
     """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
     the teacher's (or the seed's) answer found it wrong; ``surplus``: good, but the request was
-    already met; the others name the filter that removed it."""
+    already met; ``similar``: too close to a held question by ROUGE-L (``novelty``); the
+    others name the filter that removed it."""
 
 
 @dataclass
@@ -106,6 +110,8 @@ class Engine:
         max_tokens: int = 128,
         seed: int = 0,
         max_chars: int = 2000,
+        novelty: float | None = None,
+        show_student_answer: bool = False,
     ) -> None:
         self.client = client
         self.task = task
@@ -121,11 +127,15 @@ class Engine:
         self.max_tokens = max_tokens
         self.seed = seed
         self.max_chars = max_chars
+        self.novelty = novelty
+        self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
         self._seeds = task.split("train")
         self._decontaminator = Decontaminator(task.split("validation") + task.split("test"))
         if strategy is not None:
             resolve_strategy(strategy)  # fail at construction on an unknown name
+        if novelty is not None:
+            Novelty(novelty)  # a bad threshold fails here, not mid-run
 
     @property
     def budget(self) -> Budget:
@@ -160,11 +170,15 @@ class Engine:
         """
         result = GenerationResult()
         seen = Seen(train_set)
+        novel = None if self.novelty is None else Novelty(self.novelty, self._seeds)
+        uses = _parent_uses(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
                 known = ", ".join(self._skills)
                 raise TeacherError(f"plan asks for unknown skill '{request.skill}'; known: {known}")
-        jobs = [self._job(request, obs, result) for request in plan.requests if request.count > 0]
+        jobs = [
+            self._job(request, obs, result, uses) for request in plan.requests if request.count > 0
+        ]
         slots = asyncio.Semaphore(max(1, self.task.check_workers))
         answered = 0
         for _ in range(self.max_rounds):
@@ -189,7 +203,7 @@ class Engine:
                         result.report.queries += outcome.queries
                         result.budget_exhausted |= outcome.exhausted
                         result.errors += outcome.errors
-                        self._take(job, outcome.checked, seen, result, on_progress)
+                        self._take(job, outcome.checked, seen, novel, result, on_progress)
             finally:
                 for task in pending:
                     task.cancel()
@@ -257,19 +271,26 @@ class Engine:
         job: _Job,
         checked: list[tuple[Check, Example]],
         seen: Seen,
+        novel: Novelty | None,
         result: GenerationResult,
         on_progress: ProgressFn | None,
     ) -> None:
         """The final verdict of every checked candidate of one reply, in order."""
         for check, example in checked:
-            verdict, example = self._judge(job, check, example, seen)
+            verdict, example = self._judge(job, check, example, seen, novel)
             result.candidates.append(Candidate(example=example, verdict=verdict))
             if verdict == "accepted":
                 result.accepted.append(example)
                 if on_progress:
                     on_progress(1)
 
-    def _job(self, request: GenerationRequest, obs: Observation, result: GenerationResult) -> _Job:
+    def _job(
+        self,
+        request: GenerationRequest,
+        obs: Observation,
+        result: GenerationResult,
+        uses: dict[str, Counter[str]],
+    ) -> _Job:
         strategy = self.strategy(self.strategy_override or request.strategy)
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
@@ -282,6 +303,8 @@ class Engine:
             iteration=obs.iteration + 1,
             teacher=self.client.model,
             shots=self.shots,
+            used=uses.get(strategy.name, Counter()),
+            show_student_answer=self.show_student_answer,
         )
         return _Job(strategy, ctx, counts, self.per_query)
 
@@ -312,7 +335,7 @@ class Engine:
         return await self.client.complete(prompt.text, sampling)
 
     def _judge(
-        self, job: _Job, check: Check, example: Example, seen: Seen
+        self, job: _Job, check: Check, example: Example, seen: Seen, novel: Novelty | None
     ) -> tuple[Verdict, Example]:
         counts = job.counts
         if check != "verified":
@@ -321,6 +344,10 @@ class Engine:
         if seen.contains(example, with_answer=job.strategy.dedup_on_answer):
             return "duplicate", example
         seen.add(example)
+        # Answer augmentation keeps the seed's question: only a new question can be novel.
+        novelty = None if job.strategy.dedup_on_answer else novel
+        if novelty is not None and novelty.similar(example):
+            return "similar", example
         if self._decontaminator.contaminated(example):
             return "contaminated", example
         if not within_length(example, self.max_chars):
@@ -329,7 +356,19 @@ class Engine:
         if counts.accepted >= job.ctx.request.count:
             return "surplus", example
         counts.accepted += 1
+        if novelty is not None:
+            novelty.add(example)
         return "accepted", example
+
+
+def _parent_uses(train_set: list[Example]) -> dict[str, Counter[str]]:
+    """Per strategy, how often each example is a parent of a generated training example."""
+    uses: dict[str, Counter[str]] = {}
+    for example in train_set:
+        strategy = example.provenance.strategy
+        if strategy is not None:
+            uses.setdefault(strategy, Counter()).update(example.provenance.parent_ids)
+    return uses
 
 
 @dataclass
@@ -352,16 +391,23 @@ class _Job:
     counts: FilterCounts
     per_query: int
     sent: int = 0
+    reached: set[str] = field(default_factory=set)
 
     def next(self) -> list[tuple[_Job, Prompt, int]]:
         """This round's prompts (with their indices): enough to fill what is still missing."""
         missing = self.ctx.request.count - self.counts.accepted
         if missing <= 0 or not self.strategy.targets(self.ctx):
             return []
-        n = math.ceil(missing / self.strategy.per_prompt(self.per_query))
+        each = self.strategy.per_prompt(self.per_query)
+        n = math.ceil(missing / each)
         prompts = [
-            (self, self.strategy.prompt(self.ctx, self.sent + i, self.per_query), self.sent + i)
+            (self, self.strategy.prompt(self.ctx, self.sent + i, each), self.sent + i)
             for i in range(n)
         ]
         self.sent += n
+        for _, prompt, _ in prompts:
+            for parent in prompt.parents:
+                if parent.id not in self.reached:
+                    self.reached.add(parent.id)
+                    self.counts.seeds.append(parent.id)
         return prompts

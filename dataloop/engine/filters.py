@@ -1,4 +1,4 @@
-"""Filters that make teacher output trustworthy: dedup, decontamination, length limits.
+"""Filters that make teacher output trustworthy: dedup, novelty, decontamination, length limits.
 
 Verification lives on the task (:meth:`TaskEnvironment.verify`); these are task-agnostic.
 """
@@ -48,6 +48,59 @@ class Seen:
 
     def __contains__(self, example: object) -> bool:
         return isinstance(example, Example) and self.contains(example)
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """Tokens as ``rouge_score``'s default tokenizer makes them (lowercase ``[a-z0-9]+`` runs,
+    no stemming), which LLM2LLM's filter uses."""
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def rouge_l(a: list[str], b: list[str]) -> float:
+    """ROUGE-L F1 of two token lists: longest common subsequence over both lengths."""
+    if not a or not b:
+        return 0.0
+    previous = [0] * (len(b) + 1)
+    for x in a:
+        current = [0]
+        for j, y in enumerate(b):
+            current.append(previous[j] + 1 if x == y else max(previous[j + 1], current[j]))
+        previous = current
+    lcs = previous[-1]
+    if lcs == 0:
+        return 0.0
+    precision, recall = lcs / len(a), lcs / len(b)
+    return 2 * precision * recall / (precision + recall)
+
+
+class Novelty:
+    """LLM2LLM's novelty filter: a question is too similar when its ROUGE-L F1 with a question
+    held of the same skill exceeds ``threshold``.
+
+    It holds the skill's seed questions and every question added (those accepted in this
+    iteration), as LLM2LLM compares a new question with the seed questions and the questions
+    generated in the same step (``GSM8K/generate_data.py``). Each check compares against all
+    held questions of the skill, so its cost grows with the seed set.
+    """
+
+    def __init__(self, threshold: float, seeds: Iterable[Example] = ()) -> None:
+        if not 0 < threshold <= 1:
+            raise ValueError("the ROUGE-L threshold must be in (0, 1]")
+        self.threshold = threshold
+        self._held: dict[str, list[list[str]]] = {}
+        for e in seeds:
+            self.add(e)
+
+    def add(self, example: Example) -> None:
+        """Hold an example's question."""
+        self._held.setdefault(example.skill, []).append(rouge_tokens(example.question))
+
+    def similar(self, example: Example) -> bool:
+        """Whether the question is too close to one held of its skill."""
+        tokens = rouge_tokens(example.question)
+        return any(
+            rouge_l(tokens, held) > self.threshold for held in self._held.get(example.skill, [])
+        )
 
 
 class Decontaminator:

@@ -9,10 +9,13 @@ a candidate passes the task's verification. The built-in strategies live in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from abc import ABC, abstractmethod
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -43,11 +46,35 @@ class RequestContext:
     iteration: int = 0
     teacher: str = ""
     shots: int = 8
+    used: Counter[str] = field(default_factory=Counter)
+    """Times each seed already is the parent of a training example this request's strategy
+    made (read from the training set's provenance, so it survives a resume)."""
+    show_student_answer: bool = False
+    """Whether a prompt about a failed example may show what the student answered."""
 
     def pool(self) -> list[Example]:
         """The seeds the request names in ``seed_ids``, or all seeds of the skill."""
         named = [e for e in self.seeds if e.id in self.request.seed_ids]
         return named or self.seeds
+
+    @cached_property
+    def rotation(self) -> list[Example]:
+        """The pool in the order prompts take their target seed: as named in ``seed_ids``, else
+        the seeds least used so far first, ties in an order drawn anew each iteration.
+
+        Prompt ``i`` of a request takes ``rotation[i % len(rotation)]``: a request's prompts
+        spread over all the skill's seeds before any repeats, and the next iteration starts
+        with the seeds this one did not reach. Both inputs (the training set's provenance,
+        the iteration) are kept in the run folder, so a resumed run picks the same seeds.
+        """
+        named = [e for e in self.seeds if e.id in self.request.seed_ids]
+        if named:
+            return named
+
+        def draw(e: Example) -> str:
+            return hashlib.sha1(f"{self.iteration}/{e.id}".encode()).hexdigest()
+
+        return sorted(self.seeds, key=lambda e: (self.used[e.id], draw(e)))
 
     def rng(self, index: int) -> random.Random:
         """A generator fixed by iteration, skill and prompt index: reruns draw the same."""
@@ -126,8 +153,10 @@ class Strategy(ABC):
         self.kind = kind
 
     def targets(self, ctx: RequestContext) -> list[Example]:
-        """The examples prompts are built on; none means the request cannot be served."""
-        return ctx.pool()
+        """The examples prompts are built on, in the order they are taken; none means the
+        request cannot be served. Default: the seed pool in rotation
+        (:attr:`RequestContext.rotation`)."""
+        return ctx.rotation
 
     def per_prompt(self, per_query: int) -> int:
         """Candidates one prompt is expected to yield (the engine sends missing / this)."""

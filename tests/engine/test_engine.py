@@ -119,8 +119,14 @@ def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
     verdicts = [c.verdict for c in result.candidates]
     assert verdicts == ["duplicate", "wrong-answer"] * 2
     assert all(s.stop == ("\n",) for s in client.samplings) and len(client.prompts) == 4
-    # With no training set yet, one right answer per question is accepted; repeats are not.
+    # With no training set yet, each prompt asks a different seed: every right answer is new.
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert [c.verdict for c in result.candidates] == ["accepted", "wrong-answer"] * 2
+    assert len({e.question for e in result.accepted}) == 2
+    # One seed asked four times (named in seed_ids): one right answer is new, repeats are not.
+    seed = next(e for e in arithmetic.split("train") if e.skill == "add")
+    named = plan.requests[0].model_copy(update={"seed_ids": [seed.id]})
+    result = asyncio.run(engine.generate(Plan(requests=[named]), _obs(arithmetic), []))
     assert [c.verdict for c in result.candidates] == [
         "accepted",
         "wrong-answer",
@@ -128,11 +134,11 @@ def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
         "wrong-answer",
     ]
     (accepted,) = result.accepted
-    seed = next(e for e in arithmetic.split("train") if e.skill == "add")
     assert (accepted.question, accepted.answer) == (seed.question, seed.answer)
     assert accepted.id != seed.id and accepted.provenance.strategy == "answer-augmentation"
     counts = result.report.counts[0]
     assert (counts.generated, counts.parsed, counts.verified, counts.accepted) == (4, 4, 2, 1)
+    assert counts.seeds == [seed.id]
 
 
 def test_llm2llm_without_failures_sends_nothing(arithmetic) -> None:
@@ -144,18 +150,35 @@ def test_llm2llm_without_failures_sends_nothing(arithmetic) -> None:
     assert result.report.counts[0].requested == 3
 
 
-def test_llm2llm_prompts_target_failures_and_junk_is_counted(arithmetic) -> None:
+def test_llm2llm_asks_one_example_per_prompt_and_pays_for_no_surplus(arithmetic) -> None:
     failed = next(e for e in arithmetic.split("train") if e.skill == "add")
     obs = _obs(arithmetic).model_copy(
         update={"failures": [Failure(example=failed, prediction="1")]}
     )
-    client = ScriptedClient(" 10+11\nA: 21\nQ: 10+\nnonsense\nQ: 13+14\nA: 27")
-    engine = Engine(client, arithmetic, per_query=2, max_rounds=1)
-    plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=2)])
+    client = ScriptedClient(" 10+11\nA: 21")
+    engine = Engine(client, arithmetic, per_query=6, max_rounds=3)
+    plan = Plan(
+        requests=[GenerationRequest(skill="add", strategy="llm2llm", count=2, seed_ids=[failed.id])]
+    )
     result = asyncio.run(engine.generate(plan, obs, []))
-    assert len(client.prompts) == 1 and failed.question in client.prompts[0]
-    assert [e.question for e in result.accepted] == ["10+11", "13+14"]
+    # Two examples wanted: two prompts in the first round, one item each (no surplus asked for).
+    assert failed.question in client.prompts[0] and client.samplings[0].stop == ("\nQ:", "\n\n")
+    assert [c.verdict for c in result.candidates][:2] == ["accepted", "duplicate"]
+    assert "surplus" not in [c.verdict for c in result.candidates]
     assert all(e.provenance.parent_ids == [failed.id] for e in result.accepted)
+    assert result.report.counts[0].seeds == [failed.id]
+
+
+def test_llm2llm_junk_is_counted(arithmetic) -> None:
+    failed = next(e for e in arithmetic.split("train") if e.skill == "add")
+    obs = _obs(arithmetic).model_copy(
+        update={"failures": [Failure(example=failed, prediction="1")]}
+    )
+    client = ScriptedClient(" 10+\nnonsense")
+    engine = Engine(client, arithmetic, max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=1)])
+    result = asyncio.run(engine.generate(plan, obs, []))
+    assert len(client.prompts) == 1 and result.accepted == []
     assert result.report.counts[0].dropped == 1
 
 
@@ -307,3 +330,31 @@ def test_a_teacher_that_answers_nothing_stops_the_generation(arithmetic) -> None
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     with pytest.raises(TeacherUnavailable, match=r"answered none of 4 requests.*HTTP 401"):
         asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
+
+
+def test_seed_rotation_follows_the_training_sets_provenance(arithmetic) -> None:
+    """An iteration asks the seeds earlier iterations did not reach: the training set (what a
+    resumed run reloads) says which seeds were parents already."""
+    client = AnswerEachPrompt()
+    engine = Engine(client, arithmetic, max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=3)])
+    first = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    reached = first.report.counts[0].seeds
+    assert len(reached) == 3 and len(first.accepted) == 3
+    later = _obs(arithmetic).model_copy(update={"iteration": 1})
+    second = asyncio.run(engine.generate(plan, later, first.accepted))
+    assert set(second.report.counts[0].seeds).isdisjoint(reached)
+
+
+def test_novelty_rejects_questions_too_close_to_a_seed(arithmetic) -> None:
+    seeds = [e for e in arithmetic.split("train") if e.skill == "add"]
+    a, b = seeds[0].question.split("+")
+    used = {n for e in seeds for n in e.question.split("+")}
+    c, d = [n for n in map(str, range(10, 100)) if n not in used][:2]  # shares nothing
+    client = ScriptedClient(f" {b}+{a}\nA: {int(a) + int(b)}\nQ: {c}+{d}\nA: {int(c) + int(d)}\n")
+    plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
+    strict = Engine(client, arithmetic, per_query=2, max_rounds=1, novelty=0.4)
+    result = asyncio.run(strict.generate(plan, _obs(arithmetic), []))
+    assert [c.verdict for c in result.candidates] == ["similar", "accepted"]
+    off = Engine(client, arithmetic, per_query=2, max_rounds=1)
+    assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [])).accepted) == 2

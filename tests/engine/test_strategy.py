@@ -98,16 +98,34 @@ def test_new_question_reads_pairs_with_provenance(arithmetic) -> None:
     assert [e.question for e in truncated.examples] == ["11+22"] and truncated.dropped == 1
 
 
-def test_answer_augmentation_asks_each_seed_question_several_times(arithmetic) -> None:
+def test_answer_augmentation_spreads_over_every_seed_before_repeating(arithmetic) -> None:
     strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
-    prompts = [strategy.prompt(ctx, i, 1) for i in range(2 * strategy.samples)]
-    targets = [p.parents[0] for p in prompts]
-    assert targets[: strategy.samples] == [ctx.seeds[0]] * strategy.samples
-    assert targets[strategy.samples] == ctx.seeds[1]
-    first = prompts[0]
-    assert first.text.endswith(f"\nQ: {ctx.seeds[0].question}\nA:") and first.stop == ("\n",)
-    assert f"A: {ctx.seeds[0].answer}" not in first.text  # the seed's own answer is not shown
+    n = len(ctx.seeds)
+    targets = [strategy.prompt(ctx, i, 1).parents[0] for i in range(n + 1)]
+    assert sorted(e.id for e in targets[:n]) == sorted(e.id for e in ctx.seeds)
+    assert targets[n] == targets[0]
+    first = strategy.prompt(ctx, 0, 1)
+    assert first.text.endswith(f"\nQ: {targets[0].question}\nA:") and first.stop == ("\n",)
+    assert f"A: {targets[0].answer}" not in first.text  # the seed's own answer is not shown
     assert strategy.per_prompt(6) == 1
+
+
+@pytest.mark.parametrize("cls", [AnswerAugmentation, QuestionRephrase])
+def test_seed_targets_rotate_across_iterations_from_provenance(arithmetic, cls) -> None:
+    """The seeds already used (the training set's provenance) go last; ties are drawn per
+    iteration, so the order is the same however often it is computed (a resumed run)."""
+    strategy, ctx = cls(Templates(), "base"), _ctx(arithmetic)
+    first = [strategy.prompt(ctx, i, 1).parents[0].id for i in range(4)]
+    again = _ctx(arithmetic)
+    assert [strategy.prompt(again, i, 1).parents[0].id for i in range(4)] == first
+    later = _ctx(arithmetic)
+    later.iteration = 2
+    later.used.update(first)
+    second = [strategy.prompt(later, i, 1).parents[0].id for i in range(len(ctx.seeds) - 4)]
+    assert set(second).isdisjoint(first)
+    named = _ctx(arithmetic, seed_ids=(ctx.seeds[3].id,))
+    named.used.update([ctx.seeds[3].id] * 5)
+    assert strategy.prompt(named, 7, 1).parents == [ctx.seeds[3]]  # seed_ids still wins
 
 
 def test_answer_augmentation_reads_one_answer_for_the_seed_question(arithmetic) -> None:
@@ -140,7 +158,7 @@ def test_question_rephrase_keeps_the_seed_answer_and_checks_it(arithmetic) -> No
     strategy, ctx = QuestionRephrase(Templates(), "base"), _ctx(arithmetic)
     prompt = strategy.prompt(ctx, 2, 4)
     seed = prompt.parents[0]
-    assert seed == ctx.seeds[2] and prompt.stop == ("\nAnswer", "\n\n")
+    assert seed == ctx.rotation[2] and prompt.stop == ("\nAnswer", "\n\n")
     assert prompt.text.endswith(f"Answer {seed.answer}:\n- {seed.question}\n-")
     a, b = seed.question.split("+")
     got = strategy.parse(f" {b}+{a}\n- {a}+{int(b) + 1}\n- \n", ctx, prompt)
@@ -158,12 +176,11 @@ def test_question_rephrase_keeps_the_seed_answer_and_checks_it(arithmetic) -> No
 
 def test_llm2llm_targets_failed_seed_examples_only(arithmetic) -> None:
     strategy, ctx = LLM2LLM(Templates(), "base"), _ctx(arithmetic, failed=2)
-    prompts = [strategy.prompt(ctx, i, 4) for i in range(3)]
+    prompts = [strategy.prompt(ctx, i, 1) for i in range(3)]
     assert [p.parents[0] for p in prompts] == [ctx.seeds[0], ctx.seeds[1], ctx.seeds[0]]
     assert f"Q: {ctx.seeds[0].question}\nA: {ctx.seeds[0].answer}\n" in prompts[0].text
-    assert prompts[0].text.endswith("\nQ:")
-    chat = LLM2LLM(Templates(), "chat").prompt(ctx, 0, 4)
-    assert 'it answered "12"' in chat.text
+    assert prompts[0].text.endswith("\nQ:") and prompts[0].stop == ("\nQ:", "\n\n")
+    assert strategy.per_prompt(6) == 1
     # A generated example that the student failed is never a parent.
     synthetic = Example.make("add", "10+10", "20", source="generated")
     ctx.failures.append(Failure(example=synthetic, prediction="0"))
@@ -174,6 +191,19 @@ def test_llm2llm_targets_failed_seed_examples_only(arithmetic) -> None:
     got = strategy.parse(" 64+83\nA: 147\nQ: 6", ctx, prompts[0], cut=True)
     assert [e.question for e in got.examples] == ["64+83"] and got.dropped == 1
     assert got.examples[0].provenance.parent_ids == [ctx.seeds[0].id]
+
+
+@pytest.mark.parametrize("kind", ["base", "chat"])
+def test_llm2llm_shows_the_student_answer_only_when_switched_on(arithmetic, kind) -> None:
+    strategy, ctx = LLM2LLM(Templates(), kind), _ctx(arithmetic, failed=1)
+    ctx.failures[0].prediction = "9999"
+    hidden = strategy.prompt(ctx, 0, 1).text
+    assert "9999" not in hidden and "answered" not in hidden
+    ctx.show_student_answer = True
+    shown = strategy.prompt(ctx, 0, 1).text
+    assert ('it answered "9999"' if kind == "chat" else "The student answered: 9999") in shown
+    if kind == "chat":
+        assert "Write 1 new question like it" in hidden
 
 
 def test_a_user_template_folder_comes_first(arithmetic, tmp_path) -> None:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ALL_ARITHMETIC
 
 from dataloop.environments import load_task
 from dataloop.schema import Example
-from conftest import ALL_ARITHMETIC
 
 
 def test_splits_are_deterministic_disjoint_and_sized(arithmetic) -> None:

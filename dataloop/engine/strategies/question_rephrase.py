@@ -8,7 +8,10 @@ from dataloop.schema import Example
 
 
 class QuestionRephrase(Strategy):
-    """Rewordings of each seed question that keep its answer.
+    """Rewordings of seed questions that keep their answers, one seed question per prompt.
+
+    Prompt ``i`` rewords seed ``i`` of the rotation
+    (:attr:`~dataloop.engine.strategy.RequestContext.rotation`): least used seeds first.
 
     "Question rephrase" in Chan et al. (2024): the teacher rewrites an existing query; the
     response (here, the seed's answer) is kept. Where the task can tell (its ``check_answer``),
