@@ -22,6 +22,8 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(VENV)/bin/dataloop run --env arithmetic
+	@echo "Next, compare teachers (E1/E2: 30 runs, ~70 min on 2 cores):"
+	@echo "  $(VENV)/bin/dataloop bench experiments/policies.yaml"
 
 test: install
 	$(PY) -m pytest

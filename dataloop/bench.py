@@ -20,11 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dataloop.atomic import write_text
-from dataloop.config import LoopConfig, apply_overrides, dump_config, validate_config
+from dataloop.config import (
+    LoopConfig,
+    apply_overrides,
+    dump_config,
+    parse_yaml,
+    validate_config,
+)
 from dataloop.errors import ConfigError, DataloopError
 from dataloop.runs import RunDir
 from dataloop.schema import SCHEMA_VERSION, HistoryEntry
@@ -123,13 +128,11 @@ class Experiment(_Section):
 def load_experiment(path: Path) -> tuple[Experiment, LoopConfig]:
     """Read an experiment file and resolve its base config (every error is one line)."""
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text(), origin=str(path)) or {}
     except OSError as exc:
         raise BenchError(f"cannot read experiment {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise BenchError(f"{path} is not valid YAML{where}") from None
+    except ConfigError as exc:
+        raise BenchError(str(exc)) from None
     if not isinstance(data, dict):
         raise BenchError(f"{path}: the top level must be a mapping (seeds, budget, arms, ...)")
     try:
@@ -151,11 +154,13 @@ def base_config(experiment: Experiment) -> LoopConfig:
     data: dict[str, Any] = {}
     if experiment.config is not None:
         try:
-            data = yaml.safe_load(experiment.config.read_text()) or {}
+            data = parse_yaml(experiment.config.read_text(), origin=str(experiment.config)) or {}
         except OSError as exc:
             raise BenchError(
                 f"experiment field 'config': cannot read {experiment.config}: {exc.strerror}"
             ) from None
+        except ConfigError as exc:
+            raise BenchError(str(exc)) from None
     return validate_config(_merge(data, experiment.base), origin="experiment base")
 
 
@@ -180,7 +185,9 @@ def run_config(
     experiment: Experiment, base: LoopConfig, arm: Arm, seed: int, out: Path
 ) -> LoopConfig:
     """The full config of one (arm, seed) run: base, the arm's overrides, seed and budget."""
-    data = base.model_dump(mode="json")
+    # Only what the experiment set is carried over, so a policy's presets (llm2llm retrains
+    # from the base model) apply to the arm that names it unless the experiment says otherwise.
+    data = base.model_dump(mode="json", exclude_unset=True)
     try:
         data = apply_overrides(data, arm.overrides())
         config = validate_config(data, origin=f"arm '{arm.name}'")

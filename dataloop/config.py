@@ -299,7 +299,7 @@ class PolicyConfig(_Section):
     """A built-in policy (uniform, weakest-skills, llm2llm, budget-ratio, llm-planner), or
     ``path/to/file.py:Name`` / ``module:Name`` naming a Policy subclass or a function
     ``obs -> Plan`` (see docs/policies.md)."""
-    examples_per_iteration: int = Field(240, ge=0)
+    examples_per_iteration: int = Field(150, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)
     """Extra keyword arguments for the policy's constructor, e.g. ``{floor: 0.1}`` for
@@ -354,7 +354,7 @@ class LoopConfig(_Section):
     """Run name: the folder ``runs_dir/name`` (default: env name + timestamp)."""
     runs_dir: Path = Path("runs")
     """Where run folders are created."""
-    iterations: int = Field(3, ge=0)
+    iterations: int = Field(4, ge=0)
     """Generate-train-evaluate rounds after ``reset``."""
     target_accuracy: float | None = Field(None, gt=0, le=1)
     """Stop early once mean validation accuracy reaches this."""

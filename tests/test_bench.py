@@ -102,7 +102,8 @@ def _write(path: Path, text: str) -> Path:
         ("seeds: []\nbudget: {queries: 5}\narms: [{name: a}]", "experiment field 'seeds'"),
         ("seeds: [0]\narms: [{name: a}]", "experiment field 'budget'"),
         ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: a}]\nbogus: 1", "'bogus': unknown"),
-        ("seeds: [0\n", "not valid YAML at line"),
+        ("seeds: [0\n", r"not valid YAML: .*\(line 2, column 1\)"),
+        ("seeds: [0]\nseeds: [1]\nbudget: {queries: 5}\narms: [{name: a}]", "seeds"),
         ("seeds: [0]\nbudget: {queries: 5}\narms: [{name: x, use: best}]", "unknown built-in"),
         (
             "seeds: [0]\nbudget: {queries: 5}\narms: [{name: x, set: {iterations: -1}}]",
@@ -139,6 +140,18 @@ def test_every_arm_gets_the_experiments_budget_and_seed(tmp_path) -> None:
     assert arms["mine"].runs_dir / arms["mine"].name == tmp_path / "out/mine/seed-3"
     assert Arm(name="uniform").overrides() == {"policy.name": "uniform"}
     assert isinstance(spec, Experiment)
+
+
+def test_an_arms_policy_brings_its_presets_unless_the_experiment_sets_them(tmp_path) -> None:
+    text = "seeds: [0]\nbudget: {queries: 5}\narms: [{name: llm2llm}, {name: uniform}]"
+    spec, base = load_experiment(_write(tmp_path / "exp.yaml", text))
+    arms = {a.name: run_config(spec, base, a, 0, tmp_path) for a in spec.arms}
+    # LLM2LLM retrains from the base model each iteration (the paper); others continue.
+    assert arms["llm2llm"].student.train_from == "base"
+    assert arms["uniform"].student.train_from == "previous"
+    text += "\nbase: {student: {train_from: previous}}"
+    spec, base = load_experiment(_write(tmp_path / "exp.yaml", text))
+    assert run_config(spec, base, spec.arms[0], 0, tmp_path).student.train_from == "previous"
 
 
 EXPERIMENT = """
