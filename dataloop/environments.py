@@ -27,6 +27,7 @@ from dataloop.resources import environments_dir
 from dataloop.schema import Example, SkillInfo
 
 Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 ENTRY_POINT_GROUP = "dataloop.environments"
 
 

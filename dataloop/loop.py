@@ -57,15 +57,9 @@ class Loop:
     def run(self) -> list[HistoryEntry]:
         """Reset (or restore), then iterate until done or the budget runs out."""
         if self._runner is not None:
-            return self._run_closing(self._runner)
+            return self._run(self._runner)
         with asyncio.Runner() as runner:
-            return self._run_closing(runner)
-
-    def _run_closing(self, runner: asyncio.Runner) -> list[HistoryEntry]:
-        try:
             return self._run(runner)
-        finally:
-            runner.run(self.engine.aclose())
 
     def _run(self, runner: asyncio.Runner) -> list[HistoryEntry]:
         skills = [s.name for s in self.env.task.skills()]

@@ -45,10 +45,6 @@ class DataSource(Protocol):
         """New examples for ``plan``; never examples already in ``train_set``."""
         ...
 
-    async def aclose(self) -> None:
-        """Release connections (a teacher client); called once when the loop ends."""
-        ...
-
 
 class NoNewData:
     """No new examples, ever: the seed-only control (the student keeps training on the seeds)."""
@@ -74,9 +70,6 @@ class NoNewData:
             FilterCounts(skill=r.skill, strategy="none", requested=r.count) for r in plan.requests
         ]
         return result
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
 
 
 class TaskSampler:
@@ -170,6 +163,3 @@ class TaskSampler:
                 seen.add(example)
                 fresh.append(example)
         return fresh
-
-    async def aclose(self) -> None:
-        """Nothing to close."""

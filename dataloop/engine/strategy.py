@@ -10,24 +10,19 @@ a candidate passes the task's verification. The built-in strategies live in
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import ClassVar, Literal
-
-import jinja2
 
 from dataloop.engine.parsing import Parsed
 from dataloop.environments import TaskEnvironment
-from dataloop.errors import RegistryError
-from dataloop.resources import prompts_dir
+from dataloop.llm.teacher import TeacherKind
+from dataloop.llm.templates import Templates
 from dataloop.schema import Example, Failure, GenerationRequest, SkillInfo
 
-TeacherKind = Literal["base", "chat"]
 Check = Literal["verified", "unverified", "wrong-answer"]
 """What a strategy's check says: passed, rejected by the task's ``verify``, or a wrong answer."""
 
@@ -98,30 +93,6 @@ class Candidates:
 
     examples: list[Example] = field(default_factory=list)
     dropped: int = 0
-
-
-class Templates:
-    """Finds ``<strategy>/<kind>.j2`` in the user's folder first, then in built-in ``prompts/``."""
-
-    def __init__(self, user_dir: Path | None = None) -> None:
-        self.search_path = [str(p) for p in (user_dir, prompts_dir()) if p is not None]
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.search_path),
-            undefined=jinja2.StrictUndefined,
-            # Jinja drops the file's final newline, so a base prompt ends exactly at "Q:".
-            keep_trailing_newline=False,
-        )
-        # A JSON string on one line, as written (jinja's tojson escapes <, > and & for HTML).
-        self.env.filters["jsonline"] = lambda value: json.dumps(value, ensure_ascii=False)
-
-    def render(self, name: str, **values: object) -> str:
-        """Render template ``name`` (e.g. ``new_question/base.j2``)."""
-        try:
-            return self.env.get_template(name).render(**values)
-        except jinja2.TemplateNotFound:
-            raise RegistryError(
-                f"prompt template '{name}' not found in {', '.join(self.search_path)}"
-            ) from None
 
 
 def multiline(examples: list[Example]) -> bool:

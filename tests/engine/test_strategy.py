@@ -13,10 +13,10 @@ from dataloop.engine import (
     NewQuestion,
     QuestionRephrase,
     RequestContext,
-    Templates,
     resolve_strategy,
 )
 from dataloop.errors import RegistryError
+from dataloop.llm import Templates
 from dataloop.schema import Example, Failure, GenerationRequest
 
 

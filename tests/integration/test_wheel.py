@@ -34,7 +34,7 @@ def test_wheel_lists_environments_and_renders_prompts(tmp_path) -> None:
     script = (
         "import dataloop, dataloop.resources as r;"
         "from dataloop.environments import available, load_task;"
-        "from dataloop.engine import Templates;"
+        "from dataloop.llm import Templates;"
         "print(dataloop.__file__); print(r.prompts_dir()); print(sorted(available()));"
         "print(len(load_task('arithmetic').skills()));"
         "print(Templates().render('new_question/base.j2',"
