@@ -48,6 +48,7 @@ lint: install
 	$(VENV)/bin/ruff check dataloop environments tests benchmarks examples
 	$(VENV)/bin/ruff format --check dataloop environments tests benchmarks examples
 	$(VENV)/bin/mypy dataloop
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(FLOORS_VENV) build dist

@@ -38,7 +38,7 @@ from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
 from dataloop.policies import check_policy, make_policy
 from dataloop.runs import RunDir, RunError
-from dataloop.schema import Budget
+from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills
 
 
@@ -238,6 +238,19 @@ def task_options(config: LoopConfig, run: RunDir) -> dict[str, Any]:
     return dict(config.env.options)
 
 
+def training_set(run: RunDir) -> list[Example]:
+    """A run's final training set (what ``dataloop export`` writes): the task's seed examples,
+    loaded as the run loaded them (with its discovered skills, if any), then every completed
+    iteration's accepted examples."""
+    config = load_config(run.path / "config.yaml")
+    run.read_state()
+    task = load_task(config.env.name, seed=config.seed, options=task_options(config, run))
+    examples = task.split("train")
+    for k in run.iterations_done():
+        examples += run.accepted(k)
+    return examples
+
+
 def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
     """Every check that needs no student, server or run folder: the task and its options, the
     policy and its options, the strategy, the prompt templates, the teacher's configuration,
@@ -380,14 +393,6 @@ def _set_up(
             )
             if config.env.discover_skills:
                 task = _discover(config, task, teacher, run, runner, display)
-        env = Environment(
-            task,
-            student,
-            checkpoints_dir=run.checkpoints,
-            max_iterations=config.iterations,
-            target_accuracy=config.target_accuracy,
-            train_on_seed=config.student.train_on_seed,
-        )
         # Made here, not in check_run: llm-planner needs the teacher.
         policy = make_policy(
             config.policy.name,
@@ -412,6 +417,14 @@ def _set_up(
                 novelty=config.engine.novelty,
                 show_student_answer=config.engine.show_student_answer,
             )
+        env = Environment(
+            task,
+            student,
+            checkpoints_dir=run.checkpoints,
+            max_iterations=config.iterations,
+            target_accuracy=config.target_accuracy,
+            train_on_seed=config.student.train_on_seed,
+        )
         yield Loop(env, policy, source, run, display, runner=runner)
 
 

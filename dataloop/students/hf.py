@@ -26,6 +26,7 @@ from trl import SFTConfig, SFTTrainer
 
 from dataloop.config import StudentConfig
 from dataloop.students.base import TrainRecord
+from dataloop.students.launch import TrainJob, launch
 from dataloop.students.loading import (
     chat_prompt,
     encode_prompts,
@@ -36,7 +37,6 @@ from dataloop.students.loading import (
     student_device,
     use_cuda,
 )
-from dataloop.students.train import TrainJob, launch
 from dataloop.students.vllm_engine import Served, VLLMEngine, make_engine
 
 

@@ -14,13 +14,13 @@ from dataloop.config import LoraSettings, StudentConfig
 from dataloop.errors import ConfigError
 from dataloop.students.base import Student, TrainRecord
 from dataloop.students.hf import HFStudent
+from dataloop.students.launch import TrainJob
 from dataloop.students.loading import (
     encode_prompts,
     load_checkpoint,
     resolve_dtype,
     student_device,
 )
-from dataloop.students.train import TrainJob
 from dataloop.students.vllm_engine import Served
 
 RECORDS = [
