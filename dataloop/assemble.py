@@ -424,6 +424,7 @@ def _set_up(
             max_iterations=config.iterations,
             target_accuracy=config.target_accuracy,
             train_on_seed=config.student.train_on_seed,
+            budget=source.budget,
         )
         yield Loop(env, policy, source, run, display, runner=runner)
 

@@ -99,7 +99,8 @@ class TaskSampler:
 
     @property
     def budget(self) -> Budget:
-        """No teacher queries are spent; the example budget is :attr:`max_examples`."""
+        """No teacher queries are spent; the example budget is :attr:`max_examples`, and
+        ``exhausted`` says when it is spent."""
         return self._budget
 
     async def generate(
@@ -122,7 +123,7 @@ class TaskSampler:
             if self.max_examples is not None:
                 wanted = min(wanted, self.max_examples - drawn)
             if wanted < request.count:
-                result.budget_exhausted = True
+                result.budget_exhausted = self._budget.exhausted = True
             rng = random.Random(f"{self.seed}/{iteration}/{index}/{request.skill}")
             for example in self._fresh(request.skill, wanted, rng, seen):
                 example = example.model_copy(
@@ -148,7 +149,7 @@ class TaskSampler:
                     on_progress(1)
             drawn += counts.accepted
         if self.max_examples is not None and drawn >= self.max_examples:
-            result.budget_exhausted = True
+            result.budget_exhausted = self._budget.exhausted = True
         return result
 
     def _fresh(self, skill: str, n: int, rng: random.Random, seen: Seen) -> list[Example]:
