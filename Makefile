@@ -45,8 +45,8 @@ bench: install
 	$(VENV)/bin/dataloop bench experiments/policies.yaml
 
 lint: install
-	$(VENV)/bin/ruff check dataloop environments tests benchmarks examples
-	$(VENV)/bin/ruff format --check dataloop environments tests benchmarks examples
+	$(VENV)/bin/ruff check dataloop tests benchmarks examples
+	$(VENV)/bin/ruff format --check dataloop tests benchmarks examples
 	$(VENV)/bin/mypy dataloop
 	$(VENV)/bin/lint-imports
 

@@ -187,10 +187,10 @@ def envs(
             f"ok: {check}: {len(skills)} skills ({', '.join(skills)}), splits {result.sizes}"
         )
         return
-    table = Table("name", "source", *(["skills"] if verbose else []))
+    table = Table("name", "class", *(["skills"] if verbose else []))
     try:
-        for env_name, origin in available().items():
-            row = [env_name, origin]
+        for env_name, target in available().items():
+            row = [env_name, target]
             if verbose:
                 row.append(", ".join(s.name for s in load_task(env_name).skills()))
             table.add_row(*row)

@@ -1,7 +1,7 @@
-"""Where the top-level ``prompts/`` and ``environments/`` folders live.
+"""Where the top-level ``prompts/`` folder lives.
 
-From a checkout (or an editable install) they sit beside the ``dataloop`` package; an installed
-wheel carries them inside the package as ``dataloop/_data/`` (see ``pyproject.toml``).
+From a checkout (or an editable install) it sits beside the ``dataloop`` package; an installed
+wheel carries it inside the package as ``dataloop/_data/prompts`` (see ``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """The folder ``name`` (``prompts`` or ``environments``) shipped with dataloop."""
+    """The folder ``name`` (``prompts``) shipped with dataloop."""
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
@@ -25,8 +25,3 @@ def data_dir(name: str) -> Path:
 def prompts_dir() -> Path:
     """The built-in jinja2 prompt templates."""
     return data_dir("prompts")
-
-
-def environments_dir() -> Path:
-    """The built-in task environments, one folder each."""
-    return data_dir("environments")

@@ -92,8 +92,7 @@ def apply_taxonomy(examples: list[Example], taxonomy: SkillTaxonomy, origin: Pat
                 f"skills file {origin} has no label for question {example.question[:60]!r}; "
                 "add it to 'labels' or delete the file to discover skills again"
             )
-        relabelled = Example.make(skill, example.question, example.answer)
-        out.append(relabelled.model_copy(update={"provenance": example.provenance}))
+        out.append(example.relabel(skill=skill))
     return out
 
 
