@@ -132,11 +132,6 @@ class Meter:
         budget.max_cost = max_cost
         budget.cost = budget_cost(budget, price)
 
-    @property
-    def cost(self) -> float | None:
-        """Money spent so far at the model's price, or None when no price is known."""
-        return budget_cost(self.budget, self.price)
-
     async def call(
         self,
         kind: str,
