@@ -373,7 +373,7 @@ def _set_up(
         config.student,
         seed=config.seed,
         callbacks=[display.train_callback],
-        engine_log=run.path / "student-vllm.log",
+        eval_log=run.path / "student-vllm.log",
     )
     with ExitStack() as stack:
         stack.callback(detach, attach_run_log(run.log_file))

@@ -295,8 +295,8 @@ class Engine:
             cut = i < len(reply.finish_reasons) and reply.finish_reasons[i] == "length"
             parsed = job.strategy.parse(text, job.ctx, prompt, cut=cut)
             job.counts.dropped += parsed.dropped
-            job.counts.parsed += len(parsed.examples)
-            candidates += parsed.examples
+            job.counts.parsed += len(parsed.items)
+            candidates += parsed.items
         return candidates
 
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int | str) -> Completion:

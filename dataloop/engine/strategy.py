@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar, Literal
 
-from dataloop.engine.parsing import Parsed
+from dataloop.engine.parsing import Item, Parsed
 from dataloop.environments import TaskEnvironment
 from dataloop.llm.teacher import TeacherKind
 from dataloop.llm.templates import Templates
@@ -87,14 +87,6 @@ class Prompt:
     """Stop sequences for the teacher (e.g. one line for a single answer)."""
 
 
-@dataclass
-class Candidates:
-    """The candidate examples read from one completion, and the fragments that were not."""
-
-    examples: list[Example] = field(default_factory=list)
-    dropped: int = 0
-
-
 def multiline(examples: list[Example]) -> bool:
     """Whether any question or answer spans lines (code, lettered choices).
 
@@ -138,10 +130,10 @@ class Strategy(ABC):
         """The ``index``-th prompt for a request, asking for about ``count`` examples."""
 
     @abstractmethod
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         """Items (``question`` / ``answer``) in one completion; ``cut``: hit the token limit."""
 
-    def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:
+    def complete(self, item: Item, prompt: Prompt) -> tuple[str, str] | None:
         """The (question, answer) of a read item; None drops it. Default: both as written."""
         if "question" in item and "answer" in item:
             return item["question"], item["answer"]
@@ -149,24 +141,34 @@ class Strategy(ABC):
 
     def parse(
         self, text: str, ctx: RequestContext, prompt: Prompt, cut: bool = False
-    ) -> Candidates:
-        """Candidates from one completion, with provenance; they may still be wrong."""
+    ) -> Parsed[Example]:
+        """Candidate examples from one completion, with provenance; they may still be wrong."""
         parsed = self.read(text, prompt, cut)
-        out = Candidates(dropped=parsed.dropped)
+        out: Parsed[Example] = Parsed(dropped=parsed.dropped)
         for item in parsed.items:
             pair = self.complete(item, prompt)
             if pair is None:
                 out.dropped += 1
             else:
-                out.examples.append(self.example(ctx, prompt, *pair))
+                out.items.append(self.example(ctx, prompt, *pair))
         return out
 
     def check(
         self, candidate: Example, ctx: RequestContext, prompt: Prompt
     ) -> tuple[Check, Example]:
-        """The task's ``verify``: it may reject a candidate or recompute (relabel) its answer."""
+        """The task's ``verify`` (it may reject a candidate or relabel it), then
+        :meth:`answer_holds`."""
         verified = ctx.task.verify(candidate)
-        return ("unverified", candidate) if verified is None else ("verified", verified)
+        if verified is None:
+            return "unverified", candidate
+        if not self.answer_holds(candidate, ctx, prompt):
+            return "wrong-answer", candidate
+        return "verified", verified
+
+    def answer_holds(self, candidate: Example, ctx: RequestContext, prompt: Prompt) -> bool:
+        """Whether the candidate's answer is right, for a strategy that keeps an answer the
+        task's ``verify`` does not recompute. Default: ``verify`` is the whole check."""
+        return True
 
     def example(self, ctx: RequestContext, prompt: Prompt, question: str, answer: str) -> Example:
         """A generated example with this strategy's provenance."""
