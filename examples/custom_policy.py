@@ -18,8 +18,13 @@ From Python, with a teacher already serving on 127.0.0.1:8080 (``dataloop serve`
     from dataloop.students.hf import HFStudent
 
     task = load_task("arithmetic")
-    env = Environment(task, HFStudent(StudentConfig()), checkpoints_dir=Path("runs/api/ckpt"))
     engine = Engine(Teacher(OpenAIClient("gemma", ["http://127.0.0.1:8080/v1"])), task)
+    env = Environment(
+        task,
+        HFStudent(StudentConfig()),
+        checkpoints_dir=Path("runs/api/ckpt"),
+        budget=engine.budget,  # a spent teacher budget ends the episode
+    )
     history = Loop(env, FocusOnFailures(examples_per_iteration=120), engine).run()
     # or: Loop(env, retry_failures, engine).run()
 """
