@@ -144,11 +144,6 @@ def resolve(spec: str) -> type[TaskEnvironment]:
         if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
             raise RegistryError(f"entry point '{spec}' is not a TaskEnvironment subclass")
         return obj
-    if not known:  # not even the built-ins: their entry points come with an installed dataloop
-        raise RegistryError(
-            f"unknown environment '{spec}': no environment is registered; install dataloop "
-            "(pip install -e .) so that its entry points exist"
-        )
     raise RegistryError(
         f"unknown environment '{spec}'; known: {', '.join(known)} (or give a path: "
         "path/to/env.py:ClassName)"

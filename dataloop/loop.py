@@ -32,7 +32,7 @@ class Loop:
 
     ``Loop(env=..., policy=..., engine=...).run()`` returns the per-iteration history; with a
     ``run`` directory every plan, candidate, accepted example and metric is written to it and
-    an interrupted run continues where it stopped. The environment should be given the
+    an interrupted run continues where it stopped. The environment must be given the
     engine's budget (``Environment(..., budget=engine.budget)``), so that a spent budget ends
     the run. ``runner`` is an event loop to share with work done on the same teacher client
     before and after the loop (``open_loop``'s skill discovery, closing the client); its owner
@@ -48,6 +48,11 @@ class Loop:
         display: Display | None = None,
         runner: asyncio.Runner | None = None,
     ) -> None:
+        if env.budget is not engine.budget:
+            raise ValueError(
+                "the environment must read the engine's budget, so that a spent budget ends "
+                "the episode: Environment(..., budget=engine.budget)"
+            )
         self.env = env
         self._runner = runner
         self.policy = as_policy(policy)

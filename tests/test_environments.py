@@ -11,6 +11,7 @@ import pytest
 
 from dataloop.environments import TaskEnvironment, available, load_task, resolve
 from dataloop.errors import RegistryError
+from dataloop.resources import checkout_entry_points
 
 MY_ENV = """
 from dataloop.environments import TaskEnvironment
@@ -45,6 +46,12 @@ def test_builtins_are_entry_points_and_importable() -> None:
     assert Bigger(validation_size=4).split("validation")[0].skill in {
         s.name for s in MathTask().skills()
     }
+
+
+def test_an_uninstalled_checkout_reads_its_entry_points_from_pyproject() -> None:
+    builtins = checkout_entry_points("dataloop.environments")
+    assert builtins["math"] == "dataloop.envs.math:MathTask" and len(builtins) == 4
+    assert checkout_entry_points("no.such.group") == {}
 
 
 def test_unknown_name_lists_known_ones() -> None:

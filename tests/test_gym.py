@@ -120,3 +120,9 @@ def test_the_loop_stops_when_the_budget_is_spent_and_keeps_its_records(tmp_path:
     assert metrics.iterations == history and metrics.test is not None
     state = run.read_state()
     assert state.done and state.budget.exhausted and state.iteration == 2
+
+
+def test_the_loop_refuses_an_environment_blind_to_the_budget(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    with pytest.raises(ValueError, match=r"budget=engine\.budget"):
+        Loop(env, Uniform(), Leaks([], max_queries=1))
