@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(VENV)/bin/dataloop run --env arithmetic
-	@echo "Next, compare teachers (E1/E2: 30 runs, ~70 min on 2 cores):"
+	@echo "Next, compare teachers (E1/E2: 30 runs, about an hour on 2 cores):"
 	@echo "  $(VENV)/bin/dataloop bench experiments/policies.yaml"
 
 test: install
@@ -40,9 +40,10 @@ test-floors:
 		-c .ci/floors.txt torch==2.13.0 -e . pytest pytest-timeout
 	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
 
-# The shipped experiment (long: not part of CI).
+# The shipped experiments, E1/E2 then E1b (long: not part of CI; docs/benchmarks.md).
 bench: install
 	$(VENV)/bin/dataloop bench experiments/policies.yaml
+	$(VENV)/bin/dataloop bench experiments/allocation.yaml
 
 lint: install
 	$(VENV)/bin/ruff check dataloop tests benchmarks examples

@@ -213,9 +213,13 @@ def test_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp_p
         assert "| oracle | 2 |" in (out / "results.md").read_text()
 
 
-def test_the_shipped_experiment_loads_and_gives_every_arm_one_budget() -> None:
+@pytest.mark.parametrize(
+    "name",
+    sorted(p.name for p in (Path(__file__).resolve().parent.parent / "experiments").glob("*.yaml")),
+)
+def test_the_shipped_experiments_load_and_give_every_arm_one_budget(name: str) -> None:
     root = Path(__file__).resolve().parent.parent
-    spec, base = load_experiment(root / "experiments/policies.yaml")
+    spec, base = load_experiment(root / "experiments" / name)
     configs = [run_config(spec, base, a, 0, Path("out")) for a in spec.arms]
     assert {c.teacher.max_queries for c in configs} == {spec.budget.queries}
     assert len(spec.seeds) >= 5
