@@ -46,9 +46,10 @@ bench: install
 	$(VENV)/bin/dataloop bench experiments/allocation.yaml
 
 lint: install
-	$(VENV)/bin/ruff check dataloop environments tests benchmarks examples
-	$(VENV)/bin/ruff format --check dataloop environments tests benchmarks examples
+	$(VENV)/bin/ruff check dataloop tests benchmarks examples
+	$(VENV)/bin/ruff format --check dataloop tests benchmarks examples
 	$(VENV)/bin/mypy dataloop
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) $(FLOORS_VENV) build dist

@@ -10,6 +10,7 @@ from dataloop.engine import Engine, Strategy
 from dataloop.environments import TaskEnvironment, load_task
 from dataloop.errors import DataloopError
 from dataloop.gym import Environment
+from dataloop.llm.teacher import Teacher
 from dataloop.loop import Loop
 from dataloop.policies import Policy
 from dataloop.schema import (
@@ -34,6 +35,7 @@ __all__ = [
     "SkillInfo",
     "Strategy",
     "TaskEnvironment",
+    "Teacher",
     "load_config",
     "load_task",
 ]

@@ -13,33 +13,57 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config
+from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config, load_config
 from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
-from dataloop.engine.strategy import Templates
-from dataloop.environments import TaskEnvironment, load_task
+from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
 from dataloop.llm.client import Flavor, OpenAIClient
 from dataloop.llm.offline import VLLMOfflineClient
-from dataloop.llm.server import default_gguf, llama_server, llama_server_binary, vllm_server
+from dataloop.llm.server import (
+    ManagedServer,
+    default_gguf,
+    llama_server,
+    llama_server_binary,
+    vllm_server,
+)
+from dataloop.llm.teacher import Teacher
+from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
 from dataloop.policies import check_policy, make_policy
-from dataloop.runs import RunDir
-from dataloop.schema import Budget
+from dataloop.runs import RunDir, RunError
+from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills
-from dataloop.taskdata import SPLITS
 
 
 def run_dir_for(config: LoopConfig) -> RunDir:
     """The run folder named by the config, or ``<env>-<timestamp>``."""
     name = config.name or f"{Path(config.env.name).stem}-{datetime.now():%Y%m%d-%H%M%S}"
     return RunDir(config.runs_dir / name)
+
+
+def new_run_dir(config: LoopConfig) -> RunDir:
+    """:func:`run_dir_for`, refused (RunError) when a run already lives there."""
+    run = run_dir_for(config)
+    if run.exists("state.json"):
+        raise RunError(
+            f"run {run.path} already exists; continue it with "
+            f"'dataloop resume {run.path}' or choose another --name"
+        )
+    return run
+
+
+def resume_config(path: Path) -> LoopConfig:
+    """The config of the run folder ``path``, to continue it; RunError if it is not one."""
+    if not (path / "config.yaml").is_file():
+        raise RunError(f"{path / 'config.yaml'} is missing: {path} is not a run folder")
+    return load_config(path / "config.yaml")
 
 
 def _api_key(teacher: TeacherConfig) -> str | None:
@@ -94,6 +118,38 @@ def check_teacher(teacher: TeacherConfig) -> str:
     return model
 
 
+def teacher_server(teacher: TeacherConfig, log: Path, port: int | None = None) -> ManagedServer:
+    """The server a ``llama-server`` or ``vllm`` teacher runs on (not started yet), logging to
+    ``log``; the other backends start none (ConfigError)."""
+    if teacher.backend == "vllm":
+        if not teacher.model:
+            raise ConfigError("config field 'teacher.model': vllm needs a model id or folder")
+        return vllm_server(
+            teacher.model,
+            log,
+            tensor_parallel_size=teacher.tensor_parallel_size,
+            max_model_len=teacher.max_model_len,
+            lora_modules=teacher.lora_modules,
+            max_lora_rank=teacher.max_lora_rank,
+            extra_args=teacher.server_args,
+            port=port,
+        )
+    if teacher.backend == "llama-server":
+        return llama_server(
+            Path(teacher.model) if teacher.model else default_gguf(),
+            log,
+            parallel=teacher.parallel,
+            threads=teacher.threads,
+            chat_template=teacher.chat_template,
+            extra_args=teacher.server_args,
+            port=port,
+        )
+    raise ConfigError(
+        f"config field 'teacher.backend': '{teacher.backend}' starts no server; "
+        "known: llama-server, vllm"
+    )
+
+
 @contextmanager
 def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
     """The configured teacher; a server it starts lives as long as the block."""
@@ -126,25 +182,7 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
             model, teacher.base_urls, key, flavor=teacher.flavor, **http, **accounting
         )
         return
-    if teacher.backend == "vllm":
-        server = vllm_server(
-            teacher.model or model,
-            run.teacher_log,
-            tensor_parallel_size=teacher.tensor_parallel_size,
-            max_model_len=teacher.max_model_len,
-            lora_modules=teacher.lora_modules,
-            max_lora_rank=teacher.max_lora_rank,
-            extra_args=teacher.server_args,
-        )
-    else:
-        server = llama_server(
-            Path(teacher.model) if teacher.model else default_gguf(),
-            run.teacher_log,
-            parallel=teacher.parallel,
-            threads=teacher.threads,
-            chat_template=teacher.chat_template,
-            extra_args=teacher.server_args,
-        )
+    server = teacher_server(teacher, run.teacher_log)
     flavor: Flavor = "vllm" if teacher.backend == "vllm" else "llama.cpp"
     with server:
         yield OpenAIClient(model, [server.base_url], flavor=flavor, **http, **accounting)
@@ -162,8 +200,7 @@ def _check_discoverable(config: LoopConfig, task: TaskEnvironment) -> None:
 def _discover(
     config: LoopConfig,
     task: TaskEnvironment,
-    client: LLMClient,
-    templates: Templates,
+    teacher: Teacher,
     run: RunDir,
     runner: asyncio.Runner,
     display: Display,
@@ -173,7 +210,7 @@ def _discover(
     path = run.skills_file
     examples = [e for split in SPLITS for e in task.split(split)]
     questions = {e.question for e in examples}
-    limit = client.budget.max_queries
+    limit = teacher.budget.max_queries
     if not path.exists() and limit is not None and len(questions) >= limit:
         raise ConfigError(
             f"config field 'teacher.max_queries': skill discovery labels each of the "
@@ -183,21 +220,9 @@ def _discover(
     display.log(
         f"skills: reading {path}" if path.exists() else "skills: the teacher proposes a taxonomy"
     )
-    discovery = SkillDiscovery(
-        client,
-        templates=templates,
-        kind=config.teacher.kind,
-        max_skills=config.env.max_skills,
-        seed=config.seed,
-    )
-    try:
-        with display.progress("labelling skills", len(questions)) as advance:
-            taxonomy = runner.run(
-                discover_skills(client, examples, path, discovery=discovery, on_progress=advance)
-            )
-    except BaseException:
-        runner.run(client.aclose())
-        raise
+    discovery = SkillDiscovery(teacher, max_skills=config.env.max_skills)
+    with display.progress("labelling skills", len(questions)) as advance:
+        taxonomy = runner.run(discover_skills(discovery, examples, path, on_progress=advance))
     names = ", ".join(s.name for s in taxonomy.skills)
     display.log(
         f"skills: {names} (to change them, edit {path} and give it to a new run as "
@@ -211,6 +236,19 @@ def task_options(config: LoopConfig, run: RunDir) -> dict[str, Any]:
     if config.env.discover_skills and run.skills_file.exists():
         return {**config.env.options, "skills_file": str(run.skills_file)}
     return dict(config.env.options)
+
+
+def training_set(run: RunDir) -> list[Example]:
+    """A run's final training set (what ``dataloop export`` writes): the task's seed examples,
+    loaded as the run loaded them (with its discovered skills, if any), then every completed
+    iteration's accepted examples."""
+    config = load_config(run.path / "config.yaml")
+    run.read_state()
+    task = load_task(config.env.name, seed=config.seed, options=task_options(config, run))
+    examples = task.split("train")
+    for k in run.iterations_done():
+        examples += run.accepted(k)
+    return examples
 
 
 def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
@@ -248,7 +286,6 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
     templates = Templates(config.engine.prompts_dir)
     check_policy(
         config.policy.name,
-        templates=templates,
         examples_per_iteration=config.policy.examples_per_iteration,
         **config.policy.options,
     )
@@ -336,7 +373,7 @@ def _set_up(
         config.student,
         seed=config.seed,
         callbacks=[display.train_callback],
-        engine_log=run.path / "student-vllm.log",
+        eval_log=run.path / "student-vllm.log",
     )
     with ExitStack() as stack:
         stack.callback(detach, attach_run_log(run.log_file))
@@ -344,39 +381,32 @@ def _set_up(
         # One event loop for everything that talks to the client: its HTTP connections and
         # concurrency limit belong to the loop they were first used on.
         runner = stack.enter_context(asyncio.Runner())
-        client: LLMClient | None = None
+        teacher: Teacher | None = None
         if config.engine.source == "teacher":
             if config.iterations > 0:
                 display.log(f"starting teacher ({config.teacher.backend})")
             client = stack.enter_context(teacher_client(config.teacher, run))
+            # Closed on the event loop it talks on, before its server (if any) stops.
+            stack.callback(runner.run, client.aclose())
+            teacher = Teacher(
+                client, config.teacher.kind, templates, seed=config.teacher.seed + config.seed
+            )
             if config.env.discover_skills:
-                task = _discover(config, task, client, templates, run, runner, display)
-        env = Environment(
-            task,
-            student,
-            checkpoints_dir=run.checkpoints,
-            max_iterations=config.iterations,
-            target_accuracy=config.target_accuracy,
-            train_on_seed=config.student.train_on_seed,
-        )
-        # Made here, not in check_run: llm-planner needs the teacher client.
+                task = _discover(config, task, teacher, run, runner, display)
+        # Made here, not in check_run: llm-planner needs the teacher.
         policy = make_policy(
             config.policy.name,
-            client=client,
-            teacher_kind=config.teacher.kind,
-            templates=templates,
+            teacher=teacher,
             examples_per_iteration=config.policy.examples_per_iteration,
             **config.policy.options,
         )
         source: DataSource
-        if client is None:
+        if teacher is None:
             source = _control_source(config, task)
         else:
             source = Engine(
-                client,
+                teacher,
                 task,
-                templates=templates,
-                kind=config.teacher.kind,
                 strategy=config.engine.strategy,
                 shots=config.engine.shots,
                 per_query=config.engine.per_query,
@@ -384,10 +414,18 @@ def _set_up(
                 votes=config.engine.votes,
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
-                seed=config.teacher.seed + config.seed,
                 novelty=config.engine.novelty,
                 show_student_answer=config.engine.show_student_answer,
             )
+        env = Environment(
+            task,
+            student,
+            checkpoints_dir=run.checkpoints,
+            max_iterations=config.iterations,
+            target_accuracy=config.target_accuracy,
+            train_on_seed=config.student.train_on_seed,
+            budget=source.budget,
+        )
         yield Loop(env, policy, source, run, display, runner=runner)
 
 

@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataloop.config import parse_yaml
 from dataloop.errors import DataloopError, TeacherUnavailable
 
 app = typer.Typer(
@@ -27,17 +26,6 @@ err_console = Console(stderr=True)
 def _fail(exc: DataloopError) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``key.path=value`` pairs; values are read as YAML scalars (``3``, ``true``, ``1e-3``)."""
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise DataloopError(f"--set '{pair}': expected key.path=value")
-        overrides[key] = parse_yaml(value, f"--set {key}")
-    return overrides
 
 
 @app.command()
@@ -65,9 +53,8 @@ def run(
     verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
 ) -> None:
     """Run the closed loop: reset, then plan -> generate -> train -> evaluate per iteration."""
-    from dataloop.assemble import run_dir_for
-    from dataloop.config import apply_overrides, load_config, validate_config
-    from dataloop.runs import RunError
+    from dataloop.assemble import new_run_dir
+    from dataloop.config import load_config, parse_overrides
 
     flags = {
         "env.name": env,
@@ -79,17 +66,8 @@ def run(
     }
     try:
         overrides = {k: v for k, v in flags.items() if v is not None}
-        overrides.update(_parse_sets(set_ or []))
-        if config is not None:
-            cfg = load_config(config, overrides)
-        else:
-            cfg = validate_config(apply_overrides({}, overrides), origin="--set")
-        run_dir = run_dir_for(cfg)
-        if run_dir.exists("state.json"):
-            raise RunError(
-                f"run {run_dir.path} already exists; continue it with "
-                f"'dataloop resume {run_dir.path}' or choose another --name"
-            )
+        cfg = load_config(config, {**overrides, **parse_overrides(set_ or [])})
+        run_dir = new_run_dir(cfg)
     except DataloopError as exc:
         raise _fail(exc) from None
     _run_loop(cfg, run_dir, quiet, verbose)
@@ -127,13 +105,11 @@ def resume(
     verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
 ) -> None:
     """Continue an interrupted run from its last completed phase."""
-    from dataloop.config import load_config
-    from dataloop.runs import RunDir, RunError
+    from dataloop.assemble import resume_config
+    from dataloop.runs import RunDir
 
     try:
-        if not (run_path / "config.yaml").is_file():
-            raise RunError(f"{run_path / 'config.yaml'} is missing: {run_path} is not a run folder")
-        cfg = load_config(run_path / "config.yaml")
+        cfg = resume_config(run_path)
     except DataloopError as exc:
         raise _fail(exc) from None
     _run_loop(cfg, RunDir(run_path), quiet, verbose)
@@ -163,22 +139,14 @@ def export(
     ] = "hf",
 ) -> None:
     """Export the run's final training set (seed + accepted) with provenance columns."""
-    from dataloop.assemble import task_options
-    from dataloop.config import load_config
-    from dataloop.environments import load_task
+    from dataloop.assemble import training_set
     from dataloop.export import export_examples
     from dataloop.runs import RunDir
 
-    run_dir = RunDir(run_path)
     try:
         if format_ not in ("hf", "jsonl", "parquet"):
             raise DataloopError(f"--format '{format_}': choose hf, jsonl or parquet")
-        cfg = load_config(run_path / "config.yaml")
-        run_dir.read_state()
-        task = load_task(cfg.env.name, seed=cfg.seed, options=task_options(cfg, run_dir))
-        examples = task.split("train")
-        for k in run_dir.iterations_done():
-            examples += run_dir.accepted(k)
+        examples = training_set(RunDir(run_path))
         export_examples(examples, out, format_)  # type: ignore[arg-type]
     except DataloopError as exc:
         raise _fail(exc) from None
@@ -201,58 +169,28 @@ def envs(
     sample: Annotated[int, typer.Option(help="With --check: examples tried per split.")] = 5,
 ) -> None:
     """List the task environments dataloop can find, or check one with --check."""
+    from dataloop.config import parse_overrides
+    from dataloop.env_checker import check_environment
     from dataloop.environments import available, load_task
 
     if check is not None:
-        # Every problem is collected and printed, so a user fixes them in one pass.
-        problems: list[str] = []
         try:
-            task = load_task(check, options=_parse_sets(set_ or []))
-            skills = [s.name for s in task.skills()]
+            result = check_environment(check, parse_overrides(set_ or []), sample)
         except DataloopError as exc:
             raise _fail(exc) from None
-        except Exception as exc:
-            message = f"loading '{check}' failed: {type(exc).__name__}: {exc}"
-            raise _fail(DataloopError(message)) from None
-        if not skills or len(set(skills)) != len(skills):
-            problems.append(f"skills(): expected distinct skill names, got {skills}")
-        for split in ("train", "validation", "test"):
-            try:
-                examples = task.split(split)  # type: ignore[arg-type]
-            except Exception as exc:
-                problems.append(f"split('{split}') raised {type(exc).__name__}: {exc}")
-                continue
-            if not examples:
-                problems.append(f"split('{split}') is empty")
-            stray = sorted({e.skill for e in examples} - set(skills))
-            if stray:
-                problems.append(f"split('{split}') has skills not in skills(): {stray}")
-            for e in examples[:sample]:
-                try:
-                    if not task.prompt(e.question).strip():
-                        problems.append(f"prompt() of {e.id} ({split}) is empty")
-                    if not task.score(e, task.target(e)):
-                        problems.append(
-                            f"score({e.id}, target({e.id})) is False ({split}): the reference "
-                            "answer must score as correct; check extract() and score()"
-                        )
-                    if task.score(e, ""):
-                        problems.append(f"score({e.id}, '') is True ({split}): empty output wins")
-                    if split == "train" and task.verify(e) is None:
-                        problems.append(f"verify() rejects the seed example {e.id}")
-                except Exception as exc:
-                    problems.append(f"{e.id} ({split}): {type(exc).__name__}: {exc}")
-        counts = {s: len(task.split(s)) for s in ("train", "validation", "test")}  # type: ignore[arg-type]
-        for problem in problems:
+        for problem in result.problems:
             err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
-        if problems:
+        if result.problems:
             raise typer.Exit(code=1)
-        console.print(f"ok: {check}: {len(skills)} skills ({', '.join(skills)}), splits {counts}")
+        skills = result.skills
+        console.print(
+            f"ok: {check}: {len(skills)} skills ({', '.join(skills)}), splits {result.sizes}"
+        )
         return
-    table = Table("name", "source", *(["skills"] if verbose else []))
+    table = Table("name", "class", *(["skills"] if verbose else []))
     try:
-        for env_name, origin in available().items():
-            row = [env_name, origin]
+        for env_name, target in available().items():
+            row = [env_name, target]
             if verbose:
                 row.append(", ".join(s.name for s in load_task(env_name).skills()))
             table.add_row(*row)
@@ -287,47 +225,33 @@ def serve(
     log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
 ) -> None:
     """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve."""
-    from dataloop.llm.server import default_gguf, llama_server, vllm_server
+    from dataloop.assemble import teacher_server
+    from dataloop.config import validate_config
 
+    log = log or Path(f"{backend}.log")
+    modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
+    teacher = {
+        "backend": backend,
+        "model": model,
+        "parallel": parallel,
+        "threads": threads,
+        "chat_template": chat_template,
+        "tensor_parallel_size": tensor_parallel_size,
+        "max_model_len": max_model_len,
+        "lora_modules": modules,
+        "max_lora_rank": max_lora_rank,
+    }
     try:
-        log = log or Path(f"{backend}.log")
-        if backend == "llama-server":
-            gguf = Path(model) if model else default_gguf()
-            server = llama_server(
-                gguf,
-                log,
-                parallel=parallel,
-                threads=threads,
-                port=port,
-                chat_template=chat_template,
-            )
-        elif backend == "vllm":
-            if not model:
-                raise DataloopError("--model: vllm needs a model id or directory")
-            modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
-            if any(not name or not path for name, path in modules.items()):
-                raise DataloopError("--lora-module: expected name=path")
-            server = vllm_server(
-                model,
-                log,
-                tensor_parallel_size=tensor_parallel_size,
-                max_model_len=max_model_len,
-                lora_modules=modules,
-                max_lora_rank=max_lora_rank,
-                port=port,
-            )
-        else:
+        if backend not in ("llama-server", "vllm"):
             raise DataloopError(
                 f"--backend: unknown backend '{backend}'; known: llama-server, vllm"
             )
+        if any(not name or not path for name, path in modules.items()):
+            raise DataloopError("--lora-module: expected name=path")
+        server = teacher_server(validate_config({"teacher": teacher}, "options").teacher, log, port)
         with server:
             console.print(f"serving {server.base_url} (log: {log}); Ctrl-C to stop")
-            while server.process is not None and server.process.poll() is None:
-                time.sleep(1)
-            raise DataloopError(
-                f"server exited with code {server.process.returncode if server.process else '?'}; "
-                f"see {log}"
-            )
+            server.wait()
     except DataloopError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:

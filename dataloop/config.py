@@ -397,8 +397,13 @@ def validate_config(data: dict[str, Any], origin: str = "config") -> LoopConfig:
         ) from None
 
 
-def load_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
-    """Read a YAML run config, apply dotted overrides (``{"student.batch_size": 32}``)."""
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """Read a YAML run config, apply dotted overrides (``{"student.batch_size": 32}``).
+
+    Without a ``path`` the overrides are applied to the defaults.
+    """
+    if path is None:
+        return validate_config(apply_overrides({}, overrides or {}), origin="--set")
     try:
         text = path.read_text()
     except OSError as exc:
@@ -407,6 +412,18 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConf
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of config fields")
     return validate_config(apply_overrides(data, overrides or {}), origin=str(path))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key.path=value`` pairs (``--set``) as dotted overrides; each value is read as a YAML
+    scalar (``3``, ``true``, ``1e-3``, ``[a, b]``)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set '{pair}': expected key.path=value")
+        overrides[key] = parse_yaml(value, f"--set {key}")
+    return overrides
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -11,22 +11,15 @@ import inspect
 import random
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from dataloop.errors import RegistryError
-from dataloop.plugins import (
-    entry_point_targets,
-    is_reference,
-    load_entry_point,
-    load_module_from_path,
-    load_reference,
-)
-from dataloop.resources import environments_dir
+from dataloop.plugins import entry_point_targets, is_reference, load_entry_point, load_reference
 from dataloop.schema import Example, SkillInfo
 
 Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
 ENTRY_POINT_GROUP = "dataloop.environments"
 
 
@@ -109,10 +102,6 @@ class TaskEnvironment(ABC):
         makes them itself."""
         return "made by the task itself"
 
-    def describe(self) -> str:
-        """One line for ``dataloop envs``."""
-        return self.description or (inspect.getdoc(self) or "").split("\n")[0]
-
 
 def _task_class_in(module: ModuleType, origin: str) -> type[TaskEnvironment]:
     """The single TaskEnvironment subclass a module defines."""
@@ -134,24 +123,14 @@ def _task_class_in(module: ModuleType, origin: str) -> type[TaskEnvironment]:
     return found[0]
 
 
-def _builtin_files() -> dict[str, Path]:
-    return {
-        d.name: d / "env.py"
-        for d in sorted(environments_dir().iterdir())
-        if (d / "env.py").is_file()
-    }
-
-
 def available() -> dict[str, str]:
-    """Every environment known by name: name -> where it comes from."""
-    found = {name: f"built-in ({path.parent})" for name, path in _builtin_files().items()}
-    for name, target in entry_point_targets(ENTRY_POINT_GROUP).items():
-        found.setdefault(name, f"entry point ({target})")
-    return found
+    """Every environment known by name -> the class it names (``module:Class``): the
+    ``dataloop.environments`` entry points, the built-ins (:mod:`dataloop.envs`) among them."""
+    return dict(sorted(entry_point_targets(ENTRY_POINT_GROUP).items()))
 
 
 def resolve(spec: str) -> type[TaskEnvironment]:
-    """A task class by built-in or entry-point name, ``file.py[:Class]`` or ``module:Class``."""
+    """A task class by registered name, ``file.py[:Class]`` or ``module:Class``."""
     if is_reference(spec):
         obj = load_reference(spec)
         if isinstance(obj, ModuleType):
@@ -159,17 +138,15 @@ def resolve(spec: str) -> type[TaskEnvironment]:
         if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
             raise RegistryError(f"'{spec}' is not a TaskEnvironment subclass")
         return obj
-    builtins = _builtin_files()
-    if spec in builtins:
-        return _task_class_in(load_module_from_path(builtins[spec]), str(builtins[spec]))
-    if spec in entry_point_targets(ENTRY_POINT_GROUP):
+    known = available()
+    if spec in known:
         obj = load_entry_point(ENTRY_POINT_GROUP, spec)
         if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
             raise RegistryError(f"entry point '{spec}' is not a TaskEnvironment subclass")
         return obj
-    known = ", ".join(available()) or "none"
     raise RegistryError(
-        f"unknown environment '{spec}'; known: {known} (or give a path: path/to/env.py:ClassName)"
+        f"unknown environment '{spec}'; known: {', '.join(known)} (or give a path: "
+        "path/to/env.py:ClassName)"
     )
 
 

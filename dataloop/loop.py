@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from dataloop.display import Display
 from dataloop.engine.engine import GenerationResult
@@ -31,9 +32,11 @@ class Loop:
 
     ``Loop(env=..., policy=..., engine=...).run()`` returns the per-iteration history; with a
     ``run`` directory every plan, candidate, accepted example and metric is written to it and
-    an interrupted run continues where it stopped. ``runner`` is an event loop to share with
-    work done on the same teacher client before the loop (``open_loop``'s skill discovery);
-    its owner closes it.
+    an interrupted run continues where it stopped. The environment must be given the
+    engine's budget (``Environment(..., budget=engine.budget)``), so that a spent budget ends
+    the run. ``runner`` is an event loop to share with work done on the same teacher client
+    before and after the loop (``open_loop``'s skill discovery, closing the client); its owner
+    closes it. The loop closes nothing it did not open.
     """
 
     def __init__(
@@ -45,6 +48,11 @@ class Loop:
         display: Display | None = None,
         runner: asyncio.Runner | None = None,
     ) -> None:
+        if env.budget is not engine.budget:
+            raise ValueError(
+                "the environment must read the engine's budget, so that a spent budget ends "
+                "the episode: Environment(..., budget=engine.budget)"
+            )
         self.env = env
         self._runner = runner
         self.policy = as_policy(policy)
@@ -57,43 +65,34 @@ class Loop:
     def run(self) -> list[HistoryEntry]:
         """Reset (or restore), then iterate until done or the budget runs out."""
         if self._runner is not None:
-            return self._run_closing(self._runner)
+            return self._run(self._runner)
         with asyncio.Runner() as runner:
-            return self._run_closing(runner)
-
-    def _run_closing(self, runner: asyncio.Runner) -> list[HistoryEntry]:
-        try:
             return self._run(runner)
-        finally:
-            runner.run(self.engine.aclose())
 
     def _run(self, runner: asyncio.Runner) -> list[HistoryEntry]:
         skills = [s.name for s in self.env.task.skills()]
         obs = self._restore() if self._has_state() else self._reset()
-        self.display.accuracy_table(skills, self.env.history)
+        self.display.accuracy_table(skills, self.metrics.iterations)
         while not self.state.done:
             k = self.env.iteration + 1
-            obs = obs.model_copy(update={"budget": self.engine.budget.model_copy()})
             plan = self._plan(k, obs, runner)
-            accepted, queries, exhausted = self._generate(k, plan, obs, runner)
+            accepted = self._generate(k, plan, obs, runner)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
-            obs, reward, done, _ = self.env.step(accepted)
-            self.env.history[-1].queries = queries
-            self._finish_iteration(k, obs, done or exhausted)
-            self.display.accuracy_table(skills, self.env.history)
+            obs, reward, terminated, truncated, info = self.env.step(accepted)
+            self._finish_iteration(k, obs, info, terminated or truncated)
+            self.display.accuracy_table(skills, self.metrics.iterations)
             self.display.log(f"reward (change in mean accuracy): {reward:+.1%}")
-            if exhausted:
+            if self.engine.budget.exhausted:
                 self.display.log("[yellow]teacher budget spent[/]: stopping")
-        return list(self.env.history)
+        return list(self.metrics.iterations)
 
     # phases
 
     def _reset(self) -> Observation:
         self.display.log("[bold]reset[/]: training on the seed set and evaluating")
-        obs = self.env.reset()
-        # Queries spent before the first plan (skill discovery) belong to the reset entry.
-        self.env.history[-1].queries = self.engine.budget.queries
-        self._finish_iteration(0, obs, self.env.max_iterations == 0)
+        obs, info = self.env.reset()
+        # A test result means the episode is already over (iterations: 0).
+        self._finish_iteration(0, obs, info, "test" in info)
         return obs
 
     def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> Plan:
@@ -109,21 +108,17 @@ class Loop:
 
     def _generate(
         self, k: int, plan: Plan, obs: Observation, runner: asyncio.Runner
-    ) -> tuple[list[Example], int, bool]:
-        """Accepted examples, queries spent, and whether the budget ran out."""
+    ) -> list[Example]:
+        """The examples accepted for ``plan``."""
         if self._at(k, "generated") and self.run_dir is not None:
-            return self.run_dir.accepted(k), self.state.queries_this_iteration, self.state.exhausted
+            return self.run_dir.accepted(k)
         with self.display.progress("teacher generating", plan.total) as advance:
             result = runner.run(
                 self.engine.generate(plan, obs, self.env.train_set, on_progress=advance)
             )
-        # Everything spent since the last iteration: the planner's queries count too.
-        queries = self.engine.budget.queries - sum(h.queries for h in self.env.history)
         self._record_generation(k, result)
-        self.state.queries_this_iteration = queries
-        self.state.exhausted = result.budget_exhausted
         self._commit(k, "generated")
-        return result.accepted, queries, result.budget_exhausted
+        return result.accepted
 
     def _record_generation(self, k: int, result: GenerationResult) -> None:
         self.display.generation_table(result.report.counts)
@@ -142,11 +137,10 @@ class Loop:
         # accepted.jsonl is written last: its presence marks the generate phase's files complete.
         self.run_dir.write_jsonl(f"{folder}/accepted.jsonl", result.accepted)
 
-    def _finish_iteration(self, k: int, obs: Observation, done: bool) -> None:
-        self.metrics.iterations = list(self.env.history)
-        if done:
-            test, _ = self.env.evaluate("test")
-            self.metrics.test = test.accuracy()
+    def _finish_iteration(self, k: int, obs: Observation, info: dict[str, Any], done: bool) -> None:
+        self.metrics.iterations = list(obs.history)
+        if "test" in info:
+            self.metrics.test = info["test"].accuracy()
         if self.run_dir is not None:
             self.run_dir.write_model(f"iterations/{k}/observation.json", obs)
             self.run_dir.write_metrics(self.metrics)
@@ -182,7 +176,5 @@ class Loop:
             accepted += self.run_dir.accepted(k)
         history = [h for h in self.metrics.iterations if h.iteration <= trained]
         self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained))
-        budget = self.engine.budget
-        for field in ("queries", "prompt_tokens", "completion_tokens", "cost"):
-            setattr(budget, field, getattr(self.state.budget, field))
+        self.engine.budget.restore(self.state.budget)
         return self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)

@@ -7,12 +7,13 @@ import importlib
 import importlib.util
 import re
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from dataloop.errors import RegistryError
+from dataloop.resources import checkout_entry_points
 
 
 def load_module_from_path(path: Path) -> ModuleType:
@@ -66,17 +67,20 @@ def load_reference(spec: str) -> Any:
 
 
 def entry_point_targets(group: str) -> dict[str, str]:
-    """Installed plug-ins of an entry-point group: name -> ``module:attr``."""
-    return {ep.name: ep.value for ep in entry_points(group=group)}
+    """The entry points of a group: name -> ``module:attr``. Those of installed packages, and
+    dataloop's own from its ``pyproject.toml`` when it runs from an uninstalled checkout."""
+    installed = {ep.name: ep.value for ep in entry_points(group=group)}
+    return {**checkout_entry_points(group), **installed}
 
 
 def load_entry_point(group: str, name: str) -> Any:
     """Load the entry point ``name`` of ``group``."""
-    for ep in entry_points(group=group, name=name):
-        try:
-            return ep.load()
-        except Exception as exc:
-            raise RegistryError(
-                f"entry point '{name}' in group '{group}' ({ep.value}) failed to load: {exc}"
-            ) from exc
-    raise RegistryError(f"no entry point '{name}' in group '{group}'")
+    target = entry_point_targets(group).get(name)
+    if target is None:
+        raise RegistryError(f"no entry point '{name}' in group '{group}'")
+    try:
+        return EntryPoint(name=name, value=target, group=group).load()
+    except Exception as exc:
+        raise RegistryError(
+            f"entry point '{name}' in group '{group}' ({target}) failed to load: {exc}"
+        ) from exc

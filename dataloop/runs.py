@@ -52,11 +52,7 @@ class RunState(BaseModel):
     done: bool = False
     """The loop has finished; ``resume`` has nothing left to do."""
     budget: Budget = Budget()
-    """Teacher spending so far, restored into the client on resume."""
-    queries_this_iteration: int = 0
-    """Queries the generate phase of ``iteration`` spent."""
-    exhausted: bool = False
-    """The generate phase of ``iteration`` ran out of teacher budget."""
+    """Teacher spending so far (and whether it ran out), restored into the client on resume."""
     seed: int = 0
 
 

@@ -44,7 +44,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -458,12 +457,3 @@ def _wait(process: subprocess.Popen[bytes], config: bytes, wall_seconds: float) 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def run_many(
-    sources: list[str], limits: SandboxLimits | None = None, workers: int | None = None
-) -> list[SandboxResult]:
-    """Run several programs, each in its own sandbox, a few at a time; results in order."""
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda s: run_python(s, limits), sources))

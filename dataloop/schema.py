@@ -64,6 +64,28 @@ class Example(_Model):
             provenance=Provenance.model_validate(provenance),
         )
 
+    def relabel(
+        self,
+        *,
+        skill: str | None = None,
+        question: str | None = None,
+        answer: str | None = None,
+    ) -> Example:
+        """This example with a new skill, question or answer, its provenance kept (the id
+        follows the skill and question). A changed answer is recorded as ``relabelled``: what
+        an environment's ``verify`` returns when it recomputes or normalises the answer."""
+        answer = self.answer if answer is None else answer
+        changed = answer.strip() != self.answer.strip()
+        return Example(
+            id=example_id(skill or self.skill, question or self.question),
+            skill=skill or self.skill,
+            question=question or self.question,
+            answer=answer,
+            provenance=self.provenance.model_copy(
+                update={"relabelled": self.provenance.relabelled or changed}
+            ),
+        )
+
 
 class SkillResult(_Model):
     """Accuracy of the student on one skill of one split."""
@@ -127,6 +149,14 @@ class Budget(_Model):
     """Money the teacher may spend (``teacher.max_cost``), or None."""
     cost: float | None = None
     """Money spent so far at the teacher's price (``teacher.prices``); None without a price."""
+    exhausted: bool = False
+    """A request was refused for lack of budget: the teacher makes no more data."""
+
+    def restore(self, saved: Budget) -> None:
+        """Take what ``saved`` records as spent (a resumed run); the limits stay this one's."""
+        for name in type(self).model_fields:
+            if not name.startswith("max_"):
+                setattr(self, name, getattr(saved, name))
 
     @property
     def queries_left(self) -> int | None:

@@ -25,9 +25,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from dataloop.atomic import write_text
-from dataloop.engine.strategy import TeacherKind, Templates
 from dataloop.errors import DataloopError
-from dataloop.llm.base import LLMClient, Message, Sampling
+from dataloop.llm.base import Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.schema import SCHEMA_VERSION, Example, SkillInfo
 
 OTHER = SkillInfo(name="other", description="examples the labeller could not place in a skill")
@@ -92,8 +92,7 @@ def apply_taxonomy(examples: list[Example], taxonomy: SkillTaxonomy, origin: Pat
                 f"skills file {origin} has no label for question {example.question[:60]!r}; "
                 "add it to 'labels' or delete the file to discover skills again"
             )
-        relabelled = Example.make(skill, example.question, example.answer)
-        out.append(relabelled.model_copy(update={"provenance": example.provenance}))
+        out.append(example.relabel(skill=skill))
     return out
 
 
@@ -129,47 +128,42 @@ def match_skill(text: str, skills: list[SkillInfo]) -> str | None:
 
 
 class SkillDiscovery:
-    """Proposes a taxonomy from a sample of questions and labels questions with it."""
+    """Proposes a taxonomy from a sample of questions and labels questions with it, asking
+    ``teacher`` (prompts ``skill_discovery/propose_<kind>.j2`` and ``label_<kind>.j2``)."""
 
     def __init__(
         self,
-        client: LLMClient,
+        teacher: Teacher,
         *,
-        templates: Templates | None = None,
-        kind: TeacherKind = "base",
         max_skills: int = 6,
         sample_size: int = 24,
         attempts: int = 3,
-        seed: int = 0,
     ) -> None:
-        self.client = client
-        self.templates = templates or Templates()
-        self.kind: TeacherKind = kind
+        self.teacher = teacher
         self.max_skills = max_skills
         self.sample_size = sample_size
         self.attempts = attempts
-        self.seed = seed
 
     async def _ask(self, prompt: str, sampling: Sampling) -> str:
-        if self.kind == "chat":
-            reply = await self.client.chat([Message(role="user", content=prompt)], sampling)
-        else:
-            reply = await self.client.complete(prompt, sampling)
-        return reply.texts[0] if reply.texts else ""
+        return (await self.teacher.ask(prompt, sampling)).texts[0]
+
+    def _render(self, name: str, **values: object) -> str:
+        return self.teacher.templates.render(
+            f"skill_discovery/{name}_{self.teacher.kind}.j2", **values
+        )
 
     async def propose(self, questions: list[str]) -> list[SkillInfo]:
         """A taxonomy of 2..max_skills skills from a sample of ``questions``."""
-        rng = random.Random(f"{self.seed}/skills")
+        seed = self.teacher.seed
+        rng = random.Random(f"{seed}/skills")
         for attempt in range(self.attempts):
             sample = rng.sample(questions, min(self.sample_size, len(questions)))
-            prompt = self.templates.render(
-                f"skill_discovery/propose_{self.kind}.j2",
-                questions=[_cut(q) for q in sample],
-                max_skills=self.max_skills,
+            prompt = self._render(
+                "propose", questions=[_cut(q) for q in sample], max_skills=self.max_skills
             )
             # A base prompt ends inside the first "- name:" item; glue it back for parsing.
-            prefix = prompt[prompt.rfind("\n") + 1 :] if self.kind == "base" else ""
-            sampling = Sampling(temperature=0.7, max_tokens=256, seed=self.seed + attempt)
+            prefix = prompt[prompt.rfind("\n") + 1 :] if self.teacher.kind == "base" else ""
+            sampling = Sampling(temperature=0.7, max_tokens=256, seed=seed + attempt)
             skills = parse_skills(prefix + await self._ask(prompt, sampling), self.max_skills)
             if len(skills) >= 2:
                 return skills
@@ -185,12 +179,10 @@ class SkillDiscovery:
         on_progress: Callable[[int], None] | None = None,
     ) -> list[Label]:
         """One skill per question; a reply naming no known skill gives ``other``."""
-        sampling = Sampling(temperature=0.0, max_tokens=12, stop=("\n",), seed=self.seed)
+        sampling = Sampling(temperature=0.0, max_tokens=12, stop=("\n",), seed=self.teacher.seed)
 
         async def one(question: str) -> Label:
-            prompt = self.templates.render(
-                f"skill_discovery/label_{self.kind}.j2", skills=skills, question=_cut(question)
-            )
+            prompt = self._render("label", skills=skills, question=_cut(question))
             name = match_skill(await self._ask(prompt, sampling), skills)
             if on_progress is not None:
                 on_progress(1)
@@ -205,11 +197,9 @@ def _cut(question: str) -> str:
 
 
 async def discover_skills(
-    client: LLMClient,
+    discovery: SkillDiscovery,
     examples: list[Example],
     path: Path,
-    *,
-    discovery: SkillDiscovery | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> SkillTaxonomy:
     """The skills file at ``path``, created or completed with the teacher.
@@ -219,7 +209,6 @@ async def discover_skills(
     first. The file is written atomically after labelling. ``on_progress(1)`` is called per
     question labelled.
     """
-    discovery = discovery or SkillDiscovery(client)
     questions = list(dict.fromkeys(e.question for e in examples))
     if not questions:
         raise DataloopError("skill discovery: no examples to label")

@@ -15,17 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from dataloop.environments import Split, TaskEnvironment
+from dataloop.environments import SPLITS, Split, TaskEnvironment
 from dataloop.errors import DataloopError
 from dataloop.schema import Example, SkillInfo
 from dataloop.skills import apply_taxonomy, read_taxonomy
 
 T = TypeVar("T")
-SplitName = Split
-SPLITS: tuple[SplitName, ...] = ("train", "validation", "test")
 # File-name stems that count as each split inside a data folder (GSM8K's train.jsonl/test.jsonl,
 # the hub's parquet shards ``test-00000-of-00001.parquet``, ARC's ``ARC-Easy-Dev.jsonl`` …).
-_SPLIT_WORDS: dict[SplitName, tuple[str, ...]] = {
+_SPLIT_WORDS: dict[Split, tuple[str, ...]] = {
     "train": ("train",),
     "validation": ("validation", "valid", "val", "dev"),
     "test": ("test",),
@@ -124,7 +122,7 @@ def _jsonl(path: Path) -> Iterator[Any]:
                 raise DataError(f"{path} row {number}: not valid JSON ({exc.msg})") from None
 
 
-def _split_of(path: Path) -> SplitName | None:
+def _split_of(path: Path) -> Split | None:
     words = path.name.lower().replace("-", "_").replace(".", "_").split("_")
     for split, names in _SPLIT_WORDS.items():
         if any(name in words for name in names):
@@ -200,7 +198,7 @@ def carve_splits(
     sizes: Mapping[str, int | None],
     seed: int,
     origin: str,
-) -> dict[SplitName, list[T]]:
+) -> dict[Split, list[T]]:
     """Train, validation and test items (rows or examples) from whatever splits the data has.
 
     A missing validation split is carved from train (GSM8K, MBPP's full set), a missing test
@@ -216,7 +214,7 @@ def carve_splits(
     if not rest and not held_out:
         raise DataError(f"{origin}: no rows at all")
     random.Random(f"{seed}/splits").shuffle(rest)
-    out: dict[SplitName, list[T]] = {}
+    out: dict[Split, list[T]] = {}
     for split in ("test", "validation"):
         if split in held_out:
             out[split] = held_out[split]

@@ -14,12 +14,17 @@ From Python, with a teacher already serving on 127.0.0.1:8080 (``dataloop serve`
 
     from dataloop import Engine, Environment, Loop, load_task
     from dataloop.config import StudentConfig
-    from dataloop.llm import OpenAIClient
+    from dataloop.llm import OpenAIClient, Teacher
     from dataloop.students.hf import HFStudent
 
     task = load_task("arithmetic")
-    env = Environment(task, HFStudent(StudentConfig()), checkpoints_dir=Path("runs/api/ckpt"))
-    engine = Engine(OpenAIClient("gemma", ["http://127.0.0.1:8080/v1"]), task)
+    engine = Engine(Teacher(OpenAIClient("gemma", ["http://127.0.0.1:8080/v1"])), task)
+    env = Environment(
+        task,
+        HFStudent(StudentConfig()),
+        checkpoints_dir=Path("runs/api/ckpt"),
+        budget=engine.budget,  # a spent teacher budget ends the episode
+    )
     history = Loop(env, FocusOnFailures(examples_per_iteration=120), engine).run()
     # or: Loop(env, retry_failures, engine).run()
 """
@@ -41,7 +46,7 @@ class FocusOnFailures(Policy):
         failed = Counter(f.example.skill for f in obs.failures)
         weights = {s.name: failed[s.name] + 1.0 for s in obs.skills}
         allocation = allocate(self.examples_per_iteration, weights)
-        return Plan(requests=self._requests(allocation), rationale=f"failures: {dict(failed)}")
+        return Plan(requests=self.requests_for(allocation), rationale=f"failures: {dict(failed)}")
 
 
 def retry_failures(obs: Observation) -> Plan:

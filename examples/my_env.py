@@ -100,8 +100,5 @@ class LetterTask(TaskEnvironment):
         answer = solve(example.skill, example.question)
         if answer is None:
             return None
-        provenance = example.provenance.model_copy(
-            update={"relabelled": example.answer.strip() != answer}
-        )
-        fixed = Example.make(example.skill, canonical(example.question), answer)
-        return fixed.model_copy(update={"provenance": provenance})
+        # relabel keeps the teacher's provenance and records whether the answer changed.
+        return example.relabel(question=canonical(example.question), answer=answer)

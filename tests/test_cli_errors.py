@@ -20,7 +20,9 @@ SECRET = "sk-proj-9Zx7TopSecretKey1234567890"
 
 
 def dataloop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    # This checkout first, then whatever the caller had on the path.
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path)
     return subprocess.run(
         [sys.executable, "-m", "dataloop.cli", *args],
         capture_output=True,

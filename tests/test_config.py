@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dataloop.config import dump_config, load_config, validate_config
+from dataloop.config import dump_config, load_config, parse_overrides, validate_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
 
@@ -90,3 +90,12 @@ def test_example_configs_are_valid_and_their_tasks_load(path: Path) -> None:
     config = load_config(path)
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
     assert task.skills() and task.split("train")
+
+
+def test_set_pairs_are_yaml_overrides_on_a_file_or_the_defaults() -> None:
+    overrides = parse_overrides(["iterations=2", "teacher.base_urls=[http://x/v1]", "name=a=b"])
+    assert overrides == {"iterations": 2, "teacher.base_urls": ["http://x/v1"], "name": "a=b"}
+    config = load_config(None, overrides)
+    assert config.iterations == 2 and config.name == "a=b"
+    with pytest.raises(ConfigError, match=r"--set 'iterations': expected key\.path=value"):
+        parse_overrides(["iterations"])

@@ -12,17 +12,17 @@ import pytest
 from dataloop.assemble import _discover, open_loop, task_options
 from dataloop.config import validate_config
 from dataloop.display import Display
-from dataloop.engine.strategy import Templates
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
 from dataloop.llm.base import Completion, Message, Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.runs import RunDir
 from dataloop.schema import Budget
 
 SIZES = {"train_size": 8, "validation_size": 2, "test_size": 2}
 
 
-class Teacher:
+class ScriptedClient:
     """Proposes two skills; labels questions that mention money 'money', others 'counting'."""
 
     model = "scripted"
@@ -49,16 +49,16 @@ def config(**env: object):
     return validate_config({"env": {"name": "math", "options": SIZES, **env}}, origin="test")
 
 
-def discover(run: RunDir, teacher: Teacher):
+def discover(run: RunDir, client: ScriptedClient):
     cfg = config(discover_skills=True)
     task = load_task("math", options=SIZES)
     with asyncio.Runner() as runner:
-        return _discover(cfg, task, teacher, Templates(), run, runner, Display(quiet=True))
+        return _discover(cfg, task, Teacher(client), run, runner, Display(quiet=True))
 
 
 def test_discovered_skills_label_the_task_and_land_in_the_run_folder(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    teacher = Teacher()
+    teacher = ScriptedClient()
     task = discover(run, teacher)
     saved = json.loads(run.skills_file.read_text())
     assert [s["name"] for s in saved["skills"]] == ["money", "counting"]
@@ -77,13 +77,13 @@ def test_discovered_skills_label_the_task_and_land_in_the_run_folder(tmp_path: P
 
 def test_an_edited_skills_file_is_read_back_without_asking_the_teacher(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    discover(run, Teacher())
+    discover(run, ScriptedClient())
     saved = json.loads(run.skills_file.read_text())
     saved["skills"] = [{"name": "word-problems", "description": "all of them, merged by hand"}]
     for label in saved["labels"]:
         label["skill"] = "word-problems"
     run.skills_file.write_text(json.dumps(saved))
-    again = Teacher()
+    again = ScriptedClient()
     task = discover(run, again)
     assert again.prompts == []
     assert [s.name for s in task.skills()] == ["word-problems"]
@@ -91,7 +91,7 @@ def test_an_edited_skills_file_is_read_back_without_asking_the_teacher(tmp_path:
 
 
 def test_discovery_that_cannot_fit_the_query_budget_fails_before_asking(tmp_path: Path) -> None:
-    teacher = Teacher(max_queries=5)
+    teacher = ScriptedClient(max_queries=5)
     with pytest.raises(ConfigError, match=r"'teacher\.max_queries': skill discovery labels each"):
         discover(RunDir(tmp_path / "run"), teacher)
     assert teacher.prompts == []

@@ -11,6 +11,7 @@ import pytest
 
 from dataloop.environments import TaskEnvironment, available, load_task, resolve
 from dataloop.errors import RegistryError
+from dataloop.resources import checkout_entry_points
 
 MY_ENV = """
 from dataloop.environments import TaskEnvironment
@@ -27,10 +28,30 @@ class Upper(TaskEnvironment):
 """
 
 
-def test_builtin_by_name() -> None:
-    assert "arithmetic" in available()
+def test_builtins_are_entry_points_and_importable() -> None:
+    from dataloop.envs.arithmetic import ArithmeticTask
+    from dataloop.envs.math import MathTask
+
+    known = available()
+    assert known["arithmetic"] == "dataloop.envs.arithmetic:ArithmeticTask"
+    assert {"math", "multiple_choice", "code"} <= set(known)
+    assert resolve("math") is MathTask
     task = load_task("arithmetic", options={"train_per_skill": 4})
+    assert isinstance(task, ArithmeticTask)
     assert len(task.split("train")) == 4 * len(task.skills())
+
+    class Bigger(MathTask):  # a built-in is a class like any other
+        name = "bigger-math"
+
+    assert Bigger(validation_size=4).split("validation")[0].skill in {
+        s.name for s in MathTask().skills()
+    }
+
+
+def test_an_uninstalled_checkout_reads_its_entry_points_from_pyproject() -> None:
+    builtins = checkout_entry_points("dataloop.environments")
+    assert builtins["math"] == "dataloop.envs.math:MathTask" and len(builtins) == 4
+    assert checkout_entry_points("no.such.group") == {}
 
 
 def test_unknown_name_lists_known_ones() -> None:
@@ -67,7 +88,7 @@ def test_by_entry_point(tmp_path, monkeypatch) -> None:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: upper-env\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[dataloop.environments]\nupper = upper_env:Upper\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert available()["upper"] == "entry point (upper_env:Upper)"
+    assert available()["upper"] == "upper_env:Upper"
     cls = resolve("upper")
     assert issubclass(cls, TaskEnvironment) and cls.__name__ == "Upper"
     sys.modules.pop("upper_env", None)

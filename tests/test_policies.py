@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from dataloop.errors import RegistryError
+from dataloop.llm.teacher import Teacher
 from dataloop.policies import (
     LLM2LLM,
     BudgetRatio,
@@ -216,22 +217,29 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
 
 
 def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
-    client = object()
-    with pytest.raises(RegistryError, match="'llm-planner' needs the teacher's LLM client"):
+    teacher = Teacher(object(), "chat", seed=7)  # type: ignore[arg-type]
+    with pytest.raises(RegistryError, match="'llm-planner' asks the teacher LLM"):
         make_policy("llm-planner")
-    planner = make_policy("llm-planner", client=client, teacher_kind="chat")  # type: ignore[arg-type]
-    assert isinstance(planner, LLMPlanner)
-    assert planner.client is client and planner.teacher_kind == "chat"
-    assert isinstance(make_policy("uniform", client=client), Uniform)  # type: ignore[arg-type]
+    planner = make_policy("llm-planner", teacher=teacher)
+    assert isinstance(planner, LLMPlanner) and planner.teacher is teacher
+    assert isinstance(make_policy("uniform", teacher=teacher), Uniform)
     path = tmp_path / "asks.py"
     path.write_text(
         "from dataloop import Policy, Plan\n"
         "class Asks(Policy):\n"
-        "    def __init__(self, examples_per_iteration=1, client=None):\n"
+        "    uses_teacher = True\n"
+        "    def __init__(self, teacher, examples_per_iteration=1):\n"
         "        super().__init__(examples_per_iteration)\n"
+        "        self.teacher = teacher\n"
+        "    def plan(self, obs):\n"
+        "        return Plan()\n"
+        "class DoesNotAsk(Policy):\n"
+        "    def __init__(self, client=None):\n"
+        "        super().__init__()\n"
         "        self.client = client\n"
         "    def plan(self, obs):\n"
         "        return Plan()\n"
     )
-    assert make_policy(f"{path}:Asks", client=client).client is client  # type: ignore[arg-type,attr-defined]
-    assert make_policy(f"{path}:Asks").client is None  # type: ignore[attr-defined]
+    assert make_policy(f"{path}:Asks", teacher=teacher).teacher is teacher  # type: ignore[attr-defined]
+    # No parameter name is sniffed: only uses_teacher decides.
+    assert make_policy(f"{path}:DoesNotAsk", teacher=teacher).client is None  # type: ignore[attr-defined]

@@ -35,6 +35,24 @@ def test_example_roundtrip_and_stable_id() -> None:
     assert ex.id == Example.make("add", "12+35", "0").id != Example.make("sub", "12+35", "0").id
 
 
+def test_relabel_keeps_provenance_and_records_a_changed_answer() -> None:
+    ex = Example.make("add", "12 + 35", "48 ", source="generated", teacher="gemma", iteration=2)
+    same = ex.relabel(answer="48")
+    assert same.provenance == ex.provenance and not same.provenance.relabelled
+    fixed = ex.relabel(question="12+35", answer="47")
+    assert fixed.id == Example.make("add", "12+35", "").id and fixed.answer == "47"
+    assert fixed.provenance.relabelled and fixed.provenance.teacher == "gemma"
+    moved = fixed.relabel(skill="sums")
+    assert moved.skill == "sums" and moved.id.startswith("sums-") and moved.provenance.relabelled
+
+
+def test_a_restored_budget_keeps_its_limits() -> None:
+    budget = Budget(max_queries=100)
+    budget.restore(Budget(max_queries=10, queries=10, prompt_tokens=5, exhausted=True))
+    assert (budget.max_queries, budget.queries, budget.prompt_tokens) == (100, 10, 5)
+    assert budget.exhausted
+
+
 def test_observation_plan_and_report_roundtrip() -> None:
     ex = Example.make("add", "1+1", "2")
     obs = Observation(

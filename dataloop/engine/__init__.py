@@ -9,7 +9,7 @@ from dataloop.engine.strategies import (
     QuestionRephrase,
     resolve_strategy,
 )
-from dataloop.engine.strategy import Prompt, RequestContext, Strategy, Templates
+from dataloop.engine.strategy import Prompt, RequestContext, Strategy
 
 __all__ = [
     "BUILTIN_STRATEGIES",
@@ -23,6 +23,5 @@ __all__ = [
     "QuestionRephrase",
     "RequestContext",
     "Strategy",
-    "Templates",
     "resolve_strategy",
 ]

@@ -13,7 +13,6 @@ Every candidate is kept with its verdict.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 from collections import Counter
@@ -25,17 +24,11 @@ from pydantic import BaseModel
 
 from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
-from dataloop.engine.strategy import (
-    Check,
-    Prompt,
-    RequestContext,
-    Strategy,
-    TeacherKind,
-    Templates,
-)
+from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment
 from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
-from dataloop.llm.base import Completion, LLMClient, Message, Sampling
+from dataloop.llm.base import Completion, Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.schema import (
     Budget,
     Example,
@@ -86,21 +79,14 @@ class GenerationResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _sampling_seed(base: int, *parts: object) -> int:
-    digest = hashlib.sha1("/".join(map(str, parts)).encode()).hexdigest()
-    return (base + int(digest[:8], 16)) % (2**31)
-
-
 class Engine:
     """Turns a :class:`~dataloop.schema.Plan` into verified, deduplicated examples."""
 
     def __init__(
         self,
-        client: LLMClient,
+        teacher: Teacher,
         task: TaskEnvironment,
         *,
-        templates: Templates | None = None,
-        kind: TeacherKind = "base",
         strategy: str | None = None,
         shots: int = 8,
         per_query: int = 6,
@@ -108,24 +94,20 @@ class Engine:
         votes: int = 0,
         temperature: float = 0.9,
         max_tokens: int = 128,
-        seed: int = 0,
         max_chars: int = 2000,
         novelty: float | None = None,
         show_student_answer: bool = False,
     ) -> None:
-        self.client = client
+        self.teacher = teacher
         self.task = task
-        self.templates = templates or Templates()
-        self.kind: TeacherKind = kind
         self.strategy_override = strategy
         self.shots = shots
         self.per_query = per_query
         self.max_rounds = max_rounds
         self.votes = votes
-        self._solver = AnswerAugmentation(self.templates, kind)
+        self._solver = AnswerAugmentation(teacher.templates, teacher.kind)
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.seed = seed
         self.max_chars = max_chars
         self.novelty = novelty
         self.show_student_answer = show_student_answer
@@ -139,16 +121,12 @@ class Engine:
 
     @property
     def budget(self) -> Budget:
-        """The teacher client's budget: limits and what has been spent."""
-        return self.client.budget
-
-    async def aclose(self) -> None:
-        """Close the teacher client's connections."""
-        await self.client.aclose()
+        """The teacher's budget: limits and what has been spent."""
+        return self.teacher.budget
 
     def strategy(self, name: str) -> Strategy:
         """An instance of the named strategy, set up for this engine's teacher kind."""
-        return resolve_strategy(name)(self.templates, self.kind)
+        return resolve_strategy(name)(self.teacher.templates, self.teacher.kind)
 
     async def generate(
         self,
@@ -301,7 +279,7 @@ class Engine:
             seeds=[e for e in self._seeds if e.skill == request.skill],
             failures=[f for f in obs.failures if f.example.skill == request.skill],
             iteration=obs.iteration + 1,
-            teacher=self.client.model,
+            teacher=self.teacher.model,
             shots=self.shots,
             used=uses.get(strategy.name, Counter()),
             show_student_answer=self.show_student_answer,
@@ -317,8 +295,8 @@ class Engine:
             cut = i < len(reply.finish_reasons) and reply.finish_reasons[i] == "length"
             parsed = job.strategy.parse(text, job.ctx, prompt, cut=cut)
             job.counts.dropped += parsed.dropped
-            job.counts.parsed += len(parsed.examples)
-            candidates += parsed.examples
+            job.counts.parsed += len(parsed.items)
+            candidates += parsed.items
         return candidates
 
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int | str) -> Completion:
@@ -326,13 +304,11 @@ class Engine:
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             stop=prompt.stop,
-            seed=_sampling_seed(
-                self.seed, ctx.iteration, ctx.skill.name, ctx.request.strategy, index
+            seed=self.teacher.sampling_seed(
+                ctx.iteration, ctx.skill.name, ctx.request.strategy, index
             ),
         )
-        if self.kind == "chat":
-            return await self.client.chat([Message(role="user", content=prompt.text)], sampling)
-        return await self.client.complete(prompt.text, sampling)
+        return await self.teacher.ask(prompt.text, sampling)
 
     def _judge(
         self, job: _Job, check: Check, example: Example, seen: Seen, novel: Novelty | None

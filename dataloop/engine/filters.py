@@ -46,9 +46,6 @@ class Seen:
             return (example.skill, question, normalize(example.answer)) in self._pairs
         return (example.skill, question) in self._questions
 
-    def __contains__(self, example: object) -> bool:
-        return isinstance(example, Example) and self.contains(example)
-
 
 def rouge_tokens(text: str) -> list[str]:
     """Tokens as ``rouge_score``'s default tokenizer makes them (lowercase ``[a-z0-9]+`` runs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 _QA = re.compile(r"Q:[ \t]*(?P<q>[^\n]*?)[ \t]*\n[ \t]*A:[ \t]*(?P<a>[^\n]*)(?P<end>\n?)")
 _ITEM_START = re.compile(r"^\s*Q:", re.MULTILINE)
@@ -18,12 +19,17 @@ _JSON_LINE = re.compile(r"^\s*\{.*$", re.MULTILINE)
 _LIST_LINE = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)](?=[ \t]))[ \t]*(?P<text>.*)$", re.MULTILINE)
 
 
-@dataclass
-class Parsed:
-    """Items read from one completion and how many item-like fragments were unreadable."""
+T = TypeVar("T")
+Item = dict[str, str]
+"""One item as read: ``question`` and/or ``answer`` (non-empty; one-line values stripped)."""
 
-    items: list[dict[str, str]] = field(default_factory=list)
-    """Each with ``question`` and/or ``answer`` (non-empty; one-line values stripped)."""
+
+@dataclass
+class Parsed(Generic[T]):
+    """What was read from one completion, and how many item-like fragments were unreadable:
+    items (:data:`Item`) as the readers here find them, examples once a strategy made them."""
+
+    items: list[T] = field(default_factory=list)
     dropped: int = 0
     """Fragments that looked like an item but were junk, incomplete or cut off."""
 
@@ -34,9 +40,9 @@ def _value(text: str) -> str:
     return text if "\n" in text.strip() else text.strip()
 
 
-def _json_items(text: str, keys: tuple[str, ...]) -> Parsed:
+def _json_items(text: str, keys: tuple[str, ...]) -> Parsed[Item]:
     """Lines holding a JSON object with string-able values for every key in ``keys``."""
-    out = Parsed()
+    out: Parsed[Item] = Parsed()
     for line in _JSON_LINE.findall(text):
         try:
             obj = json.loads(line.strip().rstrip(","))
@@ -55,7 +61,7 @@ def _json_items(text: str, keys: tuple[str, ...]) -> Parsed:
     return out
 
 
-def parse_pairs(text: str, cut: bool = False) -> Parsed:
+def parse_pairs(text: str, cut: bool = False) -> Parsed[Item]:
     """Question/answer pairs from ``Q: … / A: …`` items or JSON lines.
 
     An item with no answer line is dropped; so is the last item of a completion ``cut`` by the
@@ -71,7 +77,7 @@ def parse_pairs(text: str, cut: bool = False) -> Parsed:
     return out
 
 
-def parse_questions(text: str, cut: bool = False) -> Parsed:
+def parse_questions(text: str, cut: bool = False) -> Parsed[Item]:
     """Questions from list lines (``- …``, ``1. …``) or, failing that, JSON lines.
 
     The last line of a ``cut`` completion is dropped: it may stop mid-question.
@@ -91,7 +97,7 @@ def parse_questions(text: str, cut: bool = False) -> Parsed:
     return out
 
 
-def parse_answer(text: str, cut: bool = False, json_only: bool = False) -> Parsed:
+def parse_answer(text: str, cut: bool = False, json_only: bool = False) -> Parsed[Item]:
     """One answer: a JSON ``{"answer": …}`` object, or else the first non-empty line.
 
     ``json_only`` (chat prompts ask for JSON) refuses bare text; a ``cut`` completion's answer

@@ -45,10 +45,6 @@ class DataSource(Protocol):
         """New examples for ``plan``; never examples already in ``train_set``."""
         ...
 
-    async def aclose(self) -> None:
-        """Release connections (a teacher client); called once when the loop ends."""
-        ...
-
 
 class NoNewData:
     """No new examples, ever: the seed-only control (the student keeps training on the seeds)."""
@@ -74,9 +70,6 @@ class NoNewData:
             FilterCounts(skill=r.skill, strategy="none", requested=r.count) for r in plan.requests
         ]
         return result
-
-    async def aclose(self) -> None:
-        """Nothing to close."""
 
 
 class TaskSampler:
@@ -106,7 +99,8 @@ class TaskSampler:
 
     @property
     def budget(self) -> Budget:
-        """No teacher queries are spent; the example budget is :attr:`max_examples`."""
+        """No teacher queries are spent; the example budget is :attr:`max_examples`, and
+        ``exhausted`` says when it is spent."""
         return self._budget
 
     async def generate(
@@ -129,7 +123,7 @@ class TaskSampler:
             if self.max_examples is not None:
                 wanted = min(wanted, self.max_examples - drawn)
             if wanted < request.count:
-                result.budget_exhausted = True
+                result.budget_exhausted = self._budget.exhausted = True
             rng = random.Random(f"{self.seed}/{iteration}/{index}/{request.skill}")
             for example in self._fresh(request.skill, wanted, rng, seen):
                 example = example.model_copy(
@@ -155,7 +149,7 @@ class TaskSampler:
                     on_progress(1)
             drawn += counts.accepted
         if self.max_examples is not None and drawn >= self.max_examples:
-            result.budget_exhausted = True
+            result.budget_exhausted = self._budget.exhausted = True
         return result
 
     def _fresh(self, skill: str, n: int, rng: random.Random, seen: Seen) -> list[Example]:
@@ -170,6 +164,3 @@ class TaskSampler:
                 seen.add(example)
                 fresh.append(example)
         return fresh
-
-    async def aclose(self) -> None:
-        """Nothing to close."""

@@ -10,24 +10,19 @@ a candidate passes the task's verification. The built-in strategies live in
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import ClassVar, Literal
 
-import jinja2
-
-from dataloop.engine.parsing import Parsed
+from dataloop.engine.parsing import Item, Parsed
 from dataloop.environments import TaskEnvironment
-from dataloop.errors import RegistryError
-from dataloop.resources import prompts_dir
+from dataloop.llm.teacher import TeacherKind
+from dataloop.llm.templates import Templates
 from dataloop.schema import Example, Failure, GenerationRequest, SkillInfo
 
-TeacherKind = Literal["base", "chat"]
 Check = Literal["verified", "unverified", "wrong-answer"]
 """What a strategy's check says: passed, rejected by the task's ``verify``, or a wrong answer."""
 
@@ -92,38 +87,6 @@ class Prompt:
     """Stop sequences for the teacher (e.g. one line for a single answer)."""
 
 
-@dataclass
-class Candidates:
-    """The candidate examples read from one completion, and the fragments that were not."""
-
-    examples: list[Example] = field(default_factory=list)
-    dropped: int = 0
-
-
-class Templates:
-    """Finds ``<strategy>/<kind>.j2`` in the user's folder first, then in built-in ``prompts/``."""
-
-    def __init__(self, user_dir: Path | None = None) -> None:
-        self.search_path = [str(p) for p in (user_dir, prompts_dir()) if p is not None]
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(self.search_path),
-            undefined=jinja2.StrictUndefined,
-            # Jinja drops the file's final newline, so a base prompt ends exactly at "Q:".
-            keep_trailing_newline=False,
-        )
-        # A JSON string on one line, as written (jinja's tojson escapes <, > and & for HTML).
-        self.env.filters["jsonline"] = lambda value: json.dumps(value, ensure_ascii=False)
-
-    def render(self, name: str, **values: object) -> str:
-        """Render template ``name`` (e.g. ``new_question/base.j2``)."""
-        try:
-            return self.env.get_template(name).render(**values)
-        except jinja2.TemplateNotFound:
-            raise RegistryError(
-                f"prompt template '{name}' not found in {', '.join(self.search_path)}"
-            ) from None
-
-
 def multiline(examples: list[Example]) -> bool:
     """Whether any question or answer spans lines (code, lettered choices).
 
@@ -167,10 +130,10 @@ class Strategy(ABC):
         """The ``index``-th prompt for a request, asking for about ``count`` examples."""
 
     @abstractmethod
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         """Items (``question`` / ``answer``) in one completion; ``cut``: hit the token limit."""
 
-    def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:
+    def complete(self, item: Item, prompt: Prompt) -> tuple[str, str] | None:
         """The (question, answer) of a read item; None drops it. Default: both as written."""
         if "question" in item and "answer" in item:
             return item["question"], item["answer"]
@@ -178,24 +141,34 @@ class Strategy(ABC):
 
     def parse(
         self, text: str, ctx: RequestContext, prompt: Prompt, cut: bool = False
-    ) -> Candidates:
-        """Candidates from one completion, with provenance; they may still be wrong."""
+    ) -> Parsed[Example]:
+        """Candidate examples from one completion, with provenance; they may still be wrong."""
         parsed = self.read(text, prompt, cut)
-        out = Candidates(dropped=parsed.dropped)
+        out: Parsed[Example] = Parsed(dropped=parsed.dropped)
         for item in parsed.items:
             pair = self.complete(item, prompt)
             if pair is None:
                 out.dropped += 1
             else:
-                out.examples.append(self.example(ctx, prompt, *pair))
+                out.items.append(self.example(ctx, prompt, *pair))
         return out
 
     def check(
         self, candidate: Example, ctx: RequestContext, prompt: Prompt
     ) -> tuple[Check, Example]:
-        """The task's ``verify``: it may reject a candidate or recompute (relabel) its answer."""
+        """The task's ``verify`` (it may reject a candidate or relabel it), then
+        :meth:`answer_holds`."""
         verified = ctx.task.verify(candidate)
-        return ("unverified", candidate) if verified is None else ("verified", verified)
+        if verified is None:
+            return "unverified", candidate
+        if not self.answer_holds(candidate, ctx, prompt):
+            return "wrong-answer", candidate
+        return "verified", verified
+
+    def answer_holds(self, candidate: Example, ctx: RequestContext, prompt: Prompt) -> bool:
+        """Whether the candidate's answer is right, for a strategy that keeps an answer the
+        task's ``verify`` does not recompute. Default: ``verify`` is the whole check."""
+        return True
 
     def example(self, ctx: RequestContext, prompt: Prompt, question: str, answer: str) -> Example:
         """A generated example with this strategy's provenance."""

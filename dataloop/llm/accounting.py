@@ -69,24 +69,33 @@ class BudgetGuard:
         self._lock = asyncio.Lock()
 
     async def reserve(self, prompt_tokens: int, completion_tokens: int) -> None:
-        """Claim one query and this many tokens, or raise BudgetExhausted."""
+        """Claim one query and this many tokens, or mark the budget exhausted and raise
+        BudgetExhausted."""
         async with self._lock:
-            b = self.budget
-            if b.max_queries is not None and b.queries + self._queries >= b.max_queries:
-                raise BudgetExhausted(f"query budget of {b.max_queries} spent")
-            prompt = b.prompt_tokens + self._prompt + prompt_tokens
-            completion = b.completion_tokens + self._completion + completion_tokens
-            if b.max_tokens is not None and prompt + completion > b.max_tokens:
-                raise BudgetExhausted(f"token budget of {b.max_tokens} spent")
-            if (
-                self.max_cost is not None
-                and self.price is not None
-                and self.price.cost(prompt, completion) > self.max_cost
-            ):
-                raise BudgetExhausted(f"cost budget of {self.max_cost:g} spent")
+            refused = self._refusal(prompt_tokens, completion_tokens)
+            if refused is not None:
+                self.budget.exhausted = True
+                raise BudgetExhausted(refused)
             self._queries += 1
             self._prompt += prompt_tokens
             self._completion += completion_tokens
+
+    def _refusal(self, prompt_tokens: int, completion_tokens: int) -> str | None:
+        """Why one more request of this size does not fit, or None if it does."""
+        b = self.budget
+        if b.max_queries is not None and b.queries + self._queries >= b.max_queries:
+            return f"query budget of {b.max_queries} spent"
+        prompt = b.prompt_tokens + self._prompt + prompt_tokens
+        completion = b.completion_tokens + self._completion + completion_tokens
+        if b.max_tokens is not None and prompt + completion > b.max_tokens:
+            return f"token budget of {b.max_tokens} spent"
+        if (
+            self.max_cost is not None
+            and self.price is not None
+            and self.price.cost(prompt, completion) > self.max_cost
+        ):
+            return f"cost budget of {self.max_cost:g} spent"
+        return None
 
     async def settle(
         self, prompt_tokens: int, completion_tokens: int, result: Completion | None
@@ -122,11 +131,6 @@ class Meter:
         # The budget shows the money side too, so an Observation (and a policy) can see it.
         budget.max_cost = max_cost
         budget.cost = budget_cost(budget, price)
-
-    @property
-    def cost(self) -> float | None:
-        """Money spent so far at the model's price, or None when no price is known."""
-        return budget_cost(self.budget, self.price)
 
     async def call(
         self,

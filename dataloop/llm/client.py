@@ -115,11 +115,6 @@ class OpenAIClient:
         ]
         self._in_flight = [0] * len(self._endpoints)
 
-    @property
-    def cost(self) -> float | None:
-        """Money spent so far at the configured price, or None without a price."""
-        return self._meter.cost
-
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         """A plain completion (``/v1/completions``)."""
         params = sampling.fields()

@@ -73,11 +73,6 @@ class VLLMOfflineClient:
         self._pending: list[_Pending] = []
         self._worker: asyncio.Task[None] | None = None
 
-    @property
-    def cost(self) -> float | None:
-        """Money spent so far at the configured price, or None without a price."""
-        return self._meter.cost
-
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         """A plain completion of ``prompt``."""
         worst = worst_case_tokens(prompt, sampling)

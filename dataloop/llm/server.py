@@ -104,6 +104,11 @@ class ManagedServer:
         except OSError:
             return ""
 
+    def wait(self) -> None:
+        """Block until the server exits by itself; TeacherError with its exit code and log."""
+        code = self.process.wait() if self.process is not None else None
+        raise TeacherError(f"server exited with code {code}; see {self.log_path}")
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds."""
         if self.process is None or self.process.poll() is not None:

@@ -1,10 +1,10 @@
-"""Structured output: ask the teacher for JSON that fits a pydantic model, and read it tolerantly.
+"""Structured output: a closed JSON schema for strict servers, and a tolerant reader.
 
 Where the server supports it the schema constrains decoding (``response_format`` for chat;
 vLLM's ``structured_outputs`` or llama-server's ``json_schema`` for plain completions). Where it
-does not (OpenAI's legacy completions, a server without grammar support), the model may wrap its
-JSON in prose or code fences, or stop half-way: :func:`parse_json` finds the first value that
-validates and ignores the rest.
+does not, the model may wrap its JSON in prose or code fences, or stop half-way:
+:func:`parse_json` finds the first value that validates and ignores the rest. The teacher asks
+through :meth:`dataloop.llm.teacher.Teacher.ask_json`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from dataloop.errors import TeacherError
-from dataloop.llm.base import LLMClient, Message, Sampling
-
 T = TypeVar("T", bound=BaseModel)
+
+
+class InvalidReply(ValueError):
+    """The teacher's reply holds no JSON value of the wanted model; the message says why."""
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, object]:
@@ -39,40 +40,31 @@ def json_schema(model: type[BaseModel]) -> dict[str, object]:
     return schema
 
 
-def parse_json(text: str, model: type[T]) -> T | None:
-    """The first JSON value in ``text`` that validates as ``model``, or None.
+def parse_json(text: str, model: type[T]) -> T:
+    """The first JSON value in ``text`` that validates as ``model``.
 
     Every ``{`` or ``[`` is tried as the start of a value, so prose, code fences and a cut-off
-    tail around the JSON do not matter.
+    tail around the JSON do not matter. Raises :class:`InvalidReply` with the reason the first
+    candidate failed (no JSON at all, not valid JSON, or the first field that does not fit).
     """
     decoder = json.JSONDecoder()
+    reason = "no JSON object in the reply"
+    decoded = False
     for start, char in enumerate(text):
         if char not in "{[":
             continue
         try:
             value, _ = decoder.raw_decode(text, start)
-            return model.model_validate(value)
-        except (json.JSONDecodeError, ValidationError):
+        except json.JSONDecodeError as exc:
+            if reason.startswith("no JSON"):
+                reason = f"reply is not valid JSON: {exc.msg}"
             continue
-    return None
-
-
-async def ask_json(
-    client: LLMClient,
-    messages: list[Message],
-    model: type[T],
-    sampling: Sampling | None = None,
-) -> T:
-    """Ask a chat teacher for one ``model``; raises TeacherError if no completion parses."""
-    sampling = (sampling or Sampling(temperature=0.0, max_tokens=512)).model_copy(
-        update={"json_schema": json_schema(model)}
-    )
-    completion = await client.chat(messages, sampling)
-    for text in completion.texts:
-        parsed = parse_json(text, model)
-        if parsed is not None:
-            return parsed
-    raise TeacherError(
-        f"teacher '{client.model}' did not answer with a valid {model.__name__}: "
-        f"{completion.texts[0][:200]!r}"
-    )
+        try:
+            return model.model_validate(value)
+        except ValidationError as exc:
+            if not decoded:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or model.__name__
+                reason = f"not a {model.__name__}: field '{where}': {err['msg']}"
+                decoded = True
+    raise InvalidReply(reason)

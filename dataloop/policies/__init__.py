@@ -7,7 +7,7 @@ Built-ins (by name): ``uniform``, ``weakest-skills``, ``llm2llm``, ``budget-rati
 
 from dataloop.policies.base import FunctionPolicy, Policy, PolicyFunction, allocate, as_policy
 from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
-from dataloop.policies.planner import InvalidPlan, LLMPlanner, parse_plan, plan_schema
+from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
     check_policy,
@@ -28,9 +28,9 @@ __all__ = [
     "WeakestSkills",
     "allocate",
     "as_policy",
+    "check_plan",
     "check_policy",
     "make_policy",
-    "parse_plan",
     "plan_schema",
     "resolve_policy",
 ]

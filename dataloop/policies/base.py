@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import ClassVar, cast
 
 from dataloop.schema import GenerationRequest, Observation, Plan
 
@@ -27,6 +27,11 @@ class Policy(ABC):
     """
 
     name: str = "custom"
+    uses_teacher: ClassVar[bool] = False
+    """Whether the policy asks the teacher LLM itself (``llm-planner`` does). A class that
+    sets it takes the run's :class:`~dataloop.llm.teacher.Teacher` (client, prompt kind,
+    templates and seed) as its first constructor argument, ``teacher``; ``make_policy`` passes
+    it."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:
@@ -42,10 +47,11 @@ class Policy(ABC):
         """The plan, awaited: the Loop calls this. Override it when deciding awaits I/O."""
         return self.plan(obs)
 
-    def _requests(
+    def requests_for(
         self, allocation: dict[str, int], strategy: str | None = None
     ) -> list[GenerationRequest]:
-        """One request per skill with a positive count, all by ``strategy`` (default: own)."""
+        """One request per skill with a positive count in ``allocation`` (skill -> examples),
+        all by ``strategy`` (default: the policy's own); see :func:`allocate`."""
         return [
             GenerationRequest(skill=skill, strategy=strategy or self.strategy, count=count)
             for skill, count in allocation.items()

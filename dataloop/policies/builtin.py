@@ -23,7 +23,7 @@ class Uniform(Policy):
 
     def plan(self, obs: Observation) -> Plan:
         allocation = allocate(self.examples_per_iteration, {s.name: 1.0 for s in obs.skills})
-        return Plan(requests=self._requests(allocation), rationale="equal share per skill")
+        return Plan(requests=self.requests_for(allocation), rationale="equal share per skill")
 
 
 class WeakestSkills(Policy):
@@ -62,7 +62,7 @@ class WeakestSkills(Policy):
 
     def plan(self, obs: Observation) -> Plan:
         return Plan(
-            requests=self._requests(self.allocation(obs)),
+            requests=self.requests_for(self.allocation(obs)),
             rationale=f"by error; weakest: {self.weakest(obs)}",
         )
 
@@ -218,7 +218,7 @@ class BudgetRatio(WeakestSkills):
         ratio, seeds = self.ratio(obs), sum(obs.seed_counts.values())
         strategy = self.choose(ratio, seeds)
         return Plan(
-            requests=self._requests(self.allocation(obs), strategy),
+            requests=self.requests_for(self.allocation(obs), strategy),
             rationale=(
                 f"budget ratio {ratio:.1f} ({obs.budget.max_queries} queries / {seeds} seeds; "
                 f"switch {self.switch(seeds):g}) -> {strategy}; weakest: {self.weakest(obs)}"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
-from pydantic import ValidationError
-
-from dataloop.engine.strategy import TeacherKind, Templates
 from dataloop.errors import BudgetExhausted, TeacherError
-from dataloop.llm.base import Completion, LLMClient, Message, Sampling
+from dataloop.llm.base import Sampling
+from dataloop.llm.structured import InvalidReply
+from dataloop.llm.teacher import Teacher
 from dataloop.policies.base import Policy, allocate
 from dataloop.policies.builtin import WeakestSkills
 from dataloop.schema import Observation, Plan
@@ -20,8 +18,8 @@ log = logging.getLogger(__name__)
 DEFAULT_STRATEGIES = ("new-question", "answer-augmentation", "question-rephrase")
 
 
-class InvalidPlan(ValueError):
-    """The teacher's reply is not a usable plan; the message says why."""
+class InvalidPlan(InvalidReply):
+    """The teacher's plan names an unknown skill or strategy, or asks for nothing."""
 
 
 def plan_schema(skills: list[str], strategies: list[str]) -> dict[str, object]:
@@ -47,25 +45,11 @@ def plan_schema(skills: list[str], strategies: list[str]) -> dict[str, object]:
     }
 
 
-def parse_plan(text: str, skills: list[str], strategies: list[str], total: int) -> Plan:
-    """The first JSON object in ``text`` as a Plan, scaled to ``total`` examples.
+def check_plan(plan: Plan, skills: list[str], strategies: list[str], total: int) -> Plan:
+    """``plan`` scaled to ``total`` examples, once it names only known skills and strategies.
 
-    Raises InvalidPlan when there is no JSON object, it does not validate against the Plan
-    schema, it names an unknown skill or strategy, or it asks for nothing.
+    Raises InvalidPlan when it names an unknown skill or strategy, or asks for nothing.
     """
-    start = text.find("{")
-    if start < 0:
-        raise InvalidPlan("no JSON object in the reply")
-    try:
-        data, _ = json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError as exc:
-        raise InvalidPlan(f"reply is not valid JSON: {exc.msg}") from None
-    try:
-        plan = Plan.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "plan"
-        raise InvalidPlan(f"not a Plan: field '{where}': {err['msg']}") from None
     for request in plan.requests:
         if request.skill not in skills:
             raise InvalidPlan(f"unknown skill '{request.skill}'")
@@ -94,8 +78,8 @@ class LLMPlanner(Policy):
     falls back to weakest-skills, and the reason is logged and put in the plan's rationale.
     Every attempt is a teacher query and counts against the budget.
 
-    In a run the teacher client, its kind and the prompt folder are the run's own
-    (``teacher.*``, ``engine.prompts_dir``). Options:
+    ``teacher`` is the run's :class:`~dataloop.llm.teacher.Teacher` (client, kind, prompt
+    folder and seed: ``teacher.*``, ``engine.prompts_dir``). Options:
         strategies: strategies the teacher may choose from (default new-question,
             answer-augmentation, question-rephrase).
         retries: extra attempts after an invalid plan (default 2).
@@ -106,34 +90,29 @@ class LLMPlanner(Policy):
     """
 
     name = "llm-planner"
+    uses_teacher = True
 
     def __init__(
         self,
-        client: LLMClient,
+        teacher: Teacher,
         examples_per_iteration: int = 240,
         *,
-        teacher_kind: TeacherKind = "base",
-        templates: Templates | None = None,
         strategies: list[str] | None = None,
         retries: int = 2,
         temperature: float = 0.7,
         max_tokens: int = 384,
         failures_shown: int = 3,
         floor: float = 0.05,
-        seed: int = 0,
     ) -> None:
         super().__init__(examples_per_iteration)
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        self.client = client
-        self.teacher_kind: TeacherKind = teacher_kind
-        self.templates = templates or Templates()
+        self.teacher = teacher
         self.strategies = list(strategies or DEFAULT_STRATEGIES)
         self.retries = retries
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.failures_shown = failures_shown
-        self.seed = seed
         self.fallback = WeakestSkills(examples_per_iteration, floor=floor)
 
     def plan(self, obs: Observation) -> Plan:
@@ -144,15 +123,22 @@ class LLMPlanner(Policy):
         skills = [s.name for s in obs.skills]
         reasons: list[str] = []
         for attempt in range(1 + self.retries):
+            # A new seed per attempt and iteration: a retry must not replay a cached bad reply.
+            sampling = Sampling(
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                seed=self.teacher.seed + 1000 * obs.iteration + attempt,
+                stop=("\n\n",) if self.teacher.kind == "base" else (),
+            )
             try:
-                reply = await self._ask(obs, skills, attempt)
+                reply = await self.teacher.ask_json(
+                    self.render(obs), Plan, sampling, schema=plan_schema(skills, self.strategies)
+                )
+                plan = check_plan(reply, skills, self.strategies, self.examples_per_iteration)
             except (BudgetExhausted, TeacherError) as exc:
                 reasons.append(f"teacher unavailable: {exc}")
                 break
-            text = reply.texts[0] if reply.texts else ""
-            try:
-                plan = parse_plan(text, skills, self.strategies, self.examples_per_iteration)
-            except InvalidPlan as exc:
+            except InvalidReply as exc:
                 reasons.append(str(exc))
                 log.info("llm-planner attempt %d: invalid plan: %s", attempt + 1, exc)
                 continue
@@ -176,8 +162,8 @@ class LLMPlanner(Policy):
             }
             for s in obs.skills
         ]
-        return self.templates.render(
-            f"llm_planner/{self.teacher_kind}.j2",
+        return self.teacher.render(
+            "llm_planner",
             obs=obs,
             skills=skills,
             failures_shown=self.failures_shown,
@@ -185,20 +171,3 @@ class LLMPlanner(Policy):
             strategies=self.strategies,
             queries_left=obs.budget.queries_left,
         )
-
-    async def _ask(self, obs: Observation, skills: list[str], attempt: int) -> Completion:
-        prompt = self.render(obs)
-        # A new seed per attempt and iteration: a retry must not replay a cached bad reply.
-        seed = self.seed + 1000 * obs.iteration + attempt
-        if self.teacher_kind == "chat":
-            sampling = Sampling(
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-                seed=seed,
-                json_schema=plan_schema(skills, self.strategies),
-            )
-            return await self.client.chat([Message(role="user", content=prompt)], sampling)
-        sampling = Sampling(
-            temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, stop=("\n\n",)
-        )
-        return await self.client.complete(prompt, sampling)

@@ -6,9 +6,8 @@ import inspect
 from collections.abc import Callable
 from typing import Any, cast
 
-from dataloop.engine.strategy import TeacherKind, Templates
 from dataloop.errors import RegistryError
-from dataloop.llm.base import LLMClient
+from dataloop.llm.teacher import Teacher
 from dataloop.plugins import is_reference, load_reference
 from dataloop.policies.base import FunctionPolicy, Policy
 from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
@@ -37,50 +36,38 @@ def resolve_policy(spec: str) -> type[Policy] | Callable[..., Any]:
     raise RegistryError(f"unknown policy '{spec}'; known: {known} (or path/to/file.py:Class)")
 
 
-def make_policy(
-    spec: str,
-    *,
-    client: LLMClient | None = None,
-    teacher_kind: TeacherKind = "base",
-    templates: Templates | None = None,
-    **options: Any,
-) -> Policy:
+def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) -> Policy:
     """A policy from a built-in name or ``path/to/file.py:Name`` (a Policy class or a function).
 
-    ``options`` are the class's constructor keywords. The run's teacher ``client``, its
-    ``teacher_kind`` and the prompt ``templates`` are passed only to a class whose constructor
-    takes a parameter of that name (as ``llm-planner`` does), so user policies may ask for them.
+    ``options`` are the class's constructor keywords. A class that sets
+    :attr:`~dataloop.policies.base.Policy.uses_teacher` (``llm-planner``) is also given the
+    run's ``teacher``, as its ``teacher`` argument; any other class is not.
     """
     found = resolve_policy(spec)
     if not inspect.isclass(found):
         return FunctionPolicy(found)
     cls = cast(type[Policy], found)
-    accepted = inspect.signature(cls).parameters
-    context = {"client": client, "teacher_kind": teacher_kind, "templates": templates}
-    for key, value in context.items():
-        if key in accepted and key not in options and value is not None:
-            options[key] = value
-    wants_client = accepted.get("client")
-    if wants_client and wants_client.default is inspect.Parameter.empty and "client" not in options:
-        raise RegistryError(f"policy '{spec}' needs the teacher's LLM client: pass client=...")
+    if cls.uses_teacher:
+        if teacher is None:
+            raise RegistryError(f"policy '{spec}' asks the teacher LLM: pass teacher=Teacher(...)")
+        options = {"teacher": teacher, **options}
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:
         raise RegistryError(f"policy '{spec}': bad option: {exc}") from exc
 
 
-def check_policy(spec: str, *, templates: Templates | None = None, **options: Any) -> None:
+def check_policy(spec: str, **options: Any) -> None:
     """Raise RegistryError if ``make_policy(spec, **options)`` would fail, before a run starts.
 
-    A policy that needs the teacher's client (``llm-planner``) cannot be built without one, so
-    only its option names are checked; any other is built and dropped.
+    A policy that asks the teacher (``llm-planner``) cannot be built without one, so only its
+    option names are checked; any other is built and dropped.
     """
     found = resolve_policy(spec)
     if not inspect.isclass(found):
         return
-    wants_client = inspect.signature(found).parameters.get("client")
-    if wants_client is None or wants_client.default is not inspect.Parameter.empty:
-        make_policy(spec, templates=templates, **options)
+    if not cast(type[Policy], found).uses_teacher:
+        make_policy(spec, **options)
         return
     try:
         inspect.signature(found).bind_partial(**options)

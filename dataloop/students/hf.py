@@ -2,7 +2,7 @@
 
 Loss is on the completion only (TRL's prompt/completion datasets, plain or conversational).
 Evaluation is batched ``generate`` on the training model, or a vLLM engine that serves each
-iteration's checkpoint (:mod:`dataloop.students.vllm_engine`). The same code trains the
+iteration's checkpoint (:mod:`dataloop.students.vllm_eval`). The same code trains the
 embedded tiny Llama and a real pretrained model.
 
 ``train_from: previous`` keeps training the same model (for LoRA: the same adapter, weights
@@ -26,6 +26,7 @@ from trl import SFTConfig, SFTTrainer
 
 from dataloop.config import StudentConfig
 from dataloop.students.base import TrainRecord
+from dataloop.students.launch import TrainJob, launch
 from dataloop.students.loading import (
     chat_prompt,
     encode_prompts,
@@ -36,8 +37,7 @@ from dataloop.students.loading import (
     student_device,
     use_cuda,
 )
-from dataloop.students.train import TrainJob, launch
-from dataloop.students.vllm_engine import Served, VLLMEngine, make_engine
+from dataloop.students.vllm_eval import Served, VLLMEvaluator, make_evaluator
 
 
 class HFStudent:
@@ -48,13 +48,13 @@ class HFStudent:
         config: StudentConfig,
         seed: int = 0,
         callbacks: list[TrainerCallback] | None = None,
-        engine: VLLMEngine | None = None,
-        engine_log: Path | None = None,
+        evaluator: VLLMEvaluator | None = None,
+        eval_log: Path | None = None,
     ) -> None:
         """Load the base model now (the slow part); a vLLM engine starts on first use.
 
-        ``engine`` replaces the engine ``config.eval_backend: vllm`` would make; ``engine_log``
-        is where ``vllm serve`` writes its log (default: the temp folder).
+        ``evaluator`` replaces the vLLM evaluator ``config.eval_backend: vllm`` would make;
+        ``eval_log`` is where ``vllm serve`` writes its log (default: the temp folder).
         """
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
@@ -63,15 +63,15 @@ class HFStudent:
         self.seed = seed
         self.callbacks = callbacks or []
         # Before the slow model load, so a config vLLM cannot serve fails at once.
-        if engine is None and config.eval_backend == "vllm":
-            log_path = engine_log or Path(tempfile.gettempdir()) / "dataloop-student-vllm.log"
-            engine = make_engine(config, log_path, seed=seed)
-        self.engine = engine
+        if evaluator is None and config.eval_backend == "vllm":
+            log_path = eval_log or Path(tempfile.gettempdir()) / "dataloop-student-vllm.log"
+            evaluator = make_evaluator(config, log_path, seed=seed)
+        self.evaluator = evaluator
         # Any: transformers' tokenizer and model unions are wider than what is used here.
         self.tokenizer: Any = load_tokenizer(config)
         self.model: Any = load_model(config, self.tokenizer, seed=seed)
         self.checkpoint: Path | None = None
-        self._engine_ready = False
+        self._evaluator_ready = False
 
     def _sft_config(self, output_dir: Path) -> SFTConfig:
         c = self.config
@@ -138,15 +138,15 @@ class HFStudent:
         """Train one round on ``records``; save the model or adapter to ``output_dir``."""
         if not records:
             raise ValueError("cannot train on an empty training set")
-        if self.engine is not None:
-            self.engine.sleep()
-            self._engine_ready = False
+        if self.evaluator is not None:
+            self.evaluator.sleep()
+            self._evaluator_ready = False
         if self.config.launcher:
             self._train_launched(records, output_dir)
         else:
             self._train_here(records, output_dir)
         self.checkpoint = output_dir
-        if self.engine is not None:
+        if self.evaluator is not None:
             # The engine serves from the saved checkpoint: hand it the GPU.
             self.model.to("cpu")
             _free_accelerator()
@@ -192,24 +192,24 @@ class HFStudent:
         """Continue from a checkpoint ``train`` saved (a run being resumed)."""
         self.model = load_checkpoint(self.config, checkpoint, seed=self.seed, trainable=True)
         self.checkpoint = checkpoint
-        self._engine_ready = False
+        self._evaluator_ready = False
 
     def _serve(self) -> None:
-        assert self.engine is not None
+        assert self.evaluator is not None
         if self.checkpoint is None:
-            self.engine.serve(Served(path=self.config.model))
+            self.evaluator.serve(Served(path=self.config.model))
         else:
             adapter = (self.checkpoint / "adapter_config.json").is_file()
-            self.engine.serve(Served(path=str(self.checkpoint), adapter=adapter))
-        self._engine_ready = True
+            self.evaluator.serve(Served(path=str(self.checkpoint), adapter=adapter))
+        self._evaluator_ready = True
 
     def predict(self, prompts: list[str]) -> list[str]:
         """Completions with the configured sampling (greedy by default), in order."""
         prompt_ids = encode_prompts(self.tokenizer, prompts, self.config.prompt_format)
-        if self.engine is not None:
-            if not self._engine_ready:
+        if self.evaluator is not None:
+            if not self._evaluator_ready:
                 self._serve()
-            return self.engine.generate(prompt_ids)
+            return self.evaluator.generate(prompt_ids)
         return self._generate(prompt_ids)
 
     # no_grad, not inference_mode: the model may move to the GPU here, and parameters moved
@@ -243,9 +243,9 @@ class HFStudent:
 
     def close(self) -> None:
         """Stop the evaluation engine, if any."""
-        if self.engine is not None:
-            self.engine.close()
-            self._engine_ready = False
+        if self.evaluator is not None:
+            self.evaluator.close()
+            self._evaluator_ready = False
 
 
 def _is_peft(model: Any) -> bool:

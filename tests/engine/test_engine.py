@@ -12,6 +12,7 @@ import pytest
 from dataloop.engine import Engine
 from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Message, Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.schema import Budget, Failure, GenerationRequest, Observation, Plan
 
 
@@ -57,7 +58,7 @@ def test_filters_verify_dedup_decontaminate_and_count(arithmetic) -> None:
         "Q: 45+45\nA: 90\n"
     )
     client = ScriptedClient(text)
-    engine = Engine(client, arithmetic, per_query=10, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, per_query=10, max_rounds=1)
     plan = Plan(requests=[GenerationRequest(skill="add", count=5)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
     assert [(e.question, e.answer) for e in result.accepted] == [("11+22", "33"), ("45+45", "90")]
@@ -79,7 +80,7 @@ def test_filters_verify_dedup_decontaminate_and_count(arithmetic) -> None:
 
 def test_rounds_stop_when_the_request_is_met_and_surplus_is_kept_out(arithmetic) -> None:
     client = ScriptedClient(" 10+11\nA: 21\nQ: 10+12\nA: 22\nQ: 10+13\nA: 23\n")
-    engine = Engine(client, arithmetic, per_query=1, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, per_query=1, max_rounds=3)
     plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert len(result.accepted) == 2
@@ -88,7 +89,7 @@ def test_rounds_stop_when_the_request_is_met_and_surplus_is_kept_out(arithmetic)
 
 def test_budget_exhaustion_ends_generation_without_raising(arithmetic) -> None:
     client = ScriptedClient(" 10+11\nA: 21\n", limit=1)
-    engine = Engine(client, arithmetic, per_query=1, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, per_query=1, max_rounds=3)
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.budget_exhausted
@@ -112,7 +113,7 @@ class AnswerEachPrompt(ScriptedClient):
 
 def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
     client = AnswerEachPrompt(wrong_every=2)
-    engine = Engine(client, arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=4)])
     # Against the seeds every right answer is the seed's own: a duplicate, not new data.
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
@@ -143,7 +144,7 @@ def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
 
 def test_llm2llm_without_failures_sends_nothing(arithmetic) -> None:
     client = ScriptedClient(" 10+11\nA: 21\n")
-    engine = Engine(client, arithmetic)
+    engine = Engine(Teacher(client), arithmetic)
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=3)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert client.prompts == [] and result.accepted == []
@@ -156,7 +157,7 @@ def test_llm2llm_asks_one_example_per_prompt_and_pays_for_no_surplus(arithmetic)
         update={"failures": [Failure(example=failed, prediction="1")]}
     )
     client = ScriptedClient(" 10+11\nA: 21")
-    engine = Engine(client, arithmetic, per_query=6, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, per_query=6, max_rounds=3)
     plan = Plan(
         requests=[GenerationRequest(skill="add", strategy="llm2llm", count=2, seed_ids=[failed.id])]
     )
@@ -175,7 +176,7 @@ def test_llm2llm_junk_is_counted(arithmetic) -> None:
         update={"failures": [Failure(example=failed, prediction="1")]}
     )
     client = ScriptedClient(" 10+\nnonsense")
-    engine = Engine(client, arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=1)])
     result = asyncio.run(engine.generate(plan, obs, []))
     assert len(client.prompts) == 1 and result.accepted == []
@@ -184,7 +185,7 @@ def test_llm2llm_junk_is_counted(arithmetic) -> None:
 
 def test_engine_strategy_override_applies_to_every_request(arithmetic) -> None:
     client = ScriptedClient(" 35+12\n")
-    engine = Engine(client, arithmetic, strategy="question-rephrase", max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, strategy="question-rephrase", max_rounds=1)
     plan = Plan(requests=[GenerationRequest(skill="add", count=1)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.report.counts[0].strategy == "question-rephrase"
@@ -217,7 +218,7 @@ def test_accepted_examples_do_not_depend_on_which_reply_came_first(arithmetic) -
     )
 
     def run(order_seed: int) -> tuple[list[tuple[str, str]], list[str]]:
-        engine = Engine(RacingClient(order_seed), arithmetic, per_query=2, max_rounds=2)
+        engine = Engine(Teacher(RacingClient(order_seed)), arithmetic, per_query=2, max_rounds=2)
         result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
         accepted = [(e.question, e.answer) for e in result.accepted]
         return accepted, [c.verdict for c in result.candidates]
@@ -256,7 +257,7 @@ def test_checks_run_side_by_side_up_to_the_tasks_workers_and_keep_order(arithmet
     outcomes = []
     for workers in (1, 4):
         task = SlowTask(arithmetic, workers)
-        engine = Engine(ScriptedClient(text), task, per_query=12, max_rounds=1)
+        engine = Engine(Teacher(ScriptedClient(text)), task, per_query=12, max_rounds=1)
         result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
         outcomes.append([(e.question, e.answer) for e in result.accepted])
         assert task.most == workers
@@ -292,7 +293,7 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     skill = math.skills()[0].name
     plan = Plan(requests=[GenerationRequest(skill=skill, count=2)])
     client = VotingClient()
-    engine = Engine(client, math, per_query=2, max_rounds=1, votes=3)
+    engine = Engine(Teacher(client), math, per_query=2, max_rounds=1, votes=3)
     result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
     verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
     # "3 + 5 = 9" is wrong arithmetic: verify rejects it before any vote is asked.
@@ -302,7 +303,7 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     # A well-formed but wrong answer (3 + 6 = 9 is sound arithmetic, the wrong sum) is voted down.
     client = VotingClient()
     client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
-    engine = Engine(client, math, per_query=2, max_rounds=1, votes=3)
+    engine = Engine(Teacher(client), math, per_query=2, max_rounds=1, votes=3)
     result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
     verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
     assert verdicts == {"Ann": "accepted", "Bo": "wrong-answer"}
@@ -312,7 +313,7 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     client = VotingClient()
     client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
     result = asyncio.run(
-        Engine(client, math, per_query=2, max_rounds=1).generate(plan, _obs(math), [])
+        Engine(Teacher(client), math, per_query=2, max_rounds=1).generate(plan, _obs(math), [])
     )
     assert [c.verdict for c in result.candidates] == ["accepted", "accepted"]
 
@@ -326,7 +327,7 @@ class FailingClient(ScriptedClient):
 
 
 def test_a_teacher_that_answers_nothing_stops_the_generation(arithmetic) -> None:
-    engine = Engine(FailingClient(""), arithmetic, per_query=2, max_rounds=2)
+    engine = Engine(Teacher(FailingClient("")), arithmetic, per_query=2, max_rounds=2)
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     with pytest.raises(TeacherUnavailable, match=r"answered none of 4 requests.*HTTP 401"):
         asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
@@ -336,7 +337,7 @@ def test_seed_rotation_follows_the_training_sets_provenance(arithmetic) -> None:
     """An iteration asks the seeds earlier iterations did not reach: the training set (what a
     resumed run reloads) says which seeds were parents already."""
     client = AnswerEachPrompt()
-    engine = Engine(client, arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=3)])
     first = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     reached = first.report.counts[0].seeds
@@ -353,8 +354,8 @@ def test_novelty_rejects_questions_too_close_to_a_seed(arithmetic) -> None:
     c, d = [n for n in map(str, range(10, 100)) if n not in used][:2]  # shares nothing
     client = ScriptedClient(f" {b}+{a}\nA: {int(a) + int(b)}\nQ: {c}+{d}\nA: {int(c) + int(d)}\n")
     plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
-    strict = Engine(client, arithmetic, per_query=2, max_rounds=1, novelty=0.4)
+    strict = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=1, novelty=0.4)
     result = asyncio.run(strict.generate(plan, _obs(arithmetic), []))
     assert [c.verdict for c in result.candidates] == ["similar", "accepted"]
-    off = Engine(client, arithmetic, per_query=2, max_rounds=1)
+    off = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=1)
     assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [])).accepted) == 2

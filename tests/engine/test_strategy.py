@@ -13,10 +13,10 @@ from dataloop.engine import (
     NewQuestion,
     QuestionRephrase,
     RequestContext,
-    Templates,
     resolve_strategy,
 )
 from dataloop.errors import RegistryError
+from dataloop.llm import Templates
 from dataloop.schema import Example, Failure, GenerationRequest
 
 
@@ -84,9 +84,9 @@ def test_new_question_reads_pairs_with_provenance(arithmetic) -> None:
     strategy, ctx = NewQuestion(Templates(), "base"), _ctx(arithmetic)
     prompt = strategy.prompt(ctx, 0, 6)
     got = strategy.parse(" 11+22\nA: 33\njunk\nQ: 40+2\nA: 42\nQ: 99+", ctx, prompt)
-    assert [(e.question, e.answer) for e in got.examples] == [("11+22", "33"), ("40+2", "42")]
+    assert [(e.question, e.answer) for e in got.items] == [("11+22", "33"), ("40+2", "42")]
     assert got.dropped == 1
-    p = got.examples[0].provenance
+    p = got.items[0].provenance
     assert (p.strategy, p.teacher, p.template, p.iteration) == (
         "new-question",
         "gemma",
@@ -95,7 +95,7 @@ def test_new_question_reads_pairs_with_provenance(arithmetic) -> None:
     )
     assert p.parent_ids == [e.id for e in prompt.parents] and p.source == "generated"
     truncated = strategy.parse(" 11+22\nA: 33\nQ: 40+2\nA: 4", ctx, prompt, cut=True)
-    assert [e.question for e in truncated.examples] == ["11+22"] and truncated.dropped == 1
+    assert [e.question for e in truncated.items] == ["11+22"] and truncated.dropped == 1
 
 
 def test_answer_augmentation_spreads_over_every_seed_before_repeating(arithmetic) -> None:
@@ -132,14 +132,14 @@ def test_answer_augmentation_reads_one_answer_for_the_seed_question(arithmetic) 
     strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
     prompt = strategy.prompt(ctx, 0, 1)
     seed = prompt.parents[0]
-    got = strategy.parse(f" {seed.answer}\n", ctx, prompt).examples
+    got = strategy.parse(f" {seed.answer}\n", ctx, prompt).items
     assert [(e.question, e.answer) for e in got] == [(seed.question, seed.answer)]
     assert got[0].id != seed.id and got[0].provenance.parent_ids == [seed.id]
     assert strategy.parse("", ctx, prompt).dropped == 1
-    assert strategy.parse(" 1", ctx, prompt, cut=True).examples == []
+    assert strategy.parse(" 1", ctx, prompt, cut=True).items == []
     chat = AnswerAugmentation(Templates(), "chat")
     chat_prompt = chat.prompt(ctx, 0, 1)
-    assert chat.parse('{"answer": "47"}', ctx, chat_prompt).examples[0].answer == "47"
+    assert chat.parse('{"answer": "47"}', ctx, chat_prompt).items[0].answer == "47"
     assert chat.parse("The answer is 47.", ctx, chat_prompt).dropped == 1
 
 
@@ -147,8 +147,8 @@ def test_answer_augmentation_keeps_right_answers_and_rejects_wrong_ones(arithmet
     strategy, ctx = AnswerAugmentation(Templates(), "base"), _ctx(arithmetic)
     prompt = strategy.prompt(ctx, 0, 1)
     seed = prompt.parents[0]
-    right = strategy.parse(f" {seed.answer}", ctx, prompt).examples[0]
-    wrong = strategy.parse(f" {int(seed.answer) + 1}", ctx, prompt).examples[0]
+    right = strategy.parse(f" {seed.answer}", ctx, prompt).items[0]
+    wrong = strategy.parse(f" {int(seed.answer) + 1}", ctx, prompt).items[0]
     assert strategy.check(right, ctx, prompt)[0] == "verified"
     verdict, kept = strategy.check(wrong, ctx, prompt)
     assert verdict == "wrong-answer" and kept.answer == wrong.answer  # never relabelled
@@ -162,16 +162,16 @@ def test_question_rephrase_keeps_the_seed_answer_and_checks_it(arithmetic) -> No
     assert prompt.text.endswith(f"Answer {seed.answer}:\n- {seed.question}\n-")
     a, b = seed.question.split("+")
     got = strategy.parse(f" {b}+{a}\n- {a}+{int(b) + 1}\n- \n", ctx, prompt)
-    assert [e.question for e in got.examples] == [f"{b}+{a}", f"{a}+{int(b) + 1}"]
-    assert all(e.answer == seed.answer for e in got.examples) and got.dropped == 1
-    swapped, changed = got.examples
+    assert [e.question for e in got.items] == [f"{b}+{a}", f"{a}+{int(b) + 1}"]
+    assert all(e.answer == seed.answer for e in got.items) and got.dropped == 1
+    swapped, changed = got.items
     assert strategy.check(swapped, ctx, prompt)[0] == "verified"
     assert strategy.check(changed, ctx, prompt)[0] == "wrong-answer"
     junk = strategy.check(Example.make("add", "twelve plus", seed.answer), ctx, prompt)
     assert junk[0] == "unverified"
     chat = QuestionRephrase(Templates(), "chat")
     out = chat.parse(f'{{"question": "{b}+{a}"}}\n{{"question": "', ctx, chat.prompt(ctx, 2, 4))
-    assert [e.question for e in out.examples] == [f"{b}+{a}"] and out.dropped == 1
+    assert [e.question for e in out.items] == [f"{b}+{a}"] and out.dropped == 1
 
 
 def test_llm2llm_targets_failed_seed_examples_only(arithmetic) -> None:
@@ -189,8 +189,8 @@ def test_llm2llm_targets_failed_seed_examples_only(arithmetic) -> None:
     assert strategy.targets(named) == [ctx.seeds[5]]
     assert strategy.targets(_ctx(arithmetic, failed=0)) == []  # nothing failed: no prompts
     got = strategy.parse(" 64+83\nA: 147\nQ: 6", ctx, prompts[0], cut=True)
-    assert [e.question for e in got.examples] == ["64+83"] and got.dropped == 1
-    assert got.examples[0].provenance.parent_ids == [ctx.seeds[0].id]
+    assert [e.question for e in got.items] == ["64+83"] and got.dropped == 1
+    assert got.items[0].provenance.parent_ids == [ctx.seeds[0].id]
 
 
 @pytest.mark.parametrize("kind", ["base", "chat"])
@@ -229,7 +229,7 @@ def test_rephrase_trusts_a_task_that_cannot_check_answers(arithmetic) -> None:
     ctx = _ctx(task)
     strategy = QuestionRephrase(Templates(), "base")
     prompt = strategy.prompt(ctx, 0, 4)
-    (reworded,) = strategy.parse(" What do you get when adding them?", ctx, prompt).examples
+    (reworded,) = strategy.parse(" What do you get when adding them?", ctx, prompt).items
     assert task.check_answer(reworded) is None
     assert strategy.check(reworded, ctx, prompt) == ("verified", reworded)
 
@@ -267,7 +267,7 @@ def test_base_prompts_of_multiline_examples_are_json_lines_and_read_back(cls) ->
     item = json.dumps({"question": CODE_Q, "answer": CODE_A})
     text = item[len('{"question": "') :] + "\n" + item.replace("triple", "quad") + '\n{"quest'
     got = strategy.parse(text, ctx, prompt, cut=True)
-    assert [(e.question, e.answer) for e in got.examples] == [
+    assert [(e.question, e.answer) for e in got.items] == [
         (CODE_Q, CODE_A),
         (CODE_Q.replace("triple", "quad"), CODE_A),
     ]
@@ -282,8 +282,8 @@ def test_multiline_answer_augmentation_and_rephrase_use_open_json_lines() -> Non
     assert prompt.text.endswith(f'{{"question": {json.dumps(target.question)}, "answer": "')
     assert prompt.stop == ("\n",)
     got = aug.parse(json.dumps(CODE_A)[1:] + "}", ctx, prompt)
-    assert [(e.question, e.answer) for e in got.examples] == [(target.question, CODE_A)]
-    assert aug.parse(json.dumps(CODE_A)[1:8], ctx, prompt, cut=True).examples == []
+    assert [(e.question, e.answer) for e in got.items] == [(target.question, CODE_A)]
+    assert aug.parse(json.dumps(CODE_A)[1:8], ctx, prompt, cut=True).items == []
 
     rephrase = QuestionRephrase(Templates(), "base")
     prompt = rephrase.prompt(ctx, 0, 1)
@@ -291,7 +291,7 @@ def test_multiline_answer_augmentation_and_rephrase_use_open_json_lines() -> Non
     assert prompt.text.endswith(f'{{"answer": {json.dumps(target.answer)}, "question": "')
     assert prompt.stop == ("\n",)
     got = rephrase.parse(json.dumps(CODE_Q)[1:] + "}", ctx, prompt)
-    assert [(e.question, e.answer) for e in got.examples] == [(CODE_Q, target.answer)]
+    assert [(e.question, e.answer) for e in got.items] == [(CODE_Q, target.answer)]
 
 
 def test_one_line_examples_keep_the_q_a_format(arithmetic) -> None:

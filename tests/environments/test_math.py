@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
 from dataloop.engine.filters import Decontaminator, normalize
 from dataloop.environments import load_task
-from dataloop.resources import environments_dir
+from dataloop.envs.math import make_data
 from dataloop.schema import Example
 from dataloop.taskdata import DataError
 
-MATH_DIR = environments_dir() / "math"
+MATH_DIR = Path(make_data.__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +56,7 @@ def test_embedded_splits_share_no_word_8_gram(math) -> None:
 
 
 def test_embedded_sample_is_what_its_generator_writes() -> None:
-    spec = importlib.util.spec_from_file_location("make_data", MATH_DIR / "make_data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for split, rows in module.make().items():
+    for split, rows in make_data.make().items():
         shipped = (MATH_DIR / "data" / f"{split}.jsonl").read_text().splitlines()
         assert [json.loads(line)["question"] for line in shipped] == [r["question"] for r in rows]
 

@@ -10,6 +10,7 @@ import pytest
 from dataloop.environments import load_task
 from dataloop.errors import DataloopError
 from dataloop.llm.base import Completion, Message, Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills, match_skill, parse_skills
 
@@ -45,7 +46,7 @@ TAXONOMY = " adding-things: add two numbers\n- Maxima: the larger of two\n\nQues
 def test_discovery_proposes_labels_and_caches(tmp_path) -> None:
     client = Scripted(TAXONOMY)
     path = tmp_path / "run" / "skills.json"
-    taxonomy = asyncio.run(discover_skills(client, QUESTIONS, path))
+    taxonomy = asyncio.run(discover_skills(SkillDiscovery(Teacher(client)), QUESTIONS, path))
     assert [s.name for s in taxonomy.skills] == ["adding-things", "maxima", "other"]
     labels = taxonomy.skill_of()
     assert labels["11+11"] == "adding-things" and labels["max(10,3)"] == "other"
@@ -55,19 +56,18 @@ def test_discovery_proposes_labels_and_caches(tmp_path) -> None:
     saved["labels"][0]["skill"] = "maxima"
     path.write_text(json.dumps(saved))
     again = Scripted("unused")
-    reread = asyncio.run(discover_skills(again, QUESTIONS, path))
+    reread = asyncio.run(discover_skills(SkillDiscovery(Teacher(again)), QUESTIONS, path))
     assert again.prompts == [] and reread.labels[0].skill == "maxima"
     # New questions are labelled, old labels kept.
     more = [*QUESTIONS, Example.make("x", "1+2", "3")]
-    grown = asyncio.run(discover_skills(again, more, path))
+    grown = asyncio.run(discover_skills(SkillDiscovery(Teacher(again)), more, path))
     assert len(again.prompts) == 1 and grown.skill_of()["1+2"] == "adding-things"
 
 
 def test_no_usable_taxonomy_is_an_error(tmp_path) -> None:
-    discovery = SkillDiscovery(Scripted("nothing useful"), attempts=2)
+    discovery = SkillDiscovery(Teacher(Scripted("nothing useful")), attempts=2)
     with pytest.raises(DataloopError, match="fewer than 2 usable skills in 2 tries"):
-        asyncio.run(discover_skills(discovery.client, QUESTIONS, tmp_path / "s.json",
-                                    discovery=discovery))  # fmt: skip
+        asyncio.run(discover_skills(discovery, QUESTIONS, tmp_path / "s.json"))
 
 
 def test_parsing_is_tolerant() -> None:

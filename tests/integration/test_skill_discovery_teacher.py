@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from dataloop.environments import load_task
-from dataloop.llm import OpenAIClient
+from dataloop.llm import OpenAIClient, Teacher
 from dataloop.skills import SkillDiscovery, discover_skills
 
 pytestmark = pytest.mark.integration
@@ -26,8 +26,9 @@ def test_gemma_proposes_skills_and_labels_every_question(llama: str, tmp_path) -
         # A generous timeout: on a busy 2-core machine the server's queue is slow.
         client = OpenAIClient("gemma", [llama], concurrency=4, timeout=300, retries=1)
         try:
-            discovery = SkillDiscovery(client, max_skills=5, sample_size=8, attempts=4)
-            return await discover_skills(client, examples, path, discovery=discovery)
+            teacher = Teacher(client)
+            discovery = SkillDiscovery(teacher, max_skills=5, sample_size=8, attempts=4)
+            return await discover_skills(discovery, examples, path)
         finally:
             await client.aclose()
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from dataloop.engine import BUILTIN_STRATEGIES, Engine
-from dataloop.llm import OpenAIClient
+from dataloop.llm import OpenAIClient, Teacher
 from dataloop.schema import Failure, GenerationRequest, Observation, Plan
 
 pytestmark = pytest.mark.integration
@@ -45,7 +45,7 @@ def test_each_strategy_yields_verified_examples_from_the_real_teacher(
 
     async def go():
         client = OpenAIClient("gemma", [llama], concurrency=4)
-        engine = Engine(client, arithmetic, max_tokens=96, max_rounds=4, temperature=0.7)
+        engine = Engine(Teacher(client), arithmetic, max_tokens=96, max_rounds=4, temperature=0.7)
         plan = Plan(requests=[GenerationRequest(skill=skill, strategy=strategy, count=count)])
         train = arithmetic.split("train") if with_seeds else []
         result = await engine.generate(plan, obs, train)

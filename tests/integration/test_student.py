@@ -21,9 +21,9 @@ def test_tiny_student_learns_from_its_training_set(tmp_path) -> None:
     env = Environment(
         task, student, checkpoints_dir=tmp_path, train_on_seed=False, max_iterations=1
     )
-    before = env.reset()
-    obs, reward, done, info = env.step([])
-    assert done and info["checkpoint"] == tmp_path / "iteration-1"
+    before, _ = env.reset()
+    obs, reward, _, truncated, info = env.step([])
+    assert truncated and info["checkpoint"] == tmp_path / "iteration-1"
     assert (tmp_path / "iteration-1" / "model.safetensors").is_file()
     assert before.mean_accuracy < 0.1
     assert obs.mean_accuracy > before.mean_accuracy + 0.3, obs.accuracy
@@ -47,8 +47,8 @@ def test_tiny_student_learns_through_a_peft_lora_adapter(tmp_path) -> None:
     env = Environment(
         task, student, checkpoints_dir=tmp_path, train_on_seed=False, max_iterations=1
     )
-    before = env.reset()
-    obs, _, _, info = env.step([])
+    before, _ = env.reset()
+    obs, _, _, _, info = env.step([])
     assert (info["checkpoint"] / "adapter_model.safetensors").is_file()
     assert not (info["checkpoint"] / "model.safetensors").exists()  # only the adapter trained
     assert obs.mean_accuracy > before.mean_accuracy + 0.2, obs.accuracy

@@ -96,10 +96,10 @@ def test_gemma_lora_student_runs_the_loop_from_previous_and_from_base(gemma_dir,
         started = time.monotonic()
         student = HFStudent(config, callbacks=[seen])
         env = Environment(task, student, checkpoints_dir=tmp_path / train_from, max_iterations=1)
-        obs = env.reset()
+        obs, _ = env.reset()
         assert 0.0 <= obs.mean_accuracy <= 1.0 and obs.train_size == 8
-        obs, reward, done, info = env.step(extra)
-        assert done and obs.train_size == 12
+        obs, reward, _, truncated, info = env.step(extra)
+        assert truncated and obs.train_size == 12
         assert reward == pytest.approx(obs.mean_accuracy - env.history[0].mean_accuracy)
         # one adapter per iteration, each reloadable onto the base
         for iteration in (0, 1):

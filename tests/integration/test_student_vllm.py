@@ -57,7 +57,7 @@ def test_vllm_serves_each_new_adapter_with_the_answers_transformers_gives(
         eval_backend="vllm",
         vllm=VLLMSettings(mode=mode, gpu_memory_utilization=0.3, max_model_len=256),
     )
-    student = HFStudent(config, engine_log=tmp_path / "vllm.log")
+    student = HFStudent(config, eval_log=tmp_path / "vllm.log")
     try:
         prompts = [r["prompt"] for r in records[:32]]
         train = [TrainRecord(**r) for r in records]
@@ -67,11 +67,12 @@ def test_vllm_serves_each_new_adapter_with_the_answers_transformers_gives(
             vllm_answers = student.predict(prompts)
             first_engine = (
                 first_engine
-                or getattr(student.engine, "server", None)
-                or getattr(student.engine, "llm", None)
+                or getattr(student.evaluator, "server", None)
+                or getattr(student.evaluator, "llm", None)
             )
             # one engine for the run: the adapter was swapped, the engine not restarted
-            assert first_engine is (getattr(student.engine, "server", None) or student.engine.llm)
+            evaluator = student.evaluator
+            assert first_engine is (getattr(evaluator, "server", None) or evaluator.llm)
         hf = HFStudent(config.model_copy(update={"eval_backend": "transformers"}))
         hf.load(tmp_path / "iteration-1")
         hf_answers = hf.predict(prompts)

@@ -1,4 +1,5 @@
-"""An installed wheel carries prompts/ and environments/ and finds them outside a checkout."""
+"""An installed wheel carries prompts/, the built-in environments' data and their entry points,
+and finds them outside a checkout."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def test_wheel_lists_environments_and_renders_prompts(tmp_path) -> None:
     script = (
         "import dataloop, dataloop.resources as r;"
         "from dataloop.environments import available, load_task;"
-        "from dataloop.engine import Templates;"
+        "from dataloop.llm import Templates;"
         "print(dataloop.__file__); print(r.prompts_dir()); print(sorted(available()));"
         "print(len(load_task('arithmetic').skills()));"
         "print(Templates().render('new_question/base.j2',"
         " skill=load_task('arithmetic').skills()[0],"
-        " examples=[], failures=[], guidance='', count=1).splitlines()[0])"
+        " examples=[], failures=[], guidance='', count=1).splitlines()[0]);"
+        "print(len(load_task('math').split('test')))"
     )
     out = subprocess.run(
         [python, "-c", script], capture_output=True, text=True, cwd=tmp_path, check=True
@@ -48,6 +50,7 @@ def test_wheel_lists_environments_and_renders_prompts(tmp_path) -> None:
     assert out[1] == str(Path(out[0]).parent / "_data" / "prompts")
     assert "arithmetic" in out[2] and out[3] == "6"
     assert out[4].startswith("Practice problems")
+    assert out[5] == "30"  # the math sample, package data
     cli = subprocess.run(
         [venv / "bin" / "dataloop", "envs"],
         capture_output=True,
@@ -55,4 +58,4 @@ def test_wheel_lists_environments_and_renders_prompts(tmp_path) -> None:
         cwd=tmp_path,
         env={**os.environ, "COLUMNS": "300"},
     )
-    assert cli.returncode == 0 and "arithmetic" in cli.stdout and "_data" in cli.stdout
+    assert cli.returncode == 0 and "dataloop.envs.arithmetic:ArithmeticTask" in cli.stdout

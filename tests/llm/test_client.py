@@ -214,7 +214,6 @@ def test_cost_follows_the_price_and_a_cost_budget_stops_requests() -> None:
     # Worst case per request: (8 + 16) prompt + 10 completion tokens = 0.044. After 3 answers
     # (0.066) a fourth could reach 0.11 > 0.1, so it is refused before it is sent.
     assert [isinstance(r, BudgetExhausted) for r in results] == [False] * 3 + [True] * 3
-    assert client.cost == pytest.approx(3 * 0.022)
     assert "cost budget of 0.1" in str(results[3])
     # The budget an Observation carries shows the money too.
     assert client.budget.cost == pytest.approx(3 * 0.022)

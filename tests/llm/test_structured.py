@@ -1,4 +1,4 @@
-"""Structured output: schemas for strict servers, tolerant parsing, and asking for a model."""
+"""Structured output: schemas for strict servers, tolerant parsing, and Teacher.ask_json."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import pytest
 from fakeserver import FakeOpenAI
 from pydantic import BaseModel
 
-from dataloop.errors import TeacherError
-from dataloop.llm import Message, OpenAIClient, ask_json, parse_json
-from dataloop.llm.structured import json_schema
+from dataloop.llm import InvalidReply, OpenAIClient, Sampling, Teacher, json_schema, parse_json
 
 
 class Item(BaseModel):
@@ -42,9 +40,18 @@ def test_parse_json_finds_the_first_valid_value_among_junk(text: str) -> None:
     assert parse_json(text, Item) == Item(question="2+2", answer=4)
 
 
-@pytest.mark.parametrize("text", ["", "no json here", '{"question": "2+2", "answer": "four"}'])
-def test_parse_json_gives_none_when_nothing_fits(text: str) -> None:
-    assert parse_json(text, Item) is None
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "no JSON object"),
+        ("no json here", "no JSON object"),
+        ('{"question": "2+2", "answer": "four"', "not valid JSON"),
+        ('{"question": "2+2", "answer": "four"}', "not a Item: field 'answer'"),
+    ],
+)
+def test_parse_json_says_why_nothing_fits(text: str, reason: str) -> None:
+    with pytest.raises(InvalidReply, match=reason):
+        parse_json(text, Item)
 
 
 def test_ask_json_sends_the_schema_and_parses_a_wrapped_answer() -> None:
@@ -52,7 +59,7 @@ def test_ask_json_sends_the_schema_and_parses_a_wrapped_answer() -> None:
 
     async def go(client: OpenAIClient) -> Item:
         try:
-            return await ask_json(client, [Message(role="user", content="one item")], Item)
+            return await Teacher(client, "chat").ask_json("one item", Item, Sampling())
         finally:
             await client.aclose()
 
@@ -66,12 +73,13 @@ def test_ask_json_sends_the_schema_and_parses_a_wrapped_answer() -> None:
 def test_ask_json_reports_an_answer_that_does_not_fit() -> None:
     async def go(client: OpenAIClient) -> Item:
         try:
-            return await ask_json(client, [Message(role="user", content="one item")], Item)
+            return await Teacher(client).ask_json("one item:", Item, Sampling())
         finally:
             await client.aclose()
 
     with (
         FakeOpenAI(reply=lambda prompt: "I cannot do that") as server,
-        pytest.raises(TeacherError, match="did not answer with a valid Item"),
+        pytest.raises(InvalidReply, match="no JSON object"),
     ):
         asyncio.run(go(OpenAIClient("fake", [server.base_url])))
+    assert "json_schema" not in server.bodies[0]  # a base teacher's prompt shows the format

@@ -10,13 +10,14 @@ import pytest
 
 from dataloop.errors import BudgetExhausted
 from dataloop.llm.base import Completion, Message, Sampling
-from dataloop.policies import InvalidPlan, LLMPlanner, parse_plan
+from dataloop.llm.teacher import Teacher
+from dataloop.policies import LLMPlanner
 from dataloop.schema import Budget, Example, Failure, Observation, SkillInfo
 
 SKILLS = ["add", "mul"]
 
 
-class ScriptedTeacher:
+class ScriptedClient:
     """Replies with the scripted texts in order; records what it was asked."""
 
     def __init__(self, *replies: str | Exception) -> None:
@@ -66,8 +67,8 @@ def _plan_json(**counts: int) -> str:
 
 
 def test_valid_plan_is_scaled_to_the_iteration_budget() -> None:
-    teacher = ScriptedTeacher(" " + _plan_json(mul=8, add=2) + "\nObservation: junk")
-    plan = asyncio.run(LLMPlanner(teacher, examples_per_iteration=50).aplan(_obs()))
+    teacher = ScriptedClient(" " + _plan_json(mul=8, add=2) + "\nObservation: junk")
+    plan = asyncio.run(LLMPlanner(Teacher(teacher), examples_per_iteration=50).aplan(_obs()))
     assert {r.skill: r.count for r in plan.requests} == {"mul": 40, "add": 10}
     assert plan.rationale == "teacher: mul is weak"
     assert len(teacher.prompts) == 1
@@ -77,21 +78,23 @@ def test_valid_plan_is_scaled_to_the_iteration_budget() -> None:
 
 
 def test_invalid_json_is_retried_with_a_new_seed() -> None:
-    teacher = ScriptedTeacher("{not json", _plan_json(mul=5))
-    plan = asyncio.run(LLMPlanner(teacher, examples_per_iteration=10).aplan(_obs()))
+    teacher = ScriptedClient("{not json", _plan_json(mul=5))
+    plan = asyncio.run(LLMPlanner(Teacher(teacher), examples_per_iteration=10).aplan(_obs()))
     assert [(r.skill, r.count) for r in plan.requests] == [("mul", 10)]
     assert len(teacher.prompts) == 2
     assert teacher.samplings[0].seed != teacher.samplings[1].seed  # no cached replay
 
 
 def test_invalid_plans_fall_back_to_weakest_skills_with_a_logged_reason(caplog) -> None:
-    teacher = ScriptedTeacher(
+    teacher = ScriptedClient(
         "I think mul needs more practice.",
         '{"requests": [{"skill": "div", "strategy": "new-question", "count": 3}], "rationale": ""}',
         '{"requests": [{"skill": "mul", "count": -1}], "rationale": ""}',
     )
     with caplog.at_level(logging.WARNING, logger="dataloop.policies.planner"):
-        plan = asyncio.run(LLMPlanner(teacher, examples_per_iteration=40, retries=2).aplan(_obs()))
+        plan = asyncio.run(
+            LLMPlanner(Teacher(teacher), examples_per_iteration=40, retries=2).aplan(_obs())
+        )
     assert len(teacher.prompts) == 3
     assert plan.total == 40
     counts = {r.skill: r.count for r in plan.requests}
@@ -102,16 +105,16 @@ def test_invalid_plans_fall_back_to_weakest_skills_with_a_logged_reason(caplog) 
 
 
 def test_budget_spent_falls_back_at_once() -> None:
-    teacher = ScriptedTeacher(BudgetExhausted("query budget of 40 spent"))
-    plan = asyncio.run(LLMPlanner(teacher, examples_per_iteration=10).aplan(_obs()))
+    teacher = ScriptedClient(BudgetExhausted("query budget of 40 spent"))
+    plan = asyncio.run(LLMPlanner(Teacher(teacher), examples_per_iteration=10).aplan(_obs()))
     assert len(teacher.prompts) == 1
     assert "teacher unavailable: query budget of 40 spent" in plan.rationale
     assert plan.total == 10
 
 
 def test_chat_teacher_gets_the_plan_schema() -> None:
-    teacher = ScriptedTeacher(_plan_json(add=1, mul=1))
-    planner = LLMPlanner(teacher, examples_per_iteration=4, teacher_kind="chat")
+    teacher = ScriptedClient(_plan_json(add=1, mul=1))
+    planner = LLMPlanner(Teacher(teacher, "chat"), examples_per_iteration=4)
     plan = asyncio.run(planner.aplan(_obs()))
     assert plan.total == 4
     schema = teacher.samplings[0].json_schema
@@ -122,7 +125,9 @@ def test_chat_teacher_gets_the_plan_schema() -> None:
 
 
 def test_sync_plan_outside_an_event_loop() -> None:
-    plan = LLMPlanner(ScriptedTeacher(_plan_json(add=3)), examples_per_iteration=3).plan(_obs())
+    plan = LLMPlanner(Teacher(ScriptedClient(_plan_json(add=3))), examples_per_iteration=3).plan(
+        _obs()
+    )
     assert plan.total == 3
 
 
@@ -130,6 +135,7 @@ def test_sync_plan_outside_an_event_loop() -> None:
     ("text", "reason"),
     [
         ("", "no JSON object"),
+        ("Plan: none today", "no JSON object"),
         ("{", "not valid JSON"),
         ('{"requests": [], "rationale": "x"}', "asks for no examples"),
         ('{"requests": [{"skill": "add", "count": 0}]}', "asks for no examples"),
@@ -137,6 +143,8 @@ def test_sync_plan_outside_an_event_loop() -> None:
         ('{"requests": [{"skill": "add", "count": 1}], "extra": 1}', "field 'extra'"),
     ],
 )
-def test_parse_plan_rejects(text: str, reason: str) -> None:
-    with pytest.raises(InvalidPlan, match=reason):
-        parse_plan(text, SKILLS, ["new-question"], total=10)
+def test_an_unusable_plan_is_rejected_with_its_reason(text: str, reason: str) -> None:
+    teacher = Teacher(ScriptedClient(text))
+    planner = LLMPlanner(teacher, examples_per_iteration=10, retries=0, strategies=["new-question"])
+    plan = asyncio.run(planner.aplan(_obs()))
+    assert plan.rationale.startswith("fallback to weakest-skills") and reason in plan.rationale

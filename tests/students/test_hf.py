@@ -14,14 +14,14 @@ from dataloop.config import LoraSettings, StudentConfig
 from dataloop.errors import ConfigError
 from dataloop.students.base import Student, TrainRecord
 from dataloop.students.hf import HFStudent
+from dataloop.students.launch import TrainJob
 from dataloop.students.loading import (
     encode_prompts,
     load_checkpoint,
     resolve_dtype,
     student_device,
 )
-from dataloop.students.train import TrainJob
-from dataloop.students.vllm_engine import Served
+from dataloop.students.vllm_eval import Served
 
 RECORDS = [
     TrainRecord(prompt=f"max {a} {b}\n", completion=str(max(a, b)))
@@ -222,7 +222,7 @@ def test_the_engine_sleeps_while_training_and_serves_each_new_adapter(tmp_path) 
     holder: list = []
     engine = RecordingEngine(holder)
     config = lora_student("previous").config
-    student = HFStudent(config, engine=engine)
+    student = HFStudent(config, evaluator=engine)
     holder.append(student)
     assert student.predict(["max 1 2\n"]) == ["tiny:8"]  # before training: the base model
     path = student.train(RECORDS, tmp_path / "iteration-0")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataloop.engine.parsing import Parsed, parse_answer
+from dataloop.engine.parsing import Item, Parsed, parse_answer
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.schema import Example, example_id
 
@@ -39,7 +39,7 @@ class AnswerAugmentation(Strategy):
         stop = ("\n",) if self.kind == "base" else ()
         return self.render(ctx, 1, examples=shown, parents=[target], target=target, stop=stop)
 
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         opened = self.prefix(prompt)
         if opened.startswith("{"):  # a base prompt of JSON lines, left open at "answer"
             return parse_answer(opened + text, cut, json_only=True)
@@ -49,21 +49,21 @@ class AnswerAugmentation(Strategy):
         return prompt.parents[0].question, item["answer"]
 
     def example(self, ctx: RequestContext, prompt: Prompt, question: str, answer: str) -> Example:
-        # Two answers to one question are two examples: the id covers the answer too.
-        made = super().example(ctx, prompt, question, answer)
-        return made.model_copy(update={"id": example_id(made.skill, f"{question}\x00{answer}")})
+        return _answer_id(super().example(ctx, prompt, question, answer))
+
+    def answer_holds(self, candidate: Example, ctx: RequestContext, prompt: Prompt) -> bool:
+        """Graded right against the seed's answer (``score``), as the student is graded."""
+        return ctx.task.score(prompt.parents[0], ctx.task.target(candidate))
 
     def check(
         self, candidate: Example, ctx: RequestContext, prompt: Prompt
     ) -> tuple[Check, Example]:
-        """Well-formed (``verify``) and graded right against the seed's answer (``score``)."""
-        verified = ctx.task.verify(candidate)
-        if verified is None:
-            return "unverified", candidate
-        if not ctx.task.score(prompt.parents[0], ctx.task.target(candidate)):
-            return "wrong-answer", candidate
+        check, example = super().check(candidate, ctx, prompt)
         # verify may normalise the answer's form; keep that, under this answer's own id.
-        same = verified.model_copy(
-            update={"id": example_id(verified.skill, f"{verified.question}\x00{verified.answer}")}
-        )
-        return "verified", same
+        return check, _answer_id(example) if check == "verified" else example
+
+
+def _answer_id(example: Example) -> Example:
+    """Two answers to one question are two examples: the id covers the answer too."""
+    key = f"{example.question}\x00{example.answer}"
+    return example.model_copy(update={"id": example_id(example.skill, key)})

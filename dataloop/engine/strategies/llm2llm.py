@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataloop.engine.parsing import Parsed, parse_pairs
+from dataloop.engine.parsing import Item, Parsed, parse_pairs
 from dataloop.engine.strategy import Prompt, RequestContext, Strategy, multiline
 from dataloop.schema import Example
 
@@ -57,5 +57,5 @@ class LLM2LLM(Strategy):
             stop=stop,
         )
 
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         return parse_pairs(self.prefix(prompt) + text, cut)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataloop.engine.parsing import Parsed, parse_pairs
+from dataloop.engine.parsing import Item, Parsed, parse_pairs
 from dataloop.engine.strategy import Prompt, RequestContext, Strategy
 
 
@@ -21,5 +21,5 @@ class NewQuestion(Strategy):
         shown = self.demos(ctx, index, ctx.pool())
         return self.render(ctx, count, examples=shown, parents=shown)
 
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         return parse_pairs(self.prefix(prompt) + text, cut)

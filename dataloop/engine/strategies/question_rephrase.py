@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataloop.engine.parsing import Parsed, parse_questions
-from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy, multiline
+from dataloop.engine.parsing import Item, Parsed, parse_questions
+from dataloop.engine.strategy import Prompt, RequestContext, Strategy, multiline
 from dataloop.schema import Example
 
 
@@ -36,19 +36,12 @@ class QuestionRephrase(Strategy):
             stop = ("\n",) if multiline([*shown, target]) else ("\nAnswer", "\n\n")
         return self.render(ctx, count, examples=shown, parents=[target], target=target, stop=stop)
 
-    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed:
+    def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         return parse_questions(self.prefix(prompt) + text, cut)
 
     def complete(self, item: dict[str, str], prompt: Prompt) -> tuple[str, str] | None:
         return item["question"], prompt.parents[0].answer
 
-    def check(
-        self, candidate: Example, ctx: RequestContext, prompt: Prompt
-    ) -> tuple[Check, Example]:
-        """Well-formed (``verify``) and, where the task can tell, still the same answer."""
-        verified = ctx.task.verify(candidate)
-        if verified is None:
-            return "unverified", candidate
-        if ctx.task.check_answer(candidate) is False:
-            return "wrong-answer", candidate
-        return "verified", verified
+    def answer_holds(self, candidate: Example, ctx: RequestContext, prompt: Prompt) -> bool:
+        """Still the seed's answer, where the task can tell (``check_answer``)."""
+        return ctx.task.check_answer(candidate) is not False

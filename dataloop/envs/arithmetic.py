@@ -193,13 +193,7 @@ class ArithmeticTask(TaskEnvironment):
         answer = solve(example.skill, example.question)
         if answer is None:
             return None
-        question = canonical(example.question)
-        provenance = example.provenance.model_copy(
-            update={"relabelled": example.answer.strip() != answer}
-        )
-        return Example.make(example.skill, question, answer).model_copy(
-            update={"provenance": provenance}
-        )
+        return example.relabel(question=canonical(example.question), answer=answer)
 
     def check_answer(self, example: Example) -> bool | None:
         """True exactly when the question is well formed and the answer is its result."""

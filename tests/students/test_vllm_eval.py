@@ -14,7 +14,7 @@ import pytest
 from dataloop.config import LoraSettings, StudentConfig, VLLMSettings
 from dataloop.errors import ConfigError
 from dataloop.llm.server import free_port
-from dataloop.students.vllm_engine import Served, StudentEngineError, VLLMServer, make_engine
+from dataloop.students.vllm_eval import Served, StudentEvalError, VLLMServer, make_evaluator
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
 
@@ -54,7 +54,7 @@ def test_lora_adapters_are_hot_swapped_on_one_sleeping_server(tmp_path, calls) -
         ]
         for iteration in (0, 1):
             engine.sleep()
-            with pytest.raises(StudentEngineError, match="503"):
+            with pytest.raises(StudentEvalError, match="503"):
                 engine.generate([[1]])  # a sleeping engine holds no GPU and answers nothing
             folder = adapter(tmp_path / f"iteration-{iteration}")
             engine.serve(Served(path=str(folder), adapter=True))
@@ -124,10 +124,10 @@ def test_an_adapter_vllm_cannot_load_is_an_engine_error(tmp_path, calls) -> None
     engine = VLLMServer(config, tmp_path / "vllm.log")
     try:
         engine.serve(Served(path="/m"))
-        with pytest.raises(StudentEngineError, match="load_lora_adapter answered 404"):
+        with pytest.raises(StudentEvalError, match="load_lora_adapter answered 404"):
             engine.serve(Served(path=str(tmp_path / "missing"), adapter=True))
         big = adapter(tmp_path / "big", rank=16)
-        with pytest.raises(StudentEngineError, match="greater than max_lora_rank 8"):
+        with pytest.raises(StudentEvalError, match="greater than max_lora_rank 8"):
             engine.serve(Served(path=str(big), adapter=True))
     finally:
         engine.close()
@@ -179,15 +179,15 @@ def test_the_stand_in_refuses_what_vllm_refuses(argv, env, refused, calls) -> No
 )
 def test_configs_vllm_cannot_serve_are_refused_naming_the_field(config, field, tmp_path) -> None:
     with pytest.raises(ConfigError, match=re.escape(field)):
-        make_engine(config, tmp_path / "log")
+        make_evaluator(config, tmp_path / "log")
 
 
 def test_missing_vllm_is_a_config_error_not_an_import_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("shutil.which", lambda name: None)
     config = StudentConfig(model="/m", eval_backend="vllm")
     with pytest.raises(ConfigError, match="'vllm' is not on PATH"):
-        make_engine(config, tmp_path / "log")
+        make_evaluator(config, tmp_path / "log")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
     offline = config.model_copy(update={"vllm": VLLMSettings(mode="offline")})
     with pytest.raises(ConfigError, match=r"student\.vllm\.mode"):
-        make_engine(offline, tmp_path / "log")
+        make_evaluator(offline, tmp_path / "log")

@@ -1,7 +1,7 @@
 """Writes the math environment's built-in sample: ``data/{train,validation,test}.jsonl`` and the
 skill labels in ``skills.json``.
 
-``python environments/math/make_data.py`` rewrites them exactly (a fixed random seed). Every
+``python -m dataloop.envs.math.make_data`` rewrites them exactly (a fixed random seed). Every
 problem is written for dataloop from templates in GSM8K's format (a worked solution with
 ``<<expr=value>>`` annotations, ending in ``#### <answer>``). Each split has templates of its
 own, worded differently, so no split shares a word 8-gram with another: decontamination (8-gram

@@ -271,8 +271,6 @@ class CodeTask(DatasetTask):
         if self.style == "humaneval":
             question = example.question.rstrip("\n") + "\n"
             answer = fit_body(question, example.answer)
-            if (question, answer) != (example.question, example.answer):
-                fitted = Example.make(example.skill, question, answer)
-                example = fitted.model_copy(update={"provenance": example.provenance})
+            example = example.relabel(question=question, answer=answer)
         # Judged by its own tests, even when it repeats a seed's question (hidden tests).
         return example if self.run(example, example.answer, own=True).passed else None

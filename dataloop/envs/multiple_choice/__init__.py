@@ -174,10 +174,4 @@ class MultipleChoiceTask(DatasetTask):
         stem = _CHOICE_LINE.split(example.question)[0].strip()
         if not stem:
             return None
-        normalized = render(stem, choices)
-        provenance = example.provenance.model_copy(
-            update={"relabelled": letter != example.answer.strip()}
-        )
-        return Example.make(example.skill, normalized, letter).model_copy(
-            update={"provenance": provenance}
-        )
+        return example.relabel(question=render(stem, choices), answer=letter)

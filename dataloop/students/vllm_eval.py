@@ -1,6 +1,6 @@
-"""vLLM as the student's evaluation engine: one engine for the whole run, adapters hot-swapped.
+"""vLLM as the student's evaluator: one vLLM engine for the whole run, adapters hot-swapped.
 
-Two engines with one contract (:class:`VLLMEngine`):
+Two evaluators with one contract (:class:`VLLMEvaluator`):
 
 - :class:`VLLMServer` runs ``vllm serve BASE --enable-lora`` (through
   :func:`dataloop.llm.server.vllm_server`) and loads each iteration's adapter by name with
@@ -34,7 +34,7 @@ from dataloop.errors import ConfigError, DataloopError
 from dataloop.llm.server import VLLM_MAX_LORA_RANKS, ManagedServer, vllm_server
 
 
-class StudentEngineError(DataloopError):
+class StudentEvalError(DataloopError):
     """The student's evaluation engine (vLLM) failed to start, load an adapter or answer."""
 
 
@@ -47,7 +47,7 @@ class Served(BaseModel):
     """``path`` is a PEFT adapter to load on the base model."""
 
 
-class VLLMEngine(Protocol):
+class VLLMEvaluator(Protocol):
     """A vLLM engine that serves one student checkpoint at a time."""
 
     def serve(self, target: Served) -> None:
@@ -97,7 +97,7 @@ def check_vllm_config(config: StudentConfig) -> None:
         )
 
 
-def make_engine(config: StudentConfig, log_path: Path, seed: int = 0) -> VLLMEngine:
+def make_evaluator(config: StudentConfig, log_path: Path, seed: int = 0) -> VLLMEvaluator:
     """The engine ``config.vllm.mode`` names, after :func:`check_vllm_config`."""
     check_vllm_config(config)
     if config.vllm.mode == "offline":
@@ -219,11 +219,11 @@ class VLLMServer(_Lifecycle):
                 response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:500]
-            raise StudentEngineError(
+            raise StudentEvalError(
                 f"vllm {path} answered {exc.code}: {detail}; see {self.log_path}"
             ) from None
         except OSError as exc:
-            raise StudentEngineError(f"vllm {path} failed: {exc}; see {self.log_path}") from None
+            raise StudentEvalError(f"vllm {path} failed: {exc}; see {self.log_path}") from None
 
     def _wake(self) -> None:
         self._post("/wake_up")
@@ -265,7 +265,7 @@ class VLLMServer(_Lifecycle):
                     seed=self.seed,
                 )
             except OpenAIError as exc:
-                raise StudentEngineError(
+                raise StudentEvalError(
                     f"vllm completions failed: {exc}; see {self.log_path}"
                 ) from None
             texts.extend(choice.text for choice in sorted(response.choices, key=lambda x: x.index))

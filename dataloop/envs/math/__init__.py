@@ -252,9 +252,4 @@ class MathTask(DatasetTask):
             return None
         body = _MARKER.sub("", solution).strip()
         normalized = f"{body} #### {canonical(answer)}".strip()
-        provenance = example.provenance.model_copy(
-            update={"relabelled": normalized != example.answer.strip()}
-        )
-        return Example.make(example.skill, example.question.strip(), normalized).model_copy(
-            update={"provenance": provenance}
-        )
+        return example.relabel(question=example.question.strip(), answer=normalized)
