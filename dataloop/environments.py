@@ -97,6 +97,16 @@ class TaskEnvironment(ABC):
         """
         return None
 
+    def subskills(self, skill: str) -> list[SkillInfo]:
+        """Subskills of ``skill`` this task can tell apart with :meth:`in_subskill`: what a
+        ``skill-tree`` run may grow under it without asking the teacher. Default: none."""
+        return []
+
+    def in_subskill(self, example: Example, subskill: str) -> bool | None:
+        """Whether ``example`` belongs to ``subskill`` (one of :meth:`subskills` of its skill);
+        None when the task cannot tell (the default), and then the teacher labels it."""
+        return None
+
     def data_source(self) -> str:
         """Where the task's examples come from, in words (a run prints it). Default: the task
         makes them itself."""

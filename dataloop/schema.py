@@ -36,6 +36,8 @@ class Provenance(_Model):
     """Loop iteration in which it was generated (0 = reset)."""
     relabelled: bool = False
     """True when the environment recomputed the teacher's answer."""
+    subskill: str | None = None
+    """The subskill of the skill tree the request that made it targeted (``skill-tree``)."""
 
 
 def example_id(skill: str, question: str) -> str:
@@ -178,6 +180,75 @@ class SkillInfo(_Model):
     description: str
 
 
+Structure = Literal["open-ended", "skill-list", "skill-tree"]
+"""How much structure the teacher's observation has (DataEnvGym's three teacher environments):
+``open-ended``: the mean accuracy and a sample of failed feedback probes, no per-skill numbers;
+``skill-list``: per-skill accuracy (the default); ``skill-tree``: per-skill accuracy and a tree
+of subskills the teacher grows (``Plan.explore``) and budgets (``GenerationRequest.subskill``)."""
+
+
+class Subskill(_Model):
+    """One node under a skill in the skill tree, with what the student does on it."""
+
+    name: str
+    description: str
+    iteration: int = 0
+    """Iteration whose plan added it (the node exists from that iteration's data on)."""
+    labelled_by: Literal["task", "teacher"] = "task"
+    """Who decides which examples belong to it: the task's own rule
+    (:meth:`~dataloop.environments.TaskEnvironment.in_subskill`) or the teacher LLM."""
+    items: int = 0
+    """Validation examples of the skill that belong to it."""
+    accuracy: float | None = None
+    """Student accuracy on those ``items``; None when it has none."""
+    data: int = 0
+    """Examples in the training set (seeds and accepted) that belong to it."""
+    members: list[str] = Field(default_factory=list)
+    """Teacher-labelled only: ids of the skill's validation and seed examples the teacher
+    placed in it (a task-labelled subskill is computed, not stored)."""
+
+
+class SkillNode(_Model):
+    """A skill of the tree: its accuracy, its subskills, and subskills it could still grow."""
+
+    name: str
+    description: str
+    accuracy: float = 0.0
+    """Validation accuracy on the whole skill."""
+    data: int = 0
+    """Examples of the skill in the training set."""
+    subskills: list[Subskill] = Field(default_factory=list)
+    candidates: list[SkillInfo] = Field(default_factory=list)
+    """Subskills the task can label that are not in the tree yet: what a rule-based policy
+    may ``explore``. A teacher may propose others (labelled by the teacher)."""
+
+    def subskill(self, name: str) -> Subskill | None:
+        """The subskill called ``name``, or None."""
+        return next((s for s in self.subskills if s.name == name), None)
+
+
+class SkillTree(_Model):
+    """Skills and their subskills: the ``skill-tree`` observation, saved per iteration."""
+
+    schema_version: int = SCHEMA_VERSION
+    skills: list[SkillNode] = Field(default_factory=list)
+
+    def node(self, skill: str) -> SkillNode | None:
+        """The node of ``skill``, or None."""
+        return next((n for n in self.skills if n.name == skill), None)
+
+
+class Explore(_Model):
+    """A skill-tree action: add the subskill ``name`` under ``skill``."""
+
+    skill: str
+    name: str
+    """A short identifier (lowercase, hyphens); made a slug when added."""
+    description: str = ""
+    """A sentence saying which questions belong to it; may be left empty for a subskill the
+    task offers (``SkillNode.candidates``), whose own description is used."""
+
+
 class Observation(_Model):
     """What the teacher sees after each evaluation of the student."""
 
@@ -194,6 +265,19 @@ class Observation(_Model):
     """Examples in the accumulated training set."""
     budget: Budget = Field(default_factory=Budget)
     history: list[HistoryEntry] = Field(default_factory=list)
+    structure: Structure = "skill-list"
+    """How much of the student's state this observation shows; see :data:`Structure`. In
+    ``open-ended`` ``accuracy`` and the history's per-skill accuracy are empty: the teacher
+    sees the mean and the failed ``probes``."""
+    probes: list[Failure] = Field(default_factory=list)
+    """A sample of the feedback split's examples the student gets wrong (``env.feedback``):
+    held out of the seed set, never trained on, never the validation split."""
+    tree: SkillTree | None = None
+    """The skill tree (``skill-tree`` only)."""
+    data_accuracy: dict[str, float] = Field(default_factory=dict)
+    """Per skill, the student's accuracy, after training, on the examples it was just given
+    (empty at reset): high with no gain on validation says the data was too easy or off the
+    mark; low says it was not learned (or its answers are wrong)."""
 
 
 class GenerationRequest(_Model):
@@ -205,7 +289,11 @@ class GenerationRequest(_Model):
     seed_ids: list[str] = Field(default_factory=list)
     """Examples to build on (LLM2LLM's failed examples, rephrase sources); empty = engine picks."""
     guidance: str = ""
-    """Free text passed to the prompt template."""
+    """Free text for the teacher, shown in every strategy's prompt (``Focus: ...``): what the
+    data should be like (an open-ended plan's data specification)."""
+    subskill: str | None = None
+    """A subskill of ``skill`` in the skill tree: the prompt describes it, seeds that belong to
+    it are shown first, and the examples record it in their provenance."""
 
 
 class Plan(_Model):
@@ -213,6 +301,9 @@ class Plan(_Model):
 
     requests: list[GenerationRequest] = Field(default_factory=list)
     rationale: str = ""
+    explore: list[Explore] = Field(default_factory=list)
+    """Subskills to add to the skill tree before the requests are carried out (``skill-tree``
+    only); a request may name a subskill added here."""
 
     @property
     def total(self) -> int:
