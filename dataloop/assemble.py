@@ -20,7 +20,7 @@ from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError
-from dataloop.gym import Environment
+from dataloop.gym import Environment, feedback_split
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
 from dataloop.llm.client import Flavor, OpenAIClient
@@ -39,7 +39,7 @@ from dataloop.loop import Loop
 from dataloop.policies import check_policy, make_policy
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example
-from dataloop.skills import SkillDiscovery, discover_skills
+from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
 
 
 def run_dir_for(config: LoopConfig) -> RunDir:
@@ -400,9 +400,15 @@ def _set_up(
             examples_per_iteration=config.policy.examples_per_iteration,
             **config.policy.options,
         )
+        seeds, feedback = feedback_split(task, config.env.feedback_per_skill, config.seed)
+        if feedback:
+            display.log(
+                f"feedback split: {len(feedback)} probes, never trained on "
+                f"({len(task.split('train')) - len(seeds)} taken from the seed set)"
+            )
         source: DataSource
         if teacher is None:
-            source = _control_source(config, task)
+            source = _control_source(config, task, held_out=feedback)
         else:
             source = Engine(
                 teacher,
@@ -416,6 +422,8 @@ def _set_up(
                 max_tokens=config.teacher.max_tokens,
                 novelty=config.engine.novelty,
                 show_student_answer=config.engine.show_student_answer,
+                seeds=seeds,
+                held_out=feedback,
             )
         env = Environment(
             task,
@@ -425,12 +433,23 @@ def _set_up(
             target_accuracy=config.target_accuracy,
             train_on_seed=config.student.train_on_seed,
             budget=source.budget,
+            structure=config.env.structure,
+            seed_set=seeds,
+            feedback=feedback,
+            probes_shown=config.env.probes_shown,
+            labeller=None
+            if teacher is None
+            else subskill_labeller(SkillDiscovery(teacher), runner),
         )
         yield Loop(env, policy, source, run, display, runner=runner)
 
 
-def _control_source(config: LoopConfig, task: TaskEnvironment) -> DataSource:
+def _control_source(
+    config: LoopConfig, task: TaskEnvironment, held_out: list[Example] | None = None
+) -> DataSource:
     """The data source standing in for the teacher when ``engine.source`` is not ``teacher``."""
     if config.engine.source == "oracle":
-        return TaskSampler(task, max_examples=config.engine.max_examples, seed=config.seed)
+        return TaskSampler(
+            task, max_examples=config.engine.max_examples, seed=config.seed, held_out=held_out
+        )
     return NoNewData()

@@ -83,6 +83,32 @@ class EnvConfig(_Section):
     option (math, multiple_choice, code); its queries count against ``teacher.max_queries``."""
     max_skills: int = Field(6, ge=2, le=50)
     """Most skills discovery may propose (an ``other`` skill is added for unplaceable ones)."""
+    structure: Literal["open-ended", "skill-list", "skill-tree"] = "skill-list"
+    """How much structure the teacher's observation has (DataEnvGym's three teacher
+    environments; docs/environments.md): ``open-ended``: mean accuracy and failed feedback
+    probes, no per-skill numbers, plans may carry free-text guidance; ``skill-list``: per-skill
+    accuracy; ``skill-tree``: per-skill accuracy and a tree of subskills the policy grows
+    (explore) and budgets (exploit)."""
+    feedback_per_skill: int = Field(0, ge=0)
+    """Examples per skill in the feedback split: probes the student is scored on after every
+    training round, shown to the teacher when it gets them wrong (``Observation.probes``),
+    never trained on and kept out of generated data. Drawn fresh when the task can sample its
+    own problems (arithmetic), else held out of the seed set (at most half of each skill's
+    seeds). With ``structure: open-ended`` the default is 20."""
+    probes_shown: int = Field(24, ge=0)
+    """Failed feedback probes an observation carries (taken round-robin over skills)."""
+
+    @model_validator(mode="after")
+    def _probes_for_open_ended(self) -> EnvConfig:
+        # An open-ended teacher sees the student's errors on feedback probes: it needs some.
+        if self.structure == "open-ended" and "feedback_per_skill" not in self.model_fields_set:
+            self.feedback_per_skill = 20
+        if self.structure == "open-ended" and self.feedback_per_skill == 0:
+            raise ValueError(
+                "structure open-ended shows the teacher failed feedback probes: set "
+                "env.feedback_per_skill above 0"
+            )
+        return self
 
 
 class LoraSettings(_Section):

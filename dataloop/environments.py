@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from dataloop.errors import RegistryError
 from dataloop.plugins import entry_point_targets, is_reference, load_entry_point, load_reference
-from dataloop.schema import Example, SkillInfo
+from dataloop.schema import Example, SkillInfo, Subskill
 
 Split = Literal["train", "validation", "test"]
 SPLITS: tuple[Split, ...] = ("train", "validation", "test")
@@ -111,6 +111,15 @@ class TaskEnvironment(ABC):
         """Where the task's examples come from, in words (a run prints it). Default: the task
         makes them itself."""
         return "made by the task itself"
+
+
+def belongs(task: TaskEnvironment, subskill: Subskill, example: Example) -> bool:
+    """Whether ``example`` (of the subskill's skill) belongs to ``subskill``: by the task's
+    rule for a task-labelled one, by the teacher's labels or the example's provenance (it was
+    made for the subskill) for a teacher-labelled one."""
+    if subskill.labelled_by == "task":
+        return bool(task.in_subskill(example, subskill.name))
+    return example.id in subskill.members or example.provenance.subskill == subskill.name
 
 
 def _task_class_in(module: ModuleType, origin: str) -> type[TaskEnvironment]:

@@ -9,6 +9,12 @@ examples (the action) to the training set, trains, evaluates. The reward is the 
 validation accuracy. An episode *terminates* when the teacher's budget is spent (it can make no
 more data) or the target accuracy is reached, and is *truncated* at the iteration limit.
 
+How much the observation shows is the environment's ``structure`` (DataEnvGym's three teacher
+environments): ``open-ended`` (mean accuracy and failed feedback probes), ``skill-list``
+(per-skill accuracy, the default) or ``skill-tree`` (per-skill accuracy and a tree of subskills
+that :meth:`Environment.grow` extends). Every observation after a step also says how well the
+student does on the data it was just given (``data_accuracy``).
+
 ``info`` holds ``eval`` (the validation :class:`~dataloop.schema.EvalResult`), ``checkpoint``
 (the student's, or None when reset did not train), ``added`` (new examples trained on),
 ``queries`` (teacher queries spent since the previous observation: planning, generation, and
@@ -17,21 +23,85 @@ for reset skill discovery) and, once the episode is over, ``test`` (the test Eva
 
 from __future__ import annotations
 
+import logging
+import random
 from collections import Counter
+from collections.abc import Callable
+from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split, TaskEnvironment
+from dataloop.environments import Split, TaskEnvironment, belongs
 from dataloop.schema import (
     Budget,
     EvalResult,
     Example,
+    Explore,
     Failure,
     HistoryEntry,
     Observation,
+    SkillInfo,
+    SkillNode,
     SkillResult,
+    SkillTree,
+    Structure,
+    Subskill,
 )
+from dataloop.skills import slug
 from dataloop.students.base import Student, TrainRecord
+
+log = logging.getLogger(__name__)
+
+Labeller = Callable[[list[Example], list[SkillInfo]], dict[str, str | None]]
+"""Places examples (all of one skill) in one of that skill's teacher-made subskills: example id
+-> subskill name, or None where none fits. The run's is the teacher (:mod:`dataloop.skills`)."""
+
+DATA_FEEDBACK_SAMPLE = 256
+"""Most of a step's new examples the student is scored on for ``data_accuracy``."""
+
+
+def feedback_split(
+    task: TaskEnvironment, per_skill: int, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """(seed set, feedback split) with ``per_skill`` feedback examples per skill.
+
+    A task that samples its own problems gives fresh ones (none in any split, so the seed set
+    stays whole); any other gives up part of its train split, at most half of each skill's.
+    """
+    train = task.split("train")
+    if per_skill <= 0:
+        return train, []
+    rng = random.Random(f"{seed}/feedback")
+    held = {e.id for split in ("train", "validation", "test") for e in task.split(split)}
+    feedback: list[Example] = []
+    carved: set[str] = set()
+    for skill in task.skills():
+        fresh: list[Example] = []
+        for _ in range(100):
+            if len(fresh) >= per_skill:
+                break
+            drawn = task.sample(skill.name, per_skill - len(fresh), rng)
+            if drawn is None:
+                break
+            for example in drawn:
+                if example.id not in held:
+                    held.add(example.id)
+                    fresh.append(example)
+        if fresh:
+            feedback += fresh[:per_skill]
+            continue
+        of_skill = [e for e in train if e.skill == skill.name]
+        taken = rng.sample(of_skill, min(per_skill, len(of_skill) // 2))
+        carved.update(e.id for e in taken)
+        feedback += taken
+    return [e for e in train if e.id not in carved], feedback
+
+
+def _round_robin(failures: list[Failure]) -> list[Failure]:
+    groups: dict[str, list[Failure]] = {}
+    for failure in failures:
+        groups.setdefault(failure.example.skill, []).append(failure)
+    return [f for f in chain.from_iterable(zip_longest(*groups.values())) if f is not None]
 
 
 class Environment:
@@ -40,6 +110,13 @@ class Environment:
     ``budget`` is the teacher's (``engine.budget``), read as it is spent: each observation
     shows what is left, each step's ``info`` what it cost, and a spent budget terminates the
     episode. Without one the teacher is unlimited.
+
+    ``seed_set`` is what the student starts from (default: the task's train split) and
+    ``feedback`` the probes it is scored on but never trained on (see :func:`feedback_split`);
+    ``probes_shown`` of the failed ones go into each observation. ``structure`` decides what
+    the observation shows; in ``skill-tree`` the tree starts with every skill and no subskill,
+    the task's :meth:`~dataloop.environments.TaskEnvironment.subskills` as candidates, and
+    ``labeller`` (the teacher) places examples in subskills the task cannot label.
     """
 
     def __init__(
@@ -53,6 +130,12 @@ class Environment:
         train_on_seed: bool = True,
         max_failures: int | None = None,
         budget: Budget | None = None,
+        structure: Structure = "skill-list",
+        seed_set: list[Example] | None = None,
+        feedback: list[Example] | None = None,
+        probes_shown: int = 24,
+        labeller: Labeller | None = None,
+        data_feedback: bool = True,
     ) -> None:
         self.task = task
         self.student = student
@@ -62,7 +145,13 @@ class Environment:
         self.train_on_seed = train_on_seed
         self.max_failures = max_failures
         self.budget = budget if budget is not None else Budget()
-        self.seed_set = task.split("train")
+        self.seed_set = task.split("train") if seed_set is None else list(seed_set)
+        self.feedback = list(feedback or [])
+        self.probes_shown = probes_shown
+        self.structure: Structure = structure
+        self.labeller = labeller
+        self.data_feedback = data_feedback
+        self.tree: SkillTree | None = self.new_tree() if structure == "skill-tree" else None
         self.train_set: list[Example] = []
         self.iteration = 0
         self.history: list[HistoryEntry] = []
@@ -73,6 +162,8 @@ class Environment:
         self.iteration = 0
         self.train_set = list(self.seed_set)
         self.history = []
+        if self.structure == "skill-tree":
+            self.tree = self.new_tree()
         checkpoint = self._train() if self.train_on_seed else None
         obs, info = self._observe(accepted={})
         info["checkpoint"] = checkpoint
@@ -93,7 +184,9 @@ class Environment:
         added = [e for e in examples if e.id not in known]
         self.train_set.extend(added)
         checkpoint = self._train()
-        obs, info = self._observe(accepted=dict(Counter(e.skill for e in added)))
+        obs, info = self._observe(
+            accepted=dict(Counter(e.skill for e in added)), data_accuracy=self._on_data(added)
+        )
         info.update(checkpoint=checkpoint, added=len(added))
         terminated, truncated = self._terminated(obs), self._truncated()
         if terminated or truncated:
@@ -106,14 +199,18 @@ class Environment:
         accepted: list[Example],
         history: list[HistoryEntry],
         checkpoint: Path,
+        tree: SkillTree | None = None,
     ) -> None:
-        """Return to the end of ``iteration``: its training set, history and student checkpoint.
+        """Return to the end of ``iteration``: its training set, history, skill tree (as its
+        observation showed it) and student checkpoint.
 
         Without a checkpoint (reset did not train) the student stays as built.
         """
         self.iteration = iteration
         self.train_set = list(self.seed_set) + list(accepted)
         self.history = list(history)
+        if tree is not None:
+            self.tree = tree.model_copy(deep=True)
         if checkpoint.is_dir():
             self.student.load(checkpoint)
 
@@ -126,7 +223,13 @@ class Environment:
 
     def evaluate(self, split: Split) -> tuple[EvalResult, list[Failure]]:
         """Score the student on a split; also return the examples it got wrong."""
-        examples = self.task.split(split)
+        result, failures, _ = self._grade(self.task.split(split), split)
+        return result, failures
+
+    def _grade(
+        self, examples: list[Example], split: str
+    ) -> tuple[EvalResult, list[Failure], list[bool]]:
+        """The student scored on ``examples``: per-skill result, failures, and each verdict."""
         predictions = self.student.predict([self.task.prompt(e.question) for e in examples])
         correct: Counter[str] = Counter()
         total: Counter[str] = Counter()
@@ -143,7 +246,114 @@ class Environment:
             split=split,
             skills=[SkillResult(skill=s, correct=correct[s], total=total[s]) for s in skills],
         )
-        return result, failures
+        return result, failures, list(scores)
+
+    def _on_data(self, added: list[Example]) -> dict[str, float]:
+        """Per skill, the student's accuracy on (a sample of) the examples just trained on."""
+        if not self.data_feedback or not added:
+            return {}
+        sample = added
+        if len(added) > DATA_FEEDBACK_SAMPLE:
+            rng = random.Random(f"{self.task.seed}/data/{self.iteration}")
+            sample = rng.sample(added, DATA_FEEDBACK_SAMPLE)
+        result, _, _ = self._grade(sample, "data")
+        return {s.skill: s.accuracy for s in result.skills if s.total}
+
+    # the skill tree
+
+    def new_tree(self) -> SkillTree:
+        """Every skill of the task, no subskills yet, the task's subskills as candidates."""
+        return SkillTree(
+            skills=[
+                SkillNode(
+                    name=s.name, description=s.description, candidates=self.task.subskills(s.name)
+                )
+                for s in self.task.skills()
+            ]
+        )
+
+    def grow(self, explore: list[Explore]) -> list[Subskill]:
+        """Add the subskills ``explore`` asks for to the tree; return those added.
+
+        A subskill the task offers (a candidate) is labelled by the task's rule; any other by
+        the ``labeller`` (the teacher), which then places the skill's validation and seed
+        examples among all its teacher-made subskills. An unknown skill, a name already in the
+        tree, or (without a labeller) a subskill the task does not offer is skipped and logged.
+        """
+        if self.tree is None:
+            if explore:
+                log.warning("explore ignored: env.structure is %s, not skill-tree", self.structure)
+            return []
+        added: list[Subskill] = []
+        relabel: set[str] = set()
+        for action in explore:
+            node = self.tree.node(action.skill)
+            name = slug(action.name)
+            if node is None or not name or node.subskill(name) is not None:
+                log.warning(
+                    "explore %s/%s skipped: unknown skill or known name", action.skill, name
+                )
+                continue
+            offered = next((c for c in node.candidates if c.name == name), None)
+            if offered is not None:
+                sub = Subskill(
+                    name=name,
+                    description=action.description or offered.description,
+                    iteration=self.iteration + 1,
+                    labelled_by="task",
+                )
+                node.candidates = [c for c in node.candidates if c.name != name]
+            elif self.labeller is None or not action.description.strip():
+                log.warning(
+                    "explore %s/%s skipped: the task cannot label it and %s",
+                    action.skill,
+                    name,
+                    "no teacher labels" if self.labeller is None else "it has no description",
+                )
+                continue
+            else:
+                sub = Subskill(
+                    name=name,
+                    description=action.description.strip(),
+                    iteration=self.iteration + 1,
+                    labelled_by="teacher",
+                )
+                relabel.add(node.name)
+            node.subskills.append(sub)
+            added.append(sub)
+        for skill in relabel:
+            self._label(skill)
+        return added
+
+    def _label(self, skill: str) -> None:
+        """The teacher places the skill's validation and seed examples in its teacher-made
+        subskills (each example in at most one)."""
+        assert self.tree is not None and self.labeller is not None
+        node = self.tree.node(skill)
+        assert node is not None
+        made = [s for s in node.subskills if s.labelled_by == "teacher"]
+        examples = [e for e in self.task.split("validation") + self.seed_set if e.skill == skill]
+        labels = self.labeller(
+            examples, [SkillInfo(name=s.name, description=s.description) for s in made]
+        )
+        for sub in made:
+            sub.members = [e.id for e in examples if labels.get(e.id) == sub.name]
+
+    def _update_tree(self, examples: list[Example], scores: list[bool]) -> None:
+        """Per-node accuracy, items and data from a validation grading."""
+        assert self.tree is not None
+        for node in self.tree.skills:
+            graded = [
+                (e, ok) for e, ok in zip(examples, scores, strict=True) if e.skill == node.name
+            ]
+            node.accuracy = sum(ok for _, ok in graded) / len(graded) if graded else 0.0
+            data = [e for e in self.train_set if e.skill == node.name]
+            node.data = len(data)
+            for sub in node.subskills:
+                inside = [ok for e, ok in graded if belongs(self.task, sub, e)]
+                sub.items = len(inside)
+                sub.accuracy = sum(inside) / len(inside) if inside else None
+                sub.data = sum(belongs(self.task, sub, e) for e in data)
 
     def _train(self) -> Path:
         return self.student.train(
@@ -157,9 +367,18 @@ class Environment:
     def _truncated(self) -> bool:
         return self.iteration >= self.max_iterations
 
-    def _observe(self, accepted: dict[str, int]) -> tuple[Observation, dict[str, Any]]:
-        result, _ = self.evaluate("validation")
+    def _observe(
+        self, accepted: dict[str, int], data_accuracy: dict[str, float] | None = None
+    ) -> tuple[Observation, dict[str, Any]]:
+        validation = self.task.split("validation")
+        result, _, scores = self._grade(validation, "validation")
         _, failures = self.evaluate("train")
+        probes: list[Failure] = []
+        if self.feedback:
+            _, missed, _ = self._grade(self.feedback, "feedback")
+            probes = _round_robin(missed)[: self.probes_shown]
+        if self.tree is not None:
+            self._update_tree(validation, scores)
         queries = self.budget.queries - sum(h.queries for h in self.history)
         self.history.append(
             HistoryEntry(
@@ -170,15 +389,21 @@ class Environment:
                 queries=queries,
             )
         )
+        open_ended = self.structure == "open-ended"
+        history = [h.model_copy(update={"accuracy": {}}) if open_ended else h for h in self.history]
         obs = Observation(
             iteration=self.iteration,
             skills=self.task.skills(),
-            accuracy=result.accuracy(),
+            accuracy={} if open_ended else result.accuracy(),
             mean_accuracy=result.mean_accuracy,
             failures=failures[: self.max_failures],  # None keeps all
             seed_counts=dict(Counter(e.skill for e in self.seed_set)),
             train_size=len(self.train_set),
             budget=self.budget.model_copy(),
-            history=list(self.history),
+            history=history,
+            structure=self.structure,
+            probes=probes,
+            tree=None if self.tree is None else self.tree.model_copy(deep=True),
+            data_accuracy=data_accuracy or {},
         )
         return obs, {"eval": result, "queries": queries}

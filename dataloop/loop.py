@@ -19,7 +19,7 @@ from dataloop.engine.sources import DataSource
 from dataloop.gym import Environment
 from dataloop.policies import Policy, as_policy
 from dataloop.runs import Metrics, Phase, RunDir, RunState
-from dataloop.schema import Example, HistoryEntry, Observation, Plan
+from dataloop.schema import Example, HistoryEntry, Observation, Plan, SkillTree
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ class Loop:
         while not self.state.done:
             k = self.env.iteration + 1
             plan = self._plan(k, obs, runner)
+            if self.env.tree is not None:  # the engine builds on the tree as the plan grew it
+                obs = obs.model_copy(update={"tree": self.env.tree.model_copy(deep=True)})
             accepted = self._generate(k, plan, obs, runner)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
             obs, reward, terminated, truncated, info = self.env.step(accepted)
@@ -97,12 +99,21 @@ class Loop:
 
     def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> Plan:
         if self._at(k, "planned", "generated") and self.run_dir is not None:
+            if self.env.tree is not None:  # the tree as this iteration's plan grew it
+                self.env.tree = self.run_dir.read_model(f"iterations/{k}/tree.json", SkillTree)
             return self.run_dir.read_model(f"iterations/{k}/plan.json", Plan)
         # aplan, on the engine's event loop: a policy may ask the teacher (llm-planner).
         plan = runner.run(self.policy.aplan(obs))
         self.display.log(f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}")
+        if plan.explore:
+            # The teacher may be asked to label examples into new subskills (queries counted).
+            added = self.env.grow(plan.explore)
+            names = ", ".join(f"{s.name} ({s.labelled_by})" for s in added) or "none"
+            self.display.log(f"[bold]iteration {k}[/]: subskills added: {names}")
         if self.run_dir is not None:
             self.run_dir.write_model(f"iterations/{k}/plan.json", plan)
+            if self.env.tree is not None:
+                self.run_dir.write_model(f"iterations/{k}/tree.json", self.env.tree)
         self._commit(k, "planned")
         return plan
 
@@ -138,11 +149,15 @@ class Loop:
         self.run_dir.write_jsonl(f"{folder}/accepted.jsonl", result.accepted)
 
     def _finish_iteration(self, k: int, obs: Observation, info: dict[str, Any], done: bool) -> None:
-        self.metrics.iterations = list(obs.history)
+        # The environment's history, not the observation's: an open-ended one hides per-skill
+        # accuracy from the teacher, not from the record.
+        self.metrics.iterations = list(self.env.history)
         if "test" in info:
             self.metrics.test = info["test"].accuracy()
         if self.run_dir is not None:
             self.run_dir.write_model(f"iterations/{k}/observation.json", obs)
+            if obs.tree is not None:
+                self.run_dir.write_model(f"iterations/{k}/tree.json", obs.tree)
             self.run_dir.write_metrics(self.metrics)
         log.info("iteration done", extra={"iteration": k, "mean_accuracy": obs.mean_accuracy})
         self.state.done = done
@@ -175,6 +190,7 @@ class Loop:
         for k in range(1, trained + 1):
             accepted += self.run_dir.accepted(k)
         history = [h for h in self.metrics.iterations if h.iteration <= trained]
-        self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained))
+        obs = self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)
+        self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained), obs.tree)
         self.engine.budget.restore(self.state.budget)
-        return self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)
+        return obs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import re
 from collections import Counter
@@ -25,10 +26,12 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from dataloop.atomic import write_text
-from dataloop.errors import DataloopError
+from dataloop.errors import BudgetExhausted, DataloopError, TeacherError
 from dataloop.llm.base import Sampling
 from dataloop.llm.teacher import Teacher
 from dataloop.schema import SCHEMA_VERSION, Example, SkillInfo
+
+log = logging.getLogger(__name__)
 
 OTHER = SkillInfo(name="other", description="examples the labeller could not place in a skill")
 _SKILL_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*([A-Za-z][\w /&-]{0,40}?)\s*:\s*(\S.*)$")
@@ -189,6 +192,33 @@ class SkillDiscovery:
             return Label(question=question, skill=name or OTHER.name)
 
         return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+NONE = SkillInfo(name="none", description="the question fits none of the above")
+
+
+def subskill_labeller(
+    discovery: SkillDiscovery, runner: asyncio.Runner
+) -> Callable[[list[Example], list[SkillInfo]], dict[str, str | None]]:
+    """A labeller for the skill tree (``dataloop.gym.Labeller``): the teacher places each
+    example in one of a skill's teacher-made subskills, or in none, with the skill-labelling
+    prompt (one query per distinct question, counted against the budget). ``runner`` is the
+    run's event loop. A teacher that stops answering (budget spent, unreachable) leaves the
+    examples unplaced, and the run goes on."""
+
+    def label(examples: list[Example], subskills: list[SkillInfo]) -> dict[str, str | None]:
+        questions = list(dict.fromkeys(e.question for e in examples))
+        try:
+            labels = runner.run(discovery.label(questions, [*subskills, NONE]))
+        except (BudgetExhausted, TeacherError) as exc:
+            log.warning("subskill labelling stopped, examples left unplaced: %s", exc)
+            return {}
+        placed = {
+            lab.question: lab.skill for lab in labels if lab.skill not in (NONE.name, OTHER.name)
+        }
+        return {e.id: placed.get(e.question) for e in examples}
+
+    return label
 
 
 def _cut(question: str) -> str:

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
-from dataloop.environments import TaskEnvironment
+from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Sampling
 from dataloop.llm.teacher import Teacher
@@ -37,6 +37,7 @@ from dataloop.schema import (
     GenerationRequest,
     Observation,
     Plan,
+    SkillInfo,
 )
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,12 @@ class GenerationResult:
 
 
 class Engine:
-    """Turns a :class:`~dataloop.schema.Plan` into verified, deduplicated examples."""
+    """Turns a :class:`~dataloop.schema.Plan` into verified, deduplicated examples.
+
+    ``seeds`` are the examples prompts are built on (default: the task's train split; a run
+    with a feedback split passes what is left of it); ``held_out`` are examples no generated
+    one may copy besides validation and test (the feedback probes).
+    """
 
     def __init__(
         self,
@@ -97,6 +103,8 @@ class Engine:
         max_chars: int = 2000,
         novelty: float | None = None,
         show_student_answer: bool = False,
+        seeds: list[Example] | None = None,
+        held_out: list[Example] | None = None,
     ) -> None:
         self.teacher = teacher
         self.task = task
@@ -112,8 +120,10 @@ class Engine:
         self.novelty = novelty
         self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
-        self._seeds = task.split("train")
-        self._decontaminator = Decontaminator(task.split("validation") + task.split("test"))
+        self._seeds = task.split("train") if seeds is None else list(seeds)
+        self._decontaminator = Decontaminator(
+            task.split("validation") + task.split("test") + list(held_out or [])
+        )
         if strategy is not None:
             resolve_strategy(strategy)  # fail at construction on an unknown name
         if novelty is not None:
@@ -272,11 +282,12 @@ class Engine:
         strategy = self.strategy(self.strategy_override or request.strategy)
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
+        skill, seeds = self._target(request, obs)
         ctx = RequestContext(
             task=self.task,
             request=request,
-            skill=self._skills[request.skill],
-            seeds=[e for e in self._seeds if e.skill == request.skill],
+            skill=skill,
+            seeds=seeds,
             failures=[f for f in obs.failures if f.example.skill == request.skill],
             iteration=obs.iteration + 1,
             teacher=self.teacher.model,
@@ -285,6 +296,29 @@ class Engine:
             show_student_answer=self.show_student_answer,
         )
         return _Job(strategy, ctx, counts, self.per_query)
+
+    def _target(
+        self, request: GenerationRequest, obs: Observation
+    ) -> tuple[SkillInfo, list[Example]]:
+        """The skill as the prompts describe it and the seeds they build on: for a request
+        naming a subskill of the tree, the subskill's description joins the skill's, and the
+        seeds that belong to it (if any do) are used alone."""
+        skill = self._skills[request.skill]
+        seeds = [e for e in self._seeds if e.skill == request.skill]
+        node = obs.tree.node(request.skill) if obs.tree is not None else None
+        sub = node.subskill(request.subskill) if node and request.subskill else None
+        if request.subskill and sub is None:
+            raise TeacherError(
+                f"plan asks for subskill '{request.subskill}' of '{request.skill}', which the "
+                "skill tree does not have"
+            )
+        if sub is None:
+            return skill, seeds
+        described = SkillInfo(
+            name=skill.name, description=f"{skill.description}; only: {sub.description}"
+        )
+        inside = [e for e in seeds if belongs(self.task, sub, e)]
+        return described, inside or seeds
 
     def _read(self, job: _Job, prompt: Prompt, reply: Completion) -> list[Example]:
         """The candidates in every text of one reply."""

@@ -15,11 +15,12 @@ teachers; they are the controls an experiment measures a teacher against:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Protocol
 
 from dataloop.engine.engine import Candidate, GenerationResult, ProgressFn
 from dataloop.engine.filters import Decontaminator, Seen
-from dataloop.environments import TaskEnvironment
+from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import ConfigError
 from dataloop.schema import Budget, Example, FilterCounts, Observation, Plan
 
@@ -82,7 +83,12 @@ class TaskSampler:
     """
 
     def __init__(
-        self, task: TaskEnvironment, *, max_examples: int | None = None, seed: int = 0
+        self,
+        task: TaskEnvironment,
+        *,
+        max_examples: int | None = None,
+        seed: int = 0,
+        held_out: list[Example] | None = None,
     ) -> None:
         probe = task.sample(task.skills()[0].name, 1, random.Random(0)) if task.skills() else None
         if probe is None:
@@ -95,7 +101,9 @@ class TaskSampler:
         self.max_examples = max_examples
         self.seed = seed
         self._budget = Budget()
-        self._held_out = Decontaminator(task.split("validation") + task.split("test"))
+        self._held_out = Decontaminator(
+            task.split("validation") + task.split("test") + list(held_out or [])
+        )
 
     @property
     def budget(self) -> Budget:
@@ -125,7 +133,8 @@ class TaskSampler:
             if wanted < request.count:
                 result.budget_exhausted = self._budget.exhausted = True
             rng = random.Random(f"{self.seed}/{iteration}/{index}/{request.skill}")
-            for example in self._fresh(request.skill, wanted, rng, seen):
+            fits = self._fits(request.skill, request.subskill, obs)
+            for example in self._fresh(request.skill, wanted, rng, seen, fits):
                 example = example.model_copy(
                     update={
                         "provenance": example.provenance.model_copy(
@@ -134,6 +143,7 @@ class TaskSampler:
                                 "strategy": ORACLE,
                                 "teacher": ORACLE,
                                 "iteration": iteration,
+                                "subskill": request.subskill,
                             }
                         )
                     }
@@ -152,13 +162,34 @@ class TaskSampler:
             result.budget_exhausted = self._budget.exhausted = True
         return result
 
-    def _fresh(self, skill: str, n: int, rng: random.Random, seen: Seen) -> list[Example]:
-        """``n`` new examples of ``skill`` (fewer if the skill runs out of distinct ones)."""
+    def _fits(
+        self, skill: str, subskill: str | None, obs: Observation
+    ) -> Callable[[Example], bool]:
+        """Which sampled examples a request takes: all, or those in its subskill (by the
+        task's rule; the sampler cannot serve a subskill only the teacher can label)."""
+        node = obs.tree.node(skill) if obs.tree is not None and subskill else None
+        sub = node.subskill(subskill) if node is not None and subskill else None
+        if sub is None or sub.labelled_by != "task":
+            return lambda example: True
+        return lambda example: belongs(self.task, sub, example)
+
+    def _fresh(
+        self,
+        skill: str,
+        n: int,
+        rng: random.Random,
+        seen: Seen,
+        fits: Callable[[Example], bool] = lambda example: True,
+    ) -> list[Example]:
+        """``n`` new examples of ``skill`` that ``fits`` (fewer if it runs out of distinct
+        ones)."""
         fresh: list[Example] = []
         for _ in range(100):  # rounds: each draws what is still missing
             if len(fresh) >= n:
                 break
             for example in self.task.sample(skill, n - len(fresh), rng) or []:
+                if not fits(example) or len(fresh) >= n:
+                    continue
                 if seen.contains(example) or self._held_out.contaminated(example):
                     continue
                 seen.add(example)

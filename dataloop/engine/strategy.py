@@ -182,6 +182,7 @@ class Strategy(ABC):
             teacher=ctx.teacher,
             template=prompt.template,
             iteration=ctx.iteration,
+            subskill=ctx.request.subskill,
         )
 
     def prefix(self, prompt: Prompt) -> str:

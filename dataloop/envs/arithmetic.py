@@ -102,6 +102,67 @@ SKILLS: dict[str, _Skill] = {
 }
 
 
+def _operands(question: str) -> list[str]:
+    """The words or numbers of a question (``max(41,17)`` -> ``['41', '17']``)."""
+    inside = question[question.index("(") + 1 :] if "(" in question else question
+    return re.findall(r"[a-z]+|\d+", inside)
+
+
+def _no_carry(a: str, b: str) -> bool:
+    return all(int(x) + int(y) < 10 for x, y in zip(a[::-1], b[::-1], strict=False))
+
+
+def _no_borrow(a: str, b: str) -> bool:
+    return all(int(x) >= int(y) for x, y in zip(a[::-1], b[::-1], strict=False))
+
+
+_Rule = Callable[[list[str]], bool]
+SUBSKILLS: dict[str, dict[str, tuple[str, _Rule]]] = {
+    "first": {
+        "short-words": ("words of 3-4 letters", lambda w: len(w[0]) <= 4),
+        "long-words": ("words of 5-6 letters", lambda w: len(w[0]) >= 5),
+    },
+    "last": {
+        "short-words": ("words of 3-4 letters", lambda w: len(w[0]) <= 4),
+        "long-words": ("words of 5-6 letters", lambda w: len(w[0]) >= 5),
+    },
+    "len": {
+        "short-words": ("words of 2-5 letters", lambda w: len(w[0]) <= 5),
+        "long-words": ("words of 6-9 letters", lambda w: len(w[0]) >= 6),
+    },
+    "add": {
+        "no-carry": ("no column sums to 10 or more", lambda n: _no_carry(n[0], n[1])),
+        "carry": ("some column sums to 10 or more", lambda n: not _no_carry(n[0], n[1])),
+    },
+    "sub": {
+        "no-borrow": ("no column needs a borrow", lambda n: _no_borrow(n[0], n[1])),
+        "borrow": ("some column needs a borrow", lambda n: not _no_borrow(n[0], n[1])),
+    },
+    "mul": {
+        "two-digit-result": ("the product is below 100", lambda n: int(n[0]) * int(n[1]) < 100),
+        "three-digit-result": ("the product is 100 or more", lambda n: int(n[0]) * int(n[1]) > 99),
+    },
+    "max": {
+        "same-tens": ("both numbers have the same tens digit", lambda n: n[0][0] == n[1][0]),
+        "first-larger": ("the first number is the larger", lambda n: int(n[0]) > int(n[1])),
+        "second-larger": ("the second number is the larger", lambda n: int(n[0]) < int(n[1])),
+    },
+    "sort": {
+        "repeated-digits": ("a digit appears more than once", lambda n: len(set(n[0])) < 4),
+        "distinct-digits": ("all four digits differ", lambda n: len(set(n[0])) == 4),
+        "sorted-already": ("the digits are already in order", lambda n: sorted(n[0]) == list(n[0])),
+    },
+    "reverse": {
+        "three-letters": ("3-letter words", lambda w: len(w[0]) == 3),
+        "four-letters": ("4-letter words", lambda w: len(w[0]) == 4),
+        "five-letters": ("5-letter words", lambda w: len(w[0]) == 5),
+    },
+}
+"""Subskills the task tells apart (``skill-tree``): name -> (description, rule on the question's
+operands). They may overlap (a ``max`` question can have the same tens and a larger first
+number); each is scored on the questions its rule selects."""
+
+
 DEFAULT_SKILLS = ["first", "last", "len", "max", "sort", "reverse"]
 """The default mix (docs/benchmarks.md, "The embedded gym"): three skills the tiny student
 learns from about a hundred examples and three that keep paying for hundreds. ``add``, ``sub``
@@ -126,7 +187,10 @@ class ArithmeticTask(TaskEnvironment):
     """Six arithmetic and string skills for tiny students; every answer is recomputed."""
 
     name = "arithmetic"
-    description = "add, sub, mul, max, reverse, sort: small verifiable skills (embedded gym)"
+    description = (
+        "first, last, len, max, sort, reverse (add, sub, mul opt-in): small verifiable skills "
+        "(embedded gym)"
+    )
 
     def __init__(
         self,
@@ -187,6 +251,23 @@ class ArithmeticTask(TaskEnvironment):
 
     def prompt(self, question: str) -> str:
         return f"{question}="
+
+    def subskills(self, skill: str) -> list[SkillInfo]:
+        """The skill's subskills in :data:`SUBSKILLS`, in order."""
+        return [
+            SkillInfo(name=name, description=description)
+            for name, (description, _) in SUBSKILLS.get(skill, {}).items()
+        ]
+
+    def in_subskill(self, example: Example, subskill: str) -> bool | None:
+        """By the subskill's rule on the question's operands; None for an unknown subskill,
+        False for a malformed question."""
+        rule = SUBSKILLS.get(example.skill, {}).get(subskill)
+        if rule is None:
+            return None
+        if solve(example.skill, example.question) is None:
+            return False
+        return rule[1](_operands(canonical(example.question)))
 
     def verify(self, example: Example) -> Example | None:
         """Parse the question; reject it if malformed, else store the recomputed answer."""
