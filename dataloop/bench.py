@@ -26,7 +26,7 @@ from dataloop.atomic import write_text
 from dataloop.config import (
     LoopConfig,
     apply_overrides,
-    dump_config,
+    load_config,
     parse_yaml,
     validate_config,
 )
@@ -414,7 +414,9 @@ def run_bench(
     for (arm_name, seed), config in configs.items():
         folder = out / arm_name / f"seed-{seed}"
         saved = folder / "config.yaml"
-        if saved.is_file() and saved.read_text() != dump_config(config):
+        # Compared as configs, not text: a field added to dataloop since the run was made
+        # reads back as its default, and the default leaves the run as it was.
+        if saved.is_file() and _saved_config(saved) != config:
             raise BenchError(
                 f"{saved} differs from what the experiment now asks for; delete {folder} to "
                 "run it again, or restore the experiment file"
@@ -437,6 +439,14 @@ def run_bench(
     result = summarize(experiment, runs, examples_budget(experiment, base), pending)
     write_results(result, out)
     return result
+
+
+def _saved_config(path: Path) -> LoopConfig | None:
+    """The config a run folder was made with; None when it no longer reads as one."""
+    try:
+        return load_config(path)
+    except ConfigError:
+        return None
 
 
 def _execute(
