@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from test_gym import Memorises
 
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import TaskSampler
@@ -25,7 +26,6 @@ from dataloop.schema import (
     Plan,
     SkillTree,
 )
-from test_gym import Memorises
 
 OPTIONS = {"train_per_skill": 6, "validation_per_skill": 30, "test_per_skill": 4}
 
@@ -125,9 +125,7 @@ def test_growing_a_task_subskill_scores_it_on_the_questions_its_rule_selects(
             Explore(skill="max", name="made-up", description="no labeller: skipped"),
         ]
     )
-    assert [(s.name, s.labelled_by, s.iteration) for s in added] == [
-        ("repeated-digits", "task", 1)
-    ]
+    assert [(s.name, s.labelled_by, s.iteration) for s in added] == [("repeated-digits", "task", 1)]
     node = env.tree.node("sort")
     assert [c.name for c in node.candidates] == ["distinct-digits", "sorted-already"]
     validation = [e for e in env.task.split("validation") if e.skill == "sort"]

@@ -122,3 +122,59 @@ def test_resume_of_a_missing_run_is_one_line_naming_the_file(tmp_path) -> None:
     missing = subprocess.run(_cli("resume", str(tmp_path / "nope")), capture_output=True, text=True)
     assert missing.returncode == 2 and "config.yaml is missing" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_a_killed_skill_tree_run_resumes_with_its_tree_intact(tmp_path) -> None:
+    """kill -9 while iteration 2 generates, after its plan grew the tree: the resumed run ends
+    with the same tree (every subskill once, added in the same iteration) and the same data."""
+    tree = ["--set", "env.structure=skill-tree", "--policy", "skill-tree"]
+
+    def trees(run: Path) -> list[list[tuple[str, str, int, str]]]:
+        """Each iteration's tree as its shape: (skill, subskill, iteration added, labeller);
+        the accuracies are left out, as the other kill tests leave them."""
+        shapes = []
+        for k in (0, 1, 2):
+            tree = json.loads((run / f"iterations/{k}/tree.json").read_text())
+            shapes.append(
+                [
+                    (n["name"], s["name"], s["iteration"], s["labelled_by"])
+                    for n in tree["skills"]
+                    for s in n["subskills"]
+                ]
+            )
+        return shapes
+
+    with FakeOpenAI(latency=0.2, reply=_reply) as server:
+        reference = subprocess.run(
+            _cli("run", *_options(server.base_url, tmp_path, "reference"), *tree),
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert reference.returncode == 0, reference.stderr
+        plan = json.loads((tmp_path / "reference/iterations/2/plan.json").read_text())
+        assert plan["explore"], "iteration 2 grew nothing: the kill would not test the tree"
+
+        run = tmp_path / "killed"
+        proc = subprocess.Popen(
+            _cli("run", *_options(server.base_url, tmp_path, "killed"), *tree),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        reached = _at_or_after(2, "planned")
+        deadline = time.monotonic() + 300
+        while not reached(_state(run)) and proc.poll() is None:
+            assert time.monotonic() < deadline, "never reached"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before the kill point"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not _state(run).get("done")
+
+        resumed = subprocess.run(
+            _cli("resume", str(run), "--quiet"), capture_output=True, text=True, timeout=600
+        )
+        assert resumed.returncode == 0, resumed.stderr
+    assert _accepted(run) == _accepted(tmp_path / "reference")
+    assert trees(run) == trees(tmp_path / "reference")
+    final = trees(run)[-1]
+    assert any(added == 2 for _, _, added, _ in final)  # grown by the plan the kill cut short
+    names = [(skill, sub) for skill, sub, _, _ in final]
+    assert len(names) == len(set(names)) and _state(run)["done"]
