@@ -119,7 +119,8 @@ def resume(
 def report(
     run_path: Annotated[Path, typer.Argument(help="The run folder.")],
 ) -> None:
-    """Learning curves (PNG), provenance and budget tables, and one HTML page for a run."""
+    """Learning curves (PNG), provenance and budget tables, and one HTML page for a run; for a
+    skill-tree run also the tree as a sunburst (PNG) with per-node tables."""
     from dataloop.report import build_report
     from dataloop.runs import RunDir
 

@@ -1,4 +1,5 @@
-"""What a run did: learning curves (PNG), provenance and budget tables, one HTML page."""
+"""What a run did: learning curves (PNG), provenance and budget tables, one HTML page; for a
+``skill-tree`` run also the tree as a sunburst (PNG) and per-node tables."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from rich.table import Table
 
 from dataloop.atomic import write_text
 from dataloop.runs import Metrics, RunDir, RunState
-from dataloop.schema import GenerationReport
+from dataloop.schema import GenerationReport, SkillTree
+from dataloop.sunburst import plot_tree
 
 COUNT_FIELDS = ("requested", "generated", "parsed", "verified", "deduplicated", "accepted")
 
@@ -27,13 +29,26 @@ class RunSummary:
     metrics: Metrics
     provenance: dict[tuple[str, str], dict[str, int]]
     """(strategy, skill) -> summed filter counts over all iterations."""
+    trees: dict[int, SkillTree]
+    """Iteration -> skill tree, for the iterations that have one (``skill-tree`` runs)."""
+    data_accuracy: dict[int, dict[str, float]]
+    """Iteration -> per-skill accuracy on the data just trained on, where it was recorded."""
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
-        """Read state, metrics and every iteration's generation counts; a damaged accepted set
-        is refused too, as the report would describe data the run cannot give back."""
+        """Read state, metrics, every iteration's generation counts, observation and tree; a
+        damaged accepted set is refused too, as the report would describe data the run cannot
+        give back."""
         state = run.read_state()
         metrics = run.read_metrics()
+        # Folders written before trees and data accuracy existed have neither: nothing to show.
+        completed = [h.iteration for h in metrics.iterations]
+        trees = {k: tree for k in completed if (tree := run.tree(k)) is not None}
+        data_accuracy = {
+            k: obs.data_accuracy
+            for k in completed
+            if (obs := run.observation(k)) is not None and obs.data_accuracy
+        }
         provenance: dict[tuple[str, str], dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
@@ -44,12 +59,24 @@ class RunSummary:
                 row = provenance[(c.strategy, c.skill)]
                 for field in COUNT_FIELDS:
                     row[field] += getattr(c, field)
-        return cls(run.path.name, state, metrics, dict(sorted(provenance.items())))
+        return cls(
+            run.path.name,
+            state,
+            metrics,
+            dict(sorted(provenance.items())),
+            trees,
+            data_accuracy,
+        )
 
     @property
     def skills(self) -> list[str]:
         """Skills in the order the metrics list them."""
         return list(self.metrics.iterations[0].accuracy) if self.metrics.iterations else []
+
+    @property
+    def last_tree(self) -> tuple[int, SkillTree] | None:
+        """The latest iteration that has a skill tree, with the tree; None without trees."""
+        return (k := max(self.trees), self.trees[k]) if self.trees else None
 
 
 def plot_curves(summary: RunSummary, path: Path) -> Path:
@@ -77,6 +104,14 @@ def plot_curves(summary: RunSummary, path: Path) -> Path:
     return path
 
 
+def _when(k: int) -> str:
+    return "reset" if k == 0 else f"iter {k}"
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
@@ -85,9 +120,12 @@ def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _accuracy_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+Rows = tuple[list[str], list[list[str]]]
+
+
+def _accuracy_rows(summary: RunSummary) -> Rows:
     history = summary.metrics.iterations
-    headers = ["skill", *("reset" if h.iteration == 0 else f"iter {h.iteration}" for h in history)]
+    headers = ["skill", *(_when(h.iteration) for h in history)]
     rows = [
         [skill, *(f"{h.accuracy.get(skill, 0.0):.1%}" for h in history)] for skill in summary.skills
     ]
@@ -101,7 +139,56 @@ def _accuracy_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _provenance_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+def _data_accuracy_rows(summary: RunSummary) -> Rows:
+    """Per skill and iteration, accuracy on the examples just trained on; — where a skill got
+    none that iteration."""
+    data = summary.data_accuracy
+    skills = dict.fromkeys([*summary.skills, *(skill for acc in data.values() for skill in acc)])
+    headers = ["skill", *(_when(k) for k in data)]
+    return headers, [[s, *(_percent(acc.get(s)) for acc in data.values())] for s in skills]
+
+
+def _tree_rows(tree: SkillTree) -> Rows:
+    headers = ["skill", "subskill", "added in", "labelled by", "items", "accuracy", "data"]
+    rows = []
+    for node in tree.skills:
+        rows.append(
+            [node.name, "(whole skill)", "", "", "", _percent(node.accuracy), str(node.data)]
+        )
+        for sub in node.subskills:
+            rows.append(
+                [
+                    node.name,
+                    sub.name,
+                    _when(sub.iteration),
+                    sub.labelled_by,
+                    str(sub.items),
+                    _percent(sub.accuracy),
+                    str(sub.data),
+                ]
+            )
+    return headers, rows
+
+
+def _subskill_rows(summary: RunSummary) -> Rows:
+    """Each subskill's validation accuracy in every iteration's tree; blank before it was
+    added, — while it has no validation items."""
+    trees = summary.trees
+    names = dict.fromkeys(
+        (node.name, sub.name) for t in trees.values() for node in t.skills for sub in node.subskills
+    )
+    rows = []
+    for skill, name in names:
+        cells = []
+        for tree in trees.values():
+            node = tree.node(skill)
+            sub = node.subskill(name) if node is not None else None
+            cells.append("" if sub is None else _percent(sub.accuracy))
+        rows.append([skill, name, *cells])
+    return ["skill", "subskill", *(_when(k) for k in trees)], rows
+
+
+def _provenance_rows(summary: RunSummary) -> Rows:
     headers = ["strategy", "skill", *COUNT_FIELDS]
     rows = [
         [strategy, skill, *(str(counts[f]) for f in COUNT_FIELDS)]
@@ -110,7 +197,7 @@ def _provenance_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
     return headers, rows
 
 
-def _budget_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+def _budget_rows(summary: RunSummary) -> Rows:
     b = summary.state.budget
     limit = "unlimited" if b.max_queries is None else str(b.max_queries)
     rows = [
@@ -123,16 +210,48 @@ def _budget_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
     return ["spent", "amount", "limit"], rows
 
 
-def write_html(summary: RunSummary, png: Path, path: Path) -> Path:
-    """One self-contained page: the curve image is embedded, no external files."""
+@dataclass
+class _Table:
+    heading: str
+    """The page's heading; the terminal's title is the part before a colon, in lower case."""
+    rows: Rows
+    picture: Path | None = None
+    """A PNG the page shows under the heading."""
+
+
+def _tables(summary: RunSummary, tree_png: Path | None = None) -> list[_Table]:
+    """The report's tables in page order; the tree's and the data accuracy only where the run
+    has them, so an older or tree-less run reports as before."""
+    tables = [_Table("Validation accuracy", _accuracy_rows(summary))]
+    if summary.data_accuracy:
+        tables.append(_Table("Accuracy on the data just trained on", _data_accuracy_rows(summary)))
+    if summary.last_tree is not None:
+        k, tree = summary.last_tree
+        tables.append(_Table(f"Skill tree (iteration {k})", _tree_rows(tree), tree_png))
+        movement = _subskill_rows(summary)
+        if movement[1]:
+            tables.append(_Table("Subskill accuracy by iteration", movement))
+    tables.append(
+        _Table("Provenance: teacher output by strategy, skill", _provenance_rows(summary))
+    )
+    tables.append(_Table("Budget", _budget_rows(summary)))
+    return tables
+
+
+def _img(png: Path, alt: str) -> str:
     image = base64.b64encode(png.read_bytes()).decode()
+    return f'<img id="{png.stem}" alt="{alt}" src="data:image/png;base64,{image}">'
+
+
+def write_html(summary: RunSummary, png: Path, path: Path, tree_png: Path | None = None) -> Path:
+    """One self-contained page: the images are embedded, no external files."""
     status = "finished" if summary.state.done else f"stopped at iteration {summary.state.iteration}"
-    sections = [
-        ("Validation accuracy", _html_table(*_accuracy_rows(summary))),
-        ("Provenance: teacher output by strategy, skill", _html_table(*_provenance_rows(summary))),
-        ("Budget", _html_table(*_budget_rows(summary))),
-    ]
-    body = "".join(f"<h2>{html.escape(t)}</h2>{table}" for t, table in sections)
+    body = "".join(
+        f"<h2>{html.escape(t.heading)}</h2>"
+        + (_img(t.picture, t.heading) if t.picture else "")
+        + _html_table(*t.rows)
+        for t in _tables(summary, tree_png)
+    )
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>dataloop run {html.escape(summary.name)}</title>
 <style>
@@ -142,7 +261,7 @@ th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 </style></head>
 <body><h1>dataloop run {html.escape(summary.name)}</h1><p>Status: {status}.</p>
-<img id="curves" alt="learning curves" src="data:image/png;base64,{image}">
+{_img(png, "learning curves")}
 {body}</body></html>
 """
     write_text(path, page)
@@ -151,22 +270,27 @@ th:first-child, td:first-child {{ text-align: left; }}
 
 def print_report(summary: RunSummary, console: Console) -> None:
     """The same tables in the terminal."""
-    for title, (headers, rows) in (
-        ("validation accuracy", _accuracy_rows(summary)),
-        ("provenance", _provenance_rows(summary)),
-        ("budget", _budget_rows(summary)),
-    ):
-        table = Table(*headers, title=title, title_justify="left")
-        for row in rows:
+    for t in _tables(summary):
+        title = t.heading.split(":")[0].lower()
+        # At least as wide as the title, which rich would otherwise wrap over several lines.
+        table = Table(*t.rows[0], title=title, title_justify="left", min_width=len(title))
+        for row in t.rows[1]:
             table.add_row(*row)
         console.print(table)
 
 
 def build_report(run: RunDir, console: Console | None = None) -> Path:
-    """Write ``report/curves.png`` and ``report/index.html`` into the run; return the page."""
+    """Write ``report/curves.png`` (and ``report/tree.png`` for a run with a skill tree) and
+    ``report/index.html`` into the run; return the page."""
     summary = RunSummary.load(run)
-    png = plot_curves(summary, run.path / "report" / "curves.png")
-    page = write_html(summary, png, run.path / "report" / "index.html")
+    folder = run.path / "report"
+    png = plot_curves(summary, folder / "curves.png")
+    tree_png = None
+    if summary.last_tree is not None:
+        k, tree = summary.last_tree
+        title = f"{summary.name}: skill tree after iteration {k}"
+        tree_png = plot_tree(tree, title, folder / "tree.png")
+    page = write_html(summary, png, folder / "index.html", tree_png)
     if console is not None:
         print_report(summary, console)
     return page

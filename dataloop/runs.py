@@ -6,6 +6,7 @@
       metrics.json                       per-iteration validation (and final test) accuracy
       run.log                            structured log (one JSON object per line)
       iterations/<k>/observation.json    what the policy saw after iteration k (0 = reset)
+      iterations/<k>/tree.json           the skill tree after iteration k (skill-tree runs only)
       iterations/<k>/plan.json           the policy's plan for iteration k
       iterations/<k>/generated.jsonl     every teacher candidate with its filter verdict
       iterations/<k>/accepted.jsonl      the examples added to the training set
@@ -31,7 +32,14 @@ from pydantic import BaseModel, ValidationError
 
 from dataloop.atomic import write_text
 from dataloop.errors import DataloopError
-from dataloop.schema import SCHEMA_VERSION, Budget, Example, HistoryEntry
+from dataloop.schema import (
+    SCHEMA_VERSION,
+    Budget,
+    Example,
+    HistoryEntry,
+    Observation,
+    SkillTree,
+)
 
 Phase = Literal["reset", "planned", "generated", "trained"]
 M = TypeVar("M", bound=BaseModel)
@@ -176,6 +184,16 @@ class RunDir:
     def accepted(self, k: int) -> list[Example]:
         """Examples accepted in iteration ``k``."""
         return self.read_jsonl(f"iterations/{k}/accepted.jsonl", Example)
+
+    def observation(self, k: int) -> Observation | None:
+        """What the policy saw after iteration ``k``; None for a folder without one."""
+        relative = f"iterations/{k}/observation.json"
+        return self.read_model(relative, Observation) if self.exists(relative) else None
+
+    def tree(self, k: int) -> SkillTree | None:
+        """The skill tree after iteration ``k``; None in a run without one (not skill-tree)."""
+        relative = f"iterations/{k}/tree.json"
+        return self.read_model(relative, SkillTree) if self.exists(relative) else None
 
     def iterations_done(self) -> list[int]:
         """Iterations (after reset) that have an accepted set on disk, in order."""
