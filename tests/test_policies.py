@@ -17,6 +17,7 @@ from dataloop.policies import (
     WeakestSkills,
     allocate,
     as_policy,
+    check_structure,
     make_policy,
 )
 from dataloop.schema import (
@@ -196,7 +197,7 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     with pytest.raises(
         RegistryError,
         match="unknown policy 'weakest'; known: uniform, weakest-skills, llm2llm, budget-ratio, "
-        "llm-planner",
+        "error-guided, skill-tree, llm-planner",
     ):
         make_policy("weakest")
     with pytest.raises(RegistryError, match="bad option"):
@@ -243,3 +244,70 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
     assert make_policy(f"{path}:Asks", teacher=teacher).teacher is teacher  # type: ignore[attr-defined]
     # No parameter name is sniffed: only uses_teacher decides.
     assert make_policy(f"{path}:DoesNotAsk", teacher=teacher).client is None  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("spec", "structure", "message"),
+    [
+        (
+            "weakest-skills",
+            "open-ended",
+            "policy 'weakest-skills' needs per-skill accuracy, which an open-ended observation "
+            "does not show; use one of: uniform, llm2llm, error-guided, llm-planner",
+        ),
+        (
+            "budget-ratio",
+            "open-ended",
+            "policy 'budget-ratio' needs per-skill accuracy, which an open-ended observation "
+            "does not show; use one of: uniform, llm2llm, error-guided, llm-planner",
+        ),
+        (
+            "skill-tree",
+            "skill-list",
+            "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
+            "show; use one of: uniform, weakest-skills, llm2llm, budget-ratio, error-guided, "
+            "llm-planner",
+        ),
+        (
+            "skill-tree",
+            "open-ended",
+            "policy 'skill-tree' needs the skill tree, which an open-ended observation does not "
+            "show; use one of: uniform, llm2llm, error-guided, llm-planner",
+        ),
+        ("uniform", "tree", "unknown structure 'tree'; known: open-ended, skill-list, skill-tree"),
+    ],
+)
+def test_check_structure_names_what_is_missing_and_who_can(
+    spec: str, structure: str, message: str
+) -> None:
+    with pytest.raises(RegistryError) as info:
+        check_structure(spec, structure)
+    assert str(info.value) == message
+
+
+def test_check_structure_passes_what_a_policy_can_plan_for(tmp_path) -> None:
+    for structure in ("open-ended", "skill-list", "skill-tree"):
+        for spec in ("uniform", "llm2llm", "error-guided", "llm-planner"):
+            check_structure(spec, structure)
+    for spec in ("weakest-skills", "budget-ratio"):
+        check_structure(spec, "skill-list")
+        check_structure(spec, "skill-tree")
+    check_structure("skill-tree", "skill-tree")
+    path = tmp_path / "mine.py"
+    path.write_text(
+        "from dataloop import Plan, Policy\n"
+        "def anything(obs):\n"
+        "    return Plan()\n"
+        "class Plain(Policy):\n"
+        "    def plan(self, obs):\n"
+        "        return Plan()\n"
+        "class OnlyOpen(Policy):\n"
+        "    structures = frozenset({'open-ended'})\n"
+        "    def plan(self, obs):\n"
+        "        return Plan()\n"
+    )
+    for structure in ("open-ended", "skill-list", "skill-tree"):
+        check_structure(f"{path}:anything", structure)  # a function: all
+        check_structure(f"{path}:Plain", structure)  # a class that says nothing: all
+    with pytest.raises(RegistryError, match="OnlyOpen' plans for open-ended only; use one of: "):
+        check_structure(f"{path}:OnlyOpen", "skill-tree")

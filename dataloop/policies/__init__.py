@@ -1,35 +1,49 @@
 """Teacher policies: read an Observation, decide what data to make.
 
 Built-ins (by name): ``uniform``, ``weakest-skills``, ``llm2llm``, ``budget-ratio``,
-``llm-planner``. Write your own by subclassing :class:`Policy` or by passing any function
-``obs -> Plan``; name it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
+``error-guided``, ``skill-tree``, ``llm-planner``. Write your own by subclassing
+:class:`Policy` or by passing any function ``obs -> Plan``; name it in YAML as
+``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
 """
 
-from dataloop.policies.base import FunctionPolicy, Policy, PolicyFunction, allocate, as_policy
+from dataloop.policies.base import (
+    STRUCTURES,
+    FunctionPolicy,
+    Policy,
+    PolicyFunction,
+    allocate,
+    as_policy,
+)
 from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
     check_policy,
+    check_structure,
     make_policy,
     resolve_policy,
 )
+from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
 __all__ = [
     "BUILTIN_POLICIES",
     "LLM2LLM",
+    "STRUCTURES",
     "BudgetRatio",
+    "ErrorGuided",
     "FunctionPolicy",
     "InvalidPlan",
     "LLMPlanner",
     "Policy",
     "PolicyFunction",
+    "SkillTreePolicy",
     "Uniform",
     "WeakestSkills",
     "allocate",
     "as_policy",
     "check_plan",
     "check_policy",
+    "check_structure",
     "make_policy",
     "plan_schema",
     "resolve_policy",

@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
-from typing import ClassVar, cast
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import ClassVar, TypeVar, cast, get_args
 
-from dataloop.schema import GenerationRequest, Observation, Plan
+from dataloop.schema import GenerationRequest, Observation, Plan, Structure
 
 PolicyFunction = Callable[[Observation], Plan] | Callable[[Observation], Awaitable[Plan]]
 """A plain (or ``async``) function ``obs -> Plan`` used as a policy."""
+
+STRUCTURES: tuple[str, ...] = get_args(Structure)
+"""The observation structures (``env.structure``), from the least to the most the teacher sees:
+``open-ended``, ``skill-list``, ``skill-tree``."""
+
+_Key = TypeVar("_Key", bound=Hashable)
 
 
 class Policy(ABC):
@@ -32,6 +38,11 @@ class Policy(ABC):
     sets it takes the run's :class:`~dataloop.llm.teacher.Teacher` (client, prompt kind,
     templates and seed) as its first constructor argument, ``teacher``; ``make_policy`` passes
     it."""
+    structures: ClassVar[frozenset[str]] = frozenset(STRUCTURES)
+    """The observation structures (``env.structure``) the policy can plan for: a policy that
+    reads per-skill accuracy cannot plan from an ``open-ended`` observation, one that reads the
+    skill tree needs ``skill-tree``. Default: all; see
+    :func:`~dataloop.policies.registry.check_structure`."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:
@@ -59,22 +70,33 @@ class Policy(ABC):
         ]
 
 
-def allocate(total: int, weights: dict[str, float]) -> dict[str, int]:
+def allocate(total: int, weights: Mapping[_Key, float], floor: float = 0.0) -> dict[_Key, int]:
     """Split ``total`` in proportion to ``weights``; the parts are integers that sum to ``total``.
 
-    Largest-remainder rounding; ties go to the key listed first. All-zero weights split evenly.
+    With a ``floor``, every key first gets ``int(total * floor)`` (at most an equal share), and
+    the rest is split by weight. Largest-remainder rounding; ties go to the key listed first.
+    All-zero weights split evenly.
     """
     if not weights:
         return {}
+    floor_each = min(int(total * floor), total // len(weights))
+    rest = total - floor_each * len(weights)
     mass = sum(weights.values())
     if mass <= 0:
         weights, mass = {k: 1.0 for k in weights}, float(len(weights))
-    exact = {k: total * w / mass for k, w in weights.items()}
+    exact = {k: rest * w / mass for k, w in weights.items()}
     parts = {k: int(v) for k, v in exact.items()}
     order = sorted(weights, key=lambda k: exact[k] - parts[k], reverse=True)
-    for k in order[: total - sum(parts.values())]:
+    for k in order[: rest - sum(parts.values())]:
         parts[k] += 1
-    return parts
+    return {k: floor_each + part for k, part in parts.items()}
+
+
+def check_fraction(name: str, value: float) -> float:
+    """``value`` if it lies in [0, 1]; raises ValueError naming the option otherwise."""
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name} must be between 0 and 1")
+    return value
 
 
 class FunctionPolicy(Policy):

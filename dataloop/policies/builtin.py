@@ -10,7 +10,7 @@ import logging
 import math
 from itertools import chain, zip_longest
 
-from dataloop.policies.base import Policy, allocate
+from dataloop.policies.base import Policy, allocate, check_fraction
 from dataloop.schema import Failure, GenerationRequest, Observation, Plan
 
 log = logging.getLogger(__name__)
@@ -37,23 +37,18 @@ class WeakestSkills(Policy):
     """
 
     name = "weakest-skills"
+    structures = frozenset({"skill-list", "skill-tree"})  # reads per-skill accuracy
 
     def __init__(
         self, examples_per_iteration: int = 240, strategy: str = "new-question", floor: float = 0.05
     ) -> None:
         super().__init__(examples_per_iteration, strategy)
-        if not 0 <= floor <= 1:
-            raise ValueError("floor must be between 0 and 1")
-        self.floor = floor
+        self.floor = check_fraction("floor", floor)
 
     def allocation(self, obs: Observation) -> dict[str, int]:
         """Examples per skill: the floor each, the rest in proportion to error."""
-        skills = [s.name for s in obs.skills]
-        total = self.examples_per_iteration
-        floor_each = min(int(total * self.floor), total // max(1, len(skills)))
-        errors = {s: 1.0 - obs.accuracy.get(s, 0.0) for s in skills}
-        extra = allocate(total - floor_each * len(skills), errors)
-        return {s: floor_each + extra[s] for s in skills}
+        errors = {s.name: 1.0 - obs.accuracy.get(s.name, 0.0) for s in obs.skills}
+        return allocate(self.examples_per_iteration, errors, self.floor)
 
     def weakest(self, obs: Observation, n: int = 3) -> str:
         """The ``n`` weakest skills with their accuracy, for a rationale."""

@@ -9,13 +9,26 @@ from typing import Any, cast
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
 from dataloop.plugins import is_reference, load_reference
-from dataloop.policies.base import FunctionPolicy, Policy
+from dataloop.policies.base import STRUCTURES, FunctionPolicy, Policy
 from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
 from dataloop.policies.planner import LLMPlanner
+from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
 BUILTIN_POLICIES: dict[str, type[Policy]] = {
-    p.name: p for p in (Uniform, WeakestSkills, LLM2LLM, BudgetRatio, LLMPlanner)
+    p.name: p
+    for p in (
+        Uniform,
+        WeakestSkills,
+        LLM2LLM,
+        BudgetRatio,
+        ErrorGuided,
+        SkillTreePolicy,
+        LLMPlanner,
+    )
 }
+
+# What a structure shows that the one before it (in STRUCTURES) does not.
+_SHOWS = {"skill-list": "per-skill accuracy", "skill-tree": "the skill tree"}
 
 
 def resolve_policy(spec: str) -> type[Policy] | Callable[..., Any]:
@@ -73,3 +86,26 @@ def check_policy(spec: str, **options: Any) -> None:
         inspect.signature(found).bind_partial(**options)
     except TypeError as exc:
         raise RegistryError(f"policy '{spec}': bad option: {exc}") from None
+
+
+def check_structure(spec: str, structure: str) -> None:
+    """Raise RegistryError if the policy ``spec`` cannot plan from ``structure`` observations
+    (``env.structure``), naming what it needs and the built-ins that can.
+
+    A class says what it can plan for in :attr:`~dataloop.policies.base.Policy.structures`;
+    a plain function, or a class without the attribute, is taken to plan for all.
+    """
+    if structure not in STRUCTURES:
+        raise RegistryError(f"unknown structure '{structure}'; known: {', '.join(STRUCTURES)}")
+    found = resolve_policy(spec)
+    supported = getattr(found, "structures", STRUCTURES) if inspect.isclass(found) else STRUCTURES
+    if structure in supported:
+        return
+    able = ", ".join(name for name, cls in BUILTIN_POLICIES.items() if structure in cls.structures)
+    article = "an" if structure[0] in "aeiou" else "a"
+    least = min(supported, key=STRUCTURES.index, default=structure)
+    if STRUCTURES.index(least) > STRUCTURES.index(structure):
+        reason = f"needs {_SHOWS[least]}, which {article} {structure} observation does not show"
+    else:
+        reason = f"plans for {', '.join(sorted(supported, key=STRUCTURES.index))} only"
+    raise RegistryError(f"policy '{spec}' {reason}; use one of: {able}")
