@@ -36,7 +36,7 @@ from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
-from dataloop.policies import check_policy, make_policy
+from dataloop.policies import check_policy, check_structure, make_policy
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
@@ -284,6 +284,10 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
             except RegistryError as exc:
                 raise ConfigError(f"config field '{field}': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
+    try:
+        check_structure(config.policy.name, config.env.structure)
+    except RegistryError as exc:
+        raise ConfigError(f"config field 'env.structure': {exc}") from None
     check_policy(
         config.policy.name,
         examples_per_iteration=config.policy.examples_per_iteration,

@@ -322,9 +322,9 @@ class PolicyConfig(_Section):
     """How the teacher decides what to generate."""
 
     name: str = "weakest-skills"
-    """A built-in policy (uniform, weakest-skills, llm2llm, budget-ratio, llm-planner), or
-    ``path/to/file.py:Name`` / ``module:Name`` naming a Policy subclass or a function
-    ``obs -> Plan`` (see docs/policies.md)."""
+    """A built-in policy (uniform, weakest-skills, llm2llm, budget-ratio, error-guided,
+    skill-tree, llm-planner), or ``path/to/file.py:Name`` / ``module:Name`` naming a Policy
+    subclass or a function ``obs -> Plan`` (see docs/policies.md)."""
     examples_per_iteration: int = Field(150, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)

@@ -10,6 +10,7 @@ import yaml
 from dataloop.config import dump_config, load_config, parse_overrides, validate_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
+from dataloop.policies import check_policy, check_structure
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -90,6 +91,8 @@ def test_example_configs_are_valid_and_their_tasks_load(path: Path) -> None:
     config = load_config(path)
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
     assert task.skills() and task.split("train")
+    check_structure(config.policy.name, config.env.structure)  # the policy can plan for it
+    check_policy(config.policy.name, **config.policy.options)
 
 
 def test_set_pairs_are_yaml_overrides_on_a_file_or_the_defaults() -> None:
