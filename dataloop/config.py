@@ -324,7 +324,9 @@ class PolicyConfig(_Section):
     name: str = "weakest-skills"
     """A built-in policy (uniform, weakest-skills, llm2llm, budget-ratio, error-guided,
     skill-tree, llm-planner), or ``path/to/file.py:Name`` / ``module:Name`` naming a Policy
-    subclass or a function ``obs -> Plan`` (see docs/policies.md)."""
+    subclass or a function ``obs -> Plan`` (see docs/policies.md). The default follows
+    ``env.structure``: ``error-guided`` for open-ended, ``skill-tree`` for skill-tree,
+    ``weakest-skills`` otherwise."""
     examples_per_iteration: int = Field(150, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)
@@ -398,6 +400,11 @@ class LoopConfig(_Section):
         # then states them, so resume agrees. llm2llm: LLM2LLM fine-tunes the base model afresh
         # every iteration (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py).
         # budget-ratio: the Balancing paper spends one teacher query per generated example.
+        # Each structure's own rule policy, unless the user named one.
+        if "name" not in self.policy.model_fields_set:
+            self.policy.name = {"open-ended": "error-guided", "skill-tree": "skill-tree"}.get(
+                self.env.structure, self.policy.name
+            )
         if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
             self.student.train_from = "base"
         if self.policy.name == "budget-ratio" and "per_query" not in self.engine.model_fields_set:

@@ -102,3 +102,28 @@ def test_set_pairs_are_yaml_overrides_on_a_file_or_the_defaults() -> None:
     assert config.iterations == 2 and config.name == "a=b"
     with pytest.raises(ConfigError, match=r"--set 'iterations': expected key\.path=value"):
         parse_overrides(["iterations"])
+
+
+@pytest.mark.parametrize(
+    ("structure", "policy"),
+    [
+        ("open-ended", "error-guided"),
+        ("skill-list", "weakest-skills"),
+        ("skill-tree", "skill-tree"),
+    ],
+)
+def test_the_default_policy_and_probes_follow_the_structure(structure: str, policy: str) -> None:
+    config = validate_config({"env": {"structure": structure}})
+    assert config.policy.name == policy
+    assert config.env.feedback_per_skill == (20 if structure == "open-ended" else 0)
+    named = validate_config({"env": {"structure": structure}, "policy": {"name": "uniform"}})
+    assert named.policy.name == "uniform"  # a policy the user names is kept
+    again = validate_config(yaml.safe_load(dump_config(config)))
+    assert again == config  # the saved config resumes as the same run
+
+
+def test_open_ended_without_probes_is_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"'env': structure open-ended .* env\.feedback_per_skill above 0"
+    ):
+        validate_config({"env": {"structure": "open-ended", "feedback_per_skill": 0}})
