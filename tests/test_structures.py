@@ -105,8 +105,8 @@ def test_the_tree_starts_bare_with_the_tasks_subskills_as_candidates(tmp_path: P
     sort = obs.tree.node("sort")
     assert sort is not None and sort.subskills == []
     assert [c.name for c in sort.candidates] == [
-        "repeated-digits",
         "distinct-digits",
+        "repeated-digits",
         "sorted-already",
     ]
     assert _env(tmp_path).reset()[0].tree is None  # skill-list has none
@@ -127,7 +127,7 @@ def test_growing_a_task_subskill_scores_it_on_the_questions_its_rule_selects(
     )
     assert [(s.name, s.labelled_by, s.iteration) for s in added] == [("repeated-digits", "task", 1)]
     node = env.tree.node("sort")
-    assert [c.name for c in node.candidates] == ["distinct-digits", "sorted-already"]
+    assert [c.name for c in node.candidates] == ["distinct-digits", "sorted-already"]  # left
     validation = [e for e in env.task.split("validation") if e.skill == "sort"]
     inside = [e for e in validation if env.task.in_subskill(e, "repeated-digits")]
     given = inside[:5]
@@ -252,19 +252,19 @@ def test_the_tree_is_saved_each_iteration_and_survives_a_crash_after_planning(
     state = run.read_state()
     assert (state.iteration, state.phase) == (2, "planned")
     grown = run.read_model("iterations/2/tree.json", SkillTree)
-    assert [s.name for s in grown.node("sort").subskills] == ["repeated-digits", "distinct-digits"]
+    assert [s.name for s in grown.node("sort").subskills] == ["distinct-digits", "repeated-digits"]
 
     history = _tree_loop(tmp_path, 3).run()  # a new process would build everything anew
     assert [h.iteration for h in history] == [0, 1, 2, 3]
     final = run.read_model("iterations/3/tree.json", SkillTree)
     names = [s.name for s in final.node("sort").subskills]
-    assert names == ["repeated-digits", "distinct-digits", "sorted-already"]  # no repeat, no loss
+    assert names == ["distinct-digits", "repeated-digits", "sorted-already"]  # no repeat, no loss
     assert [s.iteration for s in final.node("sort").subskills] == [1, 2, 3]
     observed = run.read_model("iterations/3/observation.json", Observation)
     assert observed.tree == final
     accepted = [e for k in (1, 2, 3) for e in run.accepted(k)]
     assert [e.provenance.subskill for e in accepted] == (
-        ["repeated-digits"] * 4 + ["distinct-digits"] * 4 + ["sorted-already"] * 4
+        ["distinct-digits"] * 4 + ["repeated-digits"] * 4 + ["sorted-already"] * 4
     )
     assert final.node("sort").subskill("sorted-already").data >= 4
 

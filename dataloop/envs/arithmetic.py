@@ -143,13 +143,13 @@ SUBSKILLS: dict[str, dict[str, tuple[str, _Rule]]] = {
         "three-digit-result": ("the product is 100 or more", lambda n: int(n[0]) * int(n[1]) > 99),
     },
     "max": {
-        "same-tens": ("both numbers have the same tens digit", lambda n: n[0][0] == n[1][0]),
         "first-larger": ("the first number is the larger", lambda n: int(n[0]) > int(n[1])),
         "second-larger": ("the second number is the larger", lambda n: int(n[0]) < int(n[1])),
+        "same-tens": ("both numbers have the same tens digit", lambda n: n[0][0] == n[1][0]),
     },
     "sort": {
-        "repeated-digits": ("a digit appears more than once", lambda n: len(set(n[0])) < 4),
         "distinct-digits": ("all four digits differ", lambda n: len(set(n[0])) == 4),
+        "repeated-digits": ("a digit appears more than once", lambda n: len(set(n[0])) < 4),
         "sorted-already": ("the digits are already in order", lambda n: sorted(n[0]) == list(n[0])),
     },
     "reverse": {
@@ -159,8 +159,9 @@ SUBSKILLS: dict[str, dict[str, tuple[str, _Rule]]] = {
     },
 }
 """Subskills the task tells apart (``skill-tree``): name -> (description, rule on the question's
-operands). They may overlap (a ``max`` question can have the same tens and a larger first
-number); each is scored on the questions its rule selects."""
+operands). The first ones of each skill split it in two or three; a later one may be a special
+case that overlaps them (``max``'s ``same-tens``, ``sort``'s ``sorted-already``). Each is scored
+on the questions its rule selects; a rule-based policy explores them in this order."""
 
 
 DEFAULT_SKILLS = ["first", "last", "len", "max", "sort", "reverse"]
