@@ -401,10 +401,10 @@ class LoopConfig(_Section):
         # every iteration (``--model_name_or_path {base_model}`` in its GSM8K/templates_gsm.py).
         # budget-ratio: the Balancing paper spends one teacher query per generated example.
         # Each structure's own rule policy, unless the user named one.
-        if "name" not in self.policy.model_fields_set:
-            self.policy.name = {"open-ended": "error-guided", "skill-tree": "skill-tree"}.get(
-                self.env.structure, self.policy.name
-            )
+        # (Assigned only when it changes: an assignment marks the field as set by the user.)
+        own = {"open-ended": "error-guided", "skill-tree": "skill-tree"}.get(self.env.structure)
+        if own is not None and "name" not in self.policy.model_fields_set:
+            self.policy.name = own
         if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
             self.student.train_from = "base"
         if self.policy.name == "budget-ratio" and "per_query" not in self.engine.model_fields_set:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from fakeserver import FakeOpenAI, few_shot_variations
 
 from dataloop.bench import (
@@ -20,12 +21,13 @@ from dataloop.bench import (
     BenchError,
     CurvePoint,
     Experiment,
+    _saved_config,
     area,
     curve,
     load_experiment,
     run_config,
 )
-from dataloop.config import validate_config
+from dataloop.config import dump_config, validate_config
 from dataloop.schema import HistoryEntry
 from dataloop.stats import mean_ci, paired
 
@@ -152,6 +154,32 @@ def test_an_arms_policy_brings_its_presets_unless_the_experiment_sets_them(tmp_p
     text += "\nbase: {student: {train_from: previous}}"
     spec, base = load_experiment(_write(tmp_path / "exp.yaml", text))
     assert run_config(spec, base, spec.arms[0], 0, tmp_path).student.train_from == "previous"
+
+
+def test_an_arm_that_sets_a_structure_gets_its_policy_and_old_runs_stay_valid(tmp_path) -> None:
+    text = (
+        "seeds: [0]\nbudget: {queries: 5}\nbase: {policy: {examples_per_iteration: 9}}\n"
+        "arms: [{name: list}, {name: open, set: {env.structure: open-ended}},"
+        " {name: tree, set: {env.structure: skill-tree}},"
+        " {name: mine, set: {env.structure: skill-tree, policy.name: uniform}}]"
+    )
+    spec, base = load_experiment(_write(tmp_path / "exp.yaml", text))
+    arms = {a.name: run_config(spec, base, a, 0, tmp_path) for a in spec.arms}
+    assert {name: c.policy.name for name, c in arms.items()} == {
+        "list": "weakest-skills",
+        "open": "error-guided",
+        "tree": "skill-tree",
+        "mine": "uniform",
+    }
+    assert arms["open"].env.feedback_per_skill == 20
+    # A run folder saved before env.structure existed reads back with the default: still valid.
+    folder = tmp_path / "list" / "seed-0"
+    folder.mkdir(parents=True)
+    saved = yaml.safe_load(dump_config(arms["list"]))
+    for field in ("structure", "feedback_per_skill", "probes_shown"):
+        del saved["env"][field]
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert _saved_config(folder / "config.yaml") == arms["list"]
 
 
 EXPERIMENT = """

@@ -127,3 +127,10 @@ def test_open_ended_without_probes_is_refused() -> None:
         ConfigError, match=r"'env': structure open-ended .* env\.feedback_per_skill above 0"
     ):
         validate_config({"env": {"structure": "open-ended", "feedback_per_skill": 0}})
+
+
+def test_a_structure_preset_leaves_the_policy_name_unset_where_it_changes_nothing() -> None:
+    # bench dumps the base config with exclude_unset: a name the preset merely restated would
+    # travel into every arm and override the arm's structure default.
+    config = validate_config({"policy": {"examples_per_iteration": 5}})
+    assert "name" not in config.policy.model_fields_set
