@@ -347,6 +347,7 @@ class Environment:
                 (e, ok) for e, ok in zip(examples, scores, strict=True) if e.skill == node.name
             ]
             node.accuracy = sum(ok for _, ok in graded) / len(graded) if graded else 0.0
+            node.items = len(graded)
             data = [e for e in self.train_set if e.skill == node.name]
             node.data = len(data)
             for sub in node.subskills:

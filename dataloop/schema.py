@@ -215,6 +215,8 @@ class SkillNode(_Model):
     description: str
     accuracy: float = 0.0
     """Validation accuracy on the whole skill."""
+    items: int = 0
+    """Validation examples of the skill."""
     data: int = 0
     """Examples of the skill in the training set."""
     subskills: list[Subskill] = Field(default_factory=list)

@@ -34,15 +34,16 @@ class Wedge:
 
 
 def sunburst(tree: SkillTree) -> list[Wedge]:
-    """The wedges of ``tree``: the skills share the circle equally (a skill node has no item
-    count of its own); a skill's subskills share its wedge by validation items."""
+    """The wedges of ``tree``: the skills share the circle equally; a subskill takes the share
+    of its skill's wedge that its validation items are of the skill's, so the part no subskill
+    covers stays empty (when subskills overlap, they share the whole wedge by items)."""
     wedges: list[Wedge] = []
     span = 360 / max(1, len(tree.skills))
     for i, node in enumerate(tree.skills):
         start = 90 + i * span
         outer = MIDDLE if node.subskills else OUTER
         wedges.append(Wedge(node.name, node.name, node.accuracy, start, start + span, INNER, outer))
-        shares = _shares([sub.items for sub in node.subskills])
+        shares = _shares([sub.items for sub in node.subskills], node.items)
         for sub, share in zip(node.subskills, shares, strict=True):
             end = start + share * span
             accuracy = sub.accuracy if sub.items else None
@@ -51,14 +52,19 @@ def sunburst(tree: SkillTree) -> list[Wedge]:
     return wedges
 
 
-def _shares(items: list[int]) -> list[float]:
-    """Fractions summing to 1, in proportion to ``items`` above a floor each (equal when every
-    count is 0); the floors take at most half."""
+def _shares(items: list[int], skill_items: int = 0) -> list[float]:
+    """Fractions of a skill's wedge: ``items`` out of ``skill_items`` (out of their sum when that
+    is larger: overlapping subskills, or an unknown skill count), each at least a floor so a
+    subskill without items still shows, scaled down if the floors push the sum past 1; equal
+    shares of the whole wedge when every count is 0."""
     if not items:
         return []
-    floor = min(MIN_SHARE, 0.5 / len(items))
-    rest, total = 1 - floor * len(items), sum(items)
-    return [floor + rest * (n / total if total else 1 / len(items)) for n in items]
+    total = sum(items)
+    if not total:
+        return [1 / len(items)] * len(items)
+    whole, floor = max(skill_items, total), min(MIN_SHARE, 0.5 / len(items))
+    shares = [max(floor, n / whole) for n in items]
+    return [share / max(1.0, sum(shares)) for share in shares]
 
 
 FIGURE, AXES = (7.5, 6.6), (0.01, 0.02, 0.8, 0.9)

@@ -147,8 +147,11 @@ def test_a_skill_wedge_is_split_among_its_subskills_by_items() -> None:
     spans = [w.end - w.start for w in (carry, long, empty)]
     assert carry.start == add.start and empty.end == pytest.approx(add.end)
     assert sum(spans) == pytest.approx(180)
-    # 5 % of the skill's wedge each, the rest by items: 12 : 4 : 0
-    assert spans == pytest.approx([180 * (0.05 + 0.85 * 12 / 16), 180 * (0.05 + 0.85 * 4 / 16), 9])
+    # By items (the skill's own count unknown: their sum), at least 5 % each, scaled to fit.
+    assert spans == pytest.approx([180 * x / 1.05 for x in (12 / 16, 4 / 16, 0.05)])
+    tree.skills[0].items = 32  # the subskills hold half the skill's items: half its wedge
+    spans = [w.end - w.start for w in sunburst(tree)[1:4]]
+    assert spans == pytest.approx([180 * x for x in (12 / 32, 4 / 32, 0.05)])
     assert empty.accuracy is None and long.accuracy is None  # grey: no items to score
     assert carry.accuracy == pytest.approx(5 / 12)
 
@@ -166,3 +169,12 @@ def test_subskills_without_items_share_their_skill_equally() -> None:
     add, *subs = sunburst(tree)
     assert (add.start, add.end) == (90, 450)
     assert [w.end - w.start for w in subs] == pytest.approx([90] * 4)
+
+
+def test_a_subskill_covers_only_its_share_of_its_skill() -> None:
+    from dataloop.sunburst import _shares
+
+    assert _shares([50], 100) == pytest.approx([0.5])  # half the skill's items: half the wedge
+    assert _shares([30, 20], 100) == pytest.approx([0.3, 0.2])
+    assert sum(_shares([80, 60], 100)) == pytest.approx(1.0)  # overlapping: the whole wedge
+    assert _shares([0, 50], 100) == pytest.approx([0.05, 0.5])  # a floor still shows

@@ -127,7 +127,8 @@ def test_resume_of_a_missing_run_is_one_line_naming_the_file(tmp_path) -> None:
 def test_a_killed_skill_tree_run_resumes_with_its_tree_intact(tmp_path) -> None:
     """kill -9 while iteration 2 generates, after its plan grew the tree: the resumed run ends
     with the same tree (every subskill once, added in the same iteration) and the same data."""
-    tree = ["--set", "env.structure=skill-tree", "--policy", "skill-tree"]
+    # stuck_data 0: an unlearned subskill counts as stuck at once, so every plan grows the tree.
+    tree = ["--set", "env.structure=skill-tree", "--set", "policy.options={stuck_data: 0}"]
 
     def trees(run: Path) -> list[list[tuple[str, str, int, str]]]:
         """Each iteration's tree as its shape: (skill, subskill, iteration added, labeller);
