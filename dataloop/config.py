@@ -95,8 +95,9 @@ class EnvConfig(_Section):
     never trained on and kept out of generated data. Drawn fresh when the task can sample its
     own problems (arithmetic), else held out of the seed set (at most half of each skill's
     seeds). With ``structure: open-ended`` the default is 20."""
-    probes_shown: int = Field(24, ge=0)
-    """Failed feedback probes an observation carries (taken round-robin over skills)."""
+    probes_shown: int | None = Field(None, ge=0)
+    """Failed probes an observation carries: all of them (None), or this many drawn at random,
+    so that each skill's share of them still follows its failures."""
 
     @model_validator(mode="after")
     def _probes_for_open_ended(self) -> EnvConfig:

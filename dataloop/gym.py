@@ -27,7 +27,6 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +96,6 @@ def feedback_split(
     return [e for e in train if e.id not in carved], feedback
 
 
-def _round_robin(failures: list[Failure]) -> list[Failure]:
-    groups: dict[str, list[Failure]] = {}
-    for failure in failures:
-        groups.setdefault(failure.example.skill, []).append(failure)
-    return [f for f in chain.from_iterable(zip_longest(*groups.values())) if f is not None]
-
-
 class Environment:
     """Trains and evaluates a student on a task; observations say where it is weak.
 
@@ -113,10 +105,11 @@ class Environment:
 
     ``seed_set`` is what the student starts from (default: the task's train split) and
     ``feedback`` the probes it is scored on but never trained on (see :func:`feedback_split`);
-    ``probes_shown`` of the failed ones go into each observation. ``structure`` decides what
-    the observation shows; in ``skill-tree`` the tree starts with every skill and no subskill,
-    the task's :meth:`~dataloop.environments.TaskEnvironment.subskills` as candidates, and
-    ``labeller`` (the teacher) places examples in subskills the task cannot label.
+    the failed ones go into each observation (a random ``probes_shown`` of them, if set).
+    ``structure`` decides what the observation shows; in ``skill-tree`` the tree starts with
+    every skill and no subskill, the task's
+    :meth:`~dataloop.environments.TaskEnvironment.subskills` as candidates, and ``labeller``
+    (the teacher) places examples in subskills the task cannot label.
     """
 
     def __init__(
@@ -133,7 +126,7 @@ class Environment:
         structure: Structure = "skill-list",
         seed_set: list[Example] | None = None,
         feedback: list[Example] | None = None,
-        probes_shown: int = 24,
+        probes_shown: int | None = None,
         labeller: Labeller | None = None,
         data_feedback: bool = True,
     ) -> None:
@@ -247,6 +240,14 @@ class Environment:
             skills=[SkillResult(skill=s, correct=correct[s], total=total[s]) for s in skills],
         )
         return result, failures, list(scores)
+
+    def _sample_probes(self, missed: list[Failure]) -> list[Failure]:
+        """All failed probes, or ``probes_shown`` of them drawn at random (seeded by the
+        iteration), in split order: each skill's share of the sample follows its failures."""
+        if self.probes_shown is None or len(missed) <= self.probes_shown:
+            return missed
+        rng = random.Random(f"{self.task.seed}/probes/{self.iteration}")
+        return [missed[i] for i in sorted(rng.sample(range(len(missed)), self.probes_shown))]
 
     def _on_data(self, added: list[Example]) -> dict[str, float]:
         """Per skill, the student's accuracy on (a sample of) the examples just trained on."""
@@ -377,7 +378,7 @@ class Environment:
         probes: list[Failure] = []
         if self.feedback:
             _, missed, _ = self._grade(self.feedback, "feedback")
-            probes = _round_robin(missed)[: self.probes_shown]
+            probes = self._sample_probes(missed)
         if self.tree is not None:
             self._update_tree(validation, scores)
         queries = self.budget.queries - sum(h.queries for h in self.history)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -68,18 +69,29 @@ def test_an_open_ended_observation_shows_the_mean_and_failed_probes_not_per_skil
 ) -> None:
     task = _task()
     seeds, feedback = feedback_split(task, 4)
-    env = _env(
-        tmp_path, task, structure="open-ended", seed_set=seeds, feedback=feedback, probes_shown=7
-    )
+    env = _env(tmp_path, task, structure="open-ended", seed_set=seeds, feedback=feedback)
     obs, info = env.reset()
     assert obs.structure == "open-ended" and obs.accuracy == {}
     assert [h.accuracy for h in obs.history] == [{}]
     assert env.history[0].accuracy == info["eval"].accuracy()  # the record keeps them
-    assert len(obs.probes) == 7 and all(p.example in feedback for p in obs.probes)
-    # Round-robin over skills: the first probes name different skills.
-    assert len({p.example.skill for p in obs.probes[:6]}) == 6
-    obs, *_ = env.step(feedback)  # trained on the probes: none fails any more
-    assert obs.probes == []
+    assert [p.example for p in obs.probes] == feedback  # all fail, all shown, in split order
+    half = [e for e in feedback if e.skill in ("sort", "max")]
+    obs, *_ = env.step([e for e in feedback if e not in half])  # now only sort and max fail
+    assert [p.example for p in obs.probes] == half
+
+
+def test_a_capped_probe_sample_follows_where_the_failures_are(tmp_path: Path) -> None:
+    task = _task()
+    seeds, feedback = feedback_split(task, 30)
+    env = _env(tmp_path, task, structure="open-ended", seed_set=seeds, feedback=feedback)
+    env.probes_shown = 30
+    env.reset()
+    learned = [e for e in feedback if e.skill != "sort"][:-30]  # 30 of 150 left failing
+    obs, *_ = env.step(learned)
+    by_skill = Counter(p.example.skill for p in obs.probes)
+    assert len(obs.probes) == 30  # 60 fail, a random 30 of them shown
+    assert 8 <= by_skill["sort"] <= 22  # half of the failures are sort's: about half the sample
+    assert obs.probes == env._sample_probes([f for f in env._grade(feedback, "f")[1]])
 
 
 def test_a_step_observes_the_students_accuracy_on_the_data_it_was_given(tmp_path: Path) -> None:
