@@ -240,12 +240,12 @@ def task_options(config: LoopConfig, run: RunDir) -> dict[str, Any]:
 
 def training_set(run: RunDir) -> list[Example]:
     """A run's final training set (what ``dataloop export`` writes): the task's seed examples,
-    loaded as the run loaded them (with its discovered skills, if any), then every completed
-    iteration's accepted examples."""
+    loaded as the run loaded them (with its discovered skills, if any, and without the feedback
+    probes held out of them), then every completed iteration's accepted examples."""
     config = load_config(run.path / "config.yaml")
     run.read_state()
     task = load_task(config.env.name, seed=config.seed, options=task_options(config, run))
-    examples = task.split("train")
+    examples, _ = feedback_split(task, config.env.feedback_per_skill, config.seed)  # no probes
     for k in run.iterations_done():
         examples += run.accepted(k)
     return examples

@@ -374,7 +374,7 @@ class Environment:
     ) -> tuple[Observation, dict[str, Any]]:
         validation = self.task.split("validation")
         result, _, scores = self._grade(validation, "validation")
-        _, failures = self.evaluate("train")
+        _, failures, _ = self._grade(self.seed_set, "train")  # not the probes held out of it
         probes: list[Failure] = []
         if self.feedback:
             _, missed, _ = self._grade(self.feedback, "feedback")

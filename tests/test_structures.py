@@ -311,3 +311,28 @@ def test_arithmetic_subskill_rules_read_the_question() -> None:
         names = [s.name for s in task.subskills(skill)]
         samples = task.sample(skill, 200, rng)
         assert all(any(task.in_subskill(e, n) for n in names) for e in samples)
+
+
+def test_failures_come_from_the_seed_set_not_the_probes_held_out_of_it(tmp_path: Path) -> None:
+    task = load_task("math")
+    seeds, feedback = feedback_split(task, 2, seed=0)
+    env = _env(tmp_path, task, seed_set=seeds, feedback=feedback, train_on_seed=False)
+    obs, _ = env.reset()  # an untrained student fails everything
+    held = {e.id for e in feedback}
+    assert [f.example for f in obs.failures] == seeds
+    assert {p.example.id for p in obs.probes} <= held
+
+
+def test_export_leaves_out_the_probes_held_out_of_the_seed_set(tmp_path: Path) -> None:
+    from dataloop.assemble import training_set
+    from dataloop.config import dump_config, validate_config
+    from dataloop.runs import RunState
+
+    config = validate_config({"env": {"name": "math", "feedback_per_skill": 2}})
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.write_config(dump_config(config))
+    run.write_state(RunState())
+    task = load_task("math")
+    seeds, feedback = feedback_split(task, 2, seed=0)
+    assert feedback and training_set(run) == seeds
