@@ -6,7 +6,8 @@
       metrics.json                       per-iteration validation (and final test) accuracy
       run.log                            structured log (one JSON object per line)
       iterations/<k>/observation.json    what the policy saw after iteration k (0 = reset)
-      iterations/<k>/tree.json           the skill tree after iteration k (skill-tree runs only)
+      iterations/<k>/tree.json           the skill tree (skill-tree runs): grown by the plan of k,
+                                         then as evaluated after iteration k
       iterations/<k>/plan.json           the policy's plan for iteration k
       iterations/<k>/generated.jsonl     every teacher candidate with its filter verdict
       iterations/<k>/accepted.jsonl      the examples added to the training set
