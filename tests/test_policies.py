@@ -12,6 +12,7 @@ from dataloop.policies import (
     LLM2LLM,
     BudgetRatio,
     FunctionPolicy,
+    LearningProgress,
     LLMPlanner,
     Uniform,
     WeakestSkills,
@@ -25,6 +26,7 @@ from dataloop.schema import (
     Example,
     Failure,
     GenerationRequest,
+    HistoryEntry,
     Observation,
     Plan,
     SkillInfo,
@@ -196,8 +198,8 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     assert isinstance(make_policy("budget-ratio"), BudgetRatio)
     with pytest.raises(
         RegistryError,
-        match="unknown policy 'weakest'; known: uniform, weakest-skills, llm2llm, budget-ratio, "
-        "error-guided, skill-tree, llm-planner",
+        match="unknown policy 'weakest'; known: uniform, weakest-skills, learning-progress, "
+        "llm2llm, budget-ratio, error-guided, skill-tree, llm-planner",
     ):
         make_policy("weakest")
     with pytest.raises(RegistryError, match="bad option"):
@@ -265,8 +267,8 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "skill-tree",
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
-            "show; use one of: uniform, weakest-skills, llm2llm, budget-ratio, error-guided, "
-            "llm-planner",
+            "show; use one of: uniform, weakest-skills, learning-progress, llm2llm, budget-ratio, "
+            "error-guided, llm-planner",
         ),
         (
             "skill-tree",
@@ -311,3 +313,56 @@ def test_check_structure_passes_what_a_policy_can_plan_for(tmp_path) -> None:
         check_structure(f"{path}:Plain", structure)  # a class that says nothing: all
     with pytest.raises(RegistryError, match="OnlyOpen' plans for open-ended only; use one of: "):
         check_structure(f"{path}:OnlyOpen", "skill-tree")
+
+
+def _history(*accuracies: dict[str, float]) -> list[HistoryEntry]:
+    return [
+        HistoryEntry(iteration=i, accuracy=a, mean_accuracy=sum(a.values()) / len(a))
+        for i, a in enumerate(accuracies)
+    ]
+
+
+def test_learning_progress_gives_data_where_accuracy_rose() -> None:
+    skills = [SkillInfo(name=n, description=n) for n in ("a", "b", "c")]
+    policy = LearningProgress(examples_per_iteration=100, floor=0.1)
+    first = Observation(
+        iteration=0,
+        skills=skills,
+        accuracy={"a": 0.1, "b": 0.1, "c": 0.0},
+        mean_accuracy=0.07,
+        history=_history({"a": 0.1, "b": 0.1, "c": 0.0}),
+    )
+    assert policy.allocation(first) == {"a": 34, "b": 33, "c": 33}  # no history: uniform
+    assert policy.plan(first).rationale == "no gain yet: uniform"
+    later = first.model_copy(
+        update={
+            "history": _history(
+                {"a": 0.125, "b": 0.125, "c": 0.0}, {"a": 0.375, "b": 0.25, "c": 0.0}
+            ),
+            "accuracy": {"a": 0.375, "b": 0.25, "c": 0.0},
+        }
+    )
+    # Floor 10 each; the other 70 by gain 0.25 : 0.125 : 0 (46.7 : 23.3 : 0).
+    assert policy.allocation(later) == {"a": 10 + 47, "b": 10 + 23, "c": 10}
+    assert policy.plan(later).rationale.startswith("by gain; largest: a +25%, b +")
+    fell = later.model_copy(
+        update={
+            "history": _history({"a": 0.5, "b": 0.5, "c": 0.5}, {"a": 0.375, "b": 0.25, "c": 0}),
+        }
+    )
+    assert policy.allocation(fell) == {"a": 34, "b": 33, "c": 33}  # no gain anywhere: uniform
+    wide = LearningProgress(examples_per_iteration=100, floor=0.0, window=2)
+    three = later.model_copy(
+        update={
+            "history": _history(
+                {"a": 0.0, "b": 0.0, "c": 0.0},
+                {"a": 0.5, "b": 0.0, "c": 0.0},
+                {"a": 0.5, "b": 0.25, "c": 0.0},
+            ),
+        }
+    )
+    assert wide.allocation(three) == {"a": 67, "b": 33, "c": 0}  # gain over two iterations
+    with pytest.raises(ValueError, match="window"):
+        LearningProgress(window=0)
+    assert make_policy("learning-progress", floor=0.2).floor == 0.2
+    assert LearningProgress.structures == frozenset({"skill-list", "skill-tree"})

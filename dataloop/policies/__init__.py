@@ -14,7 +14,13 @@ from dataloop.policies.base import (
     allocate,
     as_policy,
 )
-from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
+from dataloop.policies.builtin import (
+    LLM2LLM,
+    BudgetRatio,
+    LearningProgress,
+    Uniform,
+    WeakestSkills,
+)
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
@@ -34,6 +40,7 @@ __all__ = [
     "FunctionPolicy",
     "InvalidPlan",
     "LLMPlanner",
+    "LearningProgress",
     "Policy",
     "PolicyFunction",
     "SkillTreePolicy",

@@ -1,4 +1,4 @@
-"""The built-in rule policies: uniform, weakest-skills, llm2llm, budget-ratio.
+"""The built-in rule policies: uniform, weakest-skills, learning-progress, llm2llm, budget-ratio.
 
 Each reads only the :class:`~dataloop.schema.Observation`; the options of each are its
 constructor's keyword arguments (``policy.options`` in a run config).
@@ -60,6 +60,59 @@ class WeakestSkills(Policy):
             requests=self.requests_for(self.allocation(obs)),
             rationale=f"by error; weakest: {self.weakest(obs)}",
         )
+
+
+class LearningProgress(WeakestSkills):
+    """Examples in proportion to each skill's recent gain in validation accuracy, with a floor.
+
+    Error is not where data pays when the weakest skill does not move with more of it (E1b in
+    docs/benchmarks.md: ``reverse`` absorbs weakest-skills' extra data and stays near 0 %). This
+    policy puts data where the student was seen to learn: a skill's weight is its accuracy gain
+    over the last ``window`` iterations, clipped at 0, after a floor per skill; with no history
+    yet (the first plan) or no gain anywhere, the split is uniform. Learning progress as a
+    curriculum signal follows Graves et al. (2017) and Portelas et al. (2020); here it is the
+    plain gain per skill, the simplest form.
+
+    Options:
+        floor: fraction of the iteration's examples every skill gets first (default 0.05).
+        window: iterations over which the gain is measured (default 1: the last one).
+    """
+
+    name = "learning-progress"
+
+    def __init__(
+        self,
+        examples_per_iteration: int = 240,
+        strategy: str = "new-question",
+        floor: float = 0.05,
+        window: int = 1,
+    ) -> None:
+        super().__init__(examples_per_iteration, strategy, floor)
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.window = window
+
+    def gains(self, obs: Observation) -> dict[str, float]:
+        """Per skill, validation accuracy now minus ``window`` observations ago (0 before
+        there is a history), clipped at 0."""
+        if len(obs.history) < 2:
+            return {s.name: 0.0 for s in obs.skills}
+        before = obs.history[-1 - min(self.window, len(obs.history) - 1)].accuracy
+        now = obs.history[-1].accuracy
+        return {
+            s.name: max(0.0, now.get(s.name, 0.0) - before.get(s.name, 0.0)) for s in obs.skills
+        }
+
+    def allocation(self, obs: Observation) -> dict[str, int]:
+        """Examples per skill: the floor each, the rest in proportion to gain."""
+        return allocate(self.examples_per_iteration, self.gains(obs), self.floor)
+
+    def plan(self, obs: Observation) -> Plan:
+        gains = self.gains(obs)
+        top = sorted(gains, key=lambda s: -gains[s])[:3]
+        shown = ", ".join(f"{s} {gains[s]:+.0%}" for s in top)
+        rationale = f"by gain; largest: {shown}" if any(gains.values()) else "no gain yet: uniform"
+        return Plan(requests=self.requests_for(self.allocation(obs)), rationale=rationale)
 
 
 def _interleave_by_skill(failures: list[Failure]) -> list[Failure]:

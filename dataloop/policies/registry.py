@@ -10,7 +10,13 @@ from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
 from dataloop.plugins import is_reference, load_reference
 from dataloop.policies.base import STRUCTURES, FunctionPolicy, Policy
-from dataloop.policies.builtin import LLM2LLM, BudgetRatio, Uniform, WeakestSkills
+from dataloop.policies.builtin import (
+    LLM2LLM,
+    BudgetRatio,
+    LearningProgress,
+    Uniform,
+    WeakestSkills,
+)
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
@@ -19,6 +25,7 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
     for p in (
         Uniform,
         WeakestSkills,
+        LearningProgress,
         LLM2LLM,
         BudgetRatio,
         ErrorGuided,
