@@ -181,8 +181,7 @@ def _subskill_rows(summary: RunSummary) -> Rows:
     for skill, name in names:
         cells = []
         for tree in trees.values():
-            node = tree.node(skill)
-            sub = node.subskill(name) if node is not None else None
+            sub = tree.subskill(skill, name)
             cells.append("" if sub is None else _percent(sub.accuracy))
         rows.append([skill, name, *cells])
     return ["skill", "subskill", *(_when(k) for k in trees)], rows

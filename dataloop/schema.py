@@ -239,6 +239,11 @@ class SkillTree(_Model):
         """The node of ``skill``, or None."""
         return next((n for n in self.skills if n.name == skill), None)
 
+    def subskill(self, skill: str, name: str | None) -> Subskill | None:
+        """The subskill ``name`` of ``skill``, or None (also for no name)."""
+        node = self.node(skill) if name else None
+        return node.subskill(name) if node is not None and name else None
+
 
 class Explore(_Model):
     """A skill-tree action: add the subskill ``name`` under ``skill``."""

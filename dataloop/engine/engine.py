@@ -305,8 +305,7 @@ class Engine:
         seeds that belong to it (if any do) are used alone."""
         skill = self._skills[request.skill]
         seeds = [e for e in self._seeds if e.skill == request.skill]
-        node = obs.tree.node(request.skill) if obs.tree is not None else None
-        sub = node.subskill(request.subskill) if node and request.subskill else None
+        sub = obs.tree.subskill(request.skill, request.subskill) if obs.tree else None
         if request.subskill and sub is None:
             raise TeacherError(
                 f"plan asks for subskill '{request.subskill}' of '{request.skill}', which the "

@@ -167,8 +167,7 @@ class TaskSampler:
     ) -> Callable[[Example], bool]:
         """Which sampled examples a request takes: all, or those in its subskill (by the
         task's rule; the sampler cannot serve a subskill only the teacher can label)."""
-        node = obs.tree.node(skill) if obs.tree is not None and subskill else None
-        sub = node.subskill(subskill) if node is not None and subskill else None
+        sub = obs.tree.subskill(skill, subskill) if obs.tree is not None else None
         if sub is None or sub.labelled_by != "task":
             return lambda example: True
         return lambda example: belongs(self.task, sub, example)
@@ -188,7 +187,7 @@ class TaskSampler:
             if len(fresh) >= n:
                 break
             for example in self.task.sample(skill, n - len(fresh), rng) or []:
-                if not fits(example) or len(fresh) >= n:
+                if not fits(example):
                     continue
                 if seen.contains(example) or self._held_out.contaminated(example):
                     continue
