@@ -21,6 +21,7 @@ from dataloop.engine.strategies import resolve_strategy
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment, feedback_split
+from dataloop.identity import code_identity
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
 from dataloop.llm.client import Flavor, OpenAIClient
@@ -326,6 +327,7 @@ def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
     try:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(dump_config(config))
+        run.record_environment(code_identity())
     except OSError as exc:
         raise ConfigError(
             f"config field 'runs_dir': cannot write the run folder {run.path}: "
@@ -337,7 +339,7 @@ def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
 def _remove_failed_start(run: RunDir) -> None:
     """Remove a run folder made by a start that failed, unless the start left something worth
     keeping in it: a server's log the error points to, cached teacher answers, found skills."""
-    made_by_start = {run.path / "config.yaml", run.log_file}
+    made_by_start = {run.path / "config.yaml", run.path / "environment.jsonl", run.log_file}
     if all(p in made_by_start for p in run.path.rglob("*") if p.is_file()):
         shutil.rmtree(run.path, ignore_errors=True)
 

@@ -266,11 +266,21 @@ def bench(
         Path | None, typer.Option(help="Folder for the runs and results (default runs/<name>).")
     ] = None,
     results_only: Annotated[
-        bool, typer.Option(help="Run nothing: tabulate the runs that have finished.")
+        bool, typer.Option(help="Run nothing: tabulate the recorded and finished runs.")
+    ] = False,
+    rerun: Annotated[
+        str | None,
+        typer.Option(help="Arms to run again at this commit, comma-separated (e.g. a baseline)."),
+    ] = None,
+    allow_mixed_commits: Annotated[
+        bool, typer.Option(help="Pair runs made by different code (refused by default).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No per-run progress display.")] = False,
 ) -> None:
-    """Run an experiment: every arm once per seed under one budget; tables with 95 % CIs."""
+    """Run an experiment: every arm once per seed under one budget; tables with 95 % CIs.
+
+    Each finished run is recorded in the experiment's results file (default
+    results/<name>.jsonl beside the experiment file); recorded runs are not run again."""
     from dataloop.bench import load_experiment, markdown, run_bench
     from dataloop.display import Display
 
@@ -285,6 +295,8 @@ def bench(
             base,
             folder,
             run_missing=not results_only,
+            rerun=[a for a in (rerun or "").split(",") if a],
+            allow_mixed_commits=allow_mixed_commits,
             on_run=progress,
             display_factory=lambda: Display(err_console, quiet=quiet),
         )
@@ -292,7 +304,45 @@ def bench(
         raise _fail(exc) from None
     console.print(markdown(result), markup=False, highlight=False)
     console.print(
-        f"results: {folder / 'results.md'}, {folder / 'results.json'}, {folder / 'curves.png'}"
+        f"results: {folder / 'results.md'}, {folder / 'results.json'}, {folder / 'curves.png'}; "
+        f"per run: {spec.results}"
+    )
+
+
+@app.command()
+def power(
+    effect: Annotated[
+        float, typer.Option(help="Smallest difference of interest, a fraction (0.03 = 3 points).")
+    ],
+    sd: Annotated[
+        float | None, typer.Option(help="SD of the per-seed paired differences (a fraction).")
+    ] = None,
+    pilot: Annotated[
+        Path | None,
+        typer.Option(help="A results file (JSON lines) to take the SD from, per comparison."),
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="With --pilot: compare every arm with this one.")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="With --pilot: final, test or auc.")] = "test",
+    alpha: Annotated[float, typer.Option(help="Two-sided level of the paired t-test.")] = 0.05,
+    target: Annotated[float, typer.Option("--power", help="Power to reach.")] = 0.8,
+) -> None:
+    """Seeds needed to detect a paired difference, from a given SD or a pilot's results."""
+    from dataloop.bench import power_rows
+
+    try:
+        rows = power_rows(
+            effect, sd=sd, pilot=pilot, baseline=baseline, metric=metric, alpha=alpha, power=target
+        )
+    except DataloopError as exc:
+        raise _fail(exc) from None
+    table = Table("comparison", "pairs", "paired SD (points)", "seeds needed")
+    for row in rows:
+        table.add_row(row.comparison, str(row.pairs or "—"), f"{100 * row.sd:.2f}", str(row.seeds))
+    console.print(table)
+    console.print(
+        f"two-sided paired t-test, alpha {alpha}, power {target}, effect {100 * effect:.1f} points"
     )
 
 

@@ -323,7 +323,7 @@ class PolicyConfig(_Section):
     """How the teacher decides what to generate."""
 
     name: str = "weakest-skills"
-    """A built-in policy (uniform, weakest-skills, learning-progress, llm2llm, budget-ratio,
+    """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list, llm2llm, budget-ratio,
     error-guided, skill-tree, llm-planner), or ``path/to/file.py:Name`` / ``module:Name``
     naming a Policy subclass or a function ``obs -> Plan`` (see docs/policies.md). The default
     follows ``env.structure``: ``error-guided`` for open-ended, ``skill-tree`` for skill-tree,
@@ -406,6 +406,15 @@ class LoopConfig(_Section):
         own = {"open-ended": "error-guided", "skill-tree": "skill-tree"}.get(self.env.structure)
         if own is not None and "name" not in self.policy.model_fields_set:
             self.policy.name = own
+        # dataenvgym-skill-list shows the student's failed feedback probes: it needs some.
+        if self.policy.name == "dataenvgym-skill-list":
+            if "feedback_per_skill" not in self.env.model_fields_set:
+                self.env.feedback_per_skill = 20
+            if self.env.feedback_per_skill == 0:
+                raise ValueError(
+                    "policy dataenvgym-skill-list shows the teacher failed feedback probes: set "
+                    "env.feedback_per_skill above 0"
+                )
         if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:
             self.student.train_from = "base"
         if self.policy.name == "budget-ratio" and "per_query" not in self.engine.model_fields_set:

@@ -16,6 +16,7 @@
       checkpoints/iteration-<k>/         student checkpoint after iteration k
       cache/                             teacher response cache
       teacher.log                        the local teacher server's log
+      environment.jsonl                  the code (commit) and package versions of each start
 
 A phase's outputs are written before ``state.json`` moves past it, so a crash at any point
 leaves either the finished phase on disk or nothing that the resumed run will trust.
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ValidationError
 
 from dataloop.atomic import write_text
 from dataloop.errors import DataloopError
+from dataloop.identity import CodeIdentity
 from dataloop.schema import (
     SCHEMA_VERSION,
     Budget,
@@ -126,6 +128,15 @@ class RunDir:
     def write_jsonl(self, relative: str, rows: Iterable[BaseModel]) -> None:
         """Store pydantic models one JSON object per line."""
         write_text(self.path / relative, "".join(r.model_dump_json() + "\n" for r in rows))
+
+    def record_environment(self, identity: CodeIdentity) -> None:
+        """Add one start's (or resume's) code identity to ``environment.jsonl``."""
+        before = self.environments() if self.exists("environment.jsonl") else []
+        self.write_jsonl("environment.jsonl", [*before, identity])
+
+    def environments(self) -> list[CodeIdentity]:
+        """The code identity of every start of the run, the first start first."""
+        return self.read_jsonl("environment.jsonl", CodeIdentity)
 
     def write_state(self, state: RunState) -> None:
         """Commit a phase: written last, after the phase's own files."""

@@ -301,6 +301,10 @@ class GenerationRequest(_Model):
     subskill: str | None = None
     """A subskill of ``skill`` in the skill tree: the prompt describes it, seeds that belong to
     it are shown first, and the examples record it in their provenance."""
+    failures: list[Failure] = Field(default_factory=list)
+    """Failed feedback probes of ``skill`` that every prompt of the request shows, each with the
+    student's answer and the correct one (DataEnvGym's skill-list teacher); ``new-question``
+    also takes its worked examples from them first. Recorded in ``plan.json``."""
 
 
 class Plan(_Model):

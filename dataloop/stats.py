@@ -71,3 +71,39 @@ def paired(arm: list[float], baseline: list[float], confidence: float = 0.95) ->
         else:
             p_value = float(stats.ttest_rel(arm, baseline).pvalue)
     return PairedDifference(difference=estimate, p_value=p_value)
+
+
+def paired_power(n: int, sd: float, effect: float, alpha: float = 0.05) -> float:
+    """Power of a two-sided paired t-test at level ``alpha`` over ``n`` seeds to find a true
+    mean difference ``effect`` when the per-seed differences have standard deviation ``sd``
+    (the noncentral t distribution, not a normal approximation)."""
+    if n < 2:
+        return 0.0
+    df = n - 1
+    critical = float(stats.t.ppf(1 - alpha / 2, df))
+    shift = effect / sd * math.sqrt(n)
+    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
+def seeds_needed(
+    sd: float, effect: float, alpha: float = 0.05, power: float = 0.8, most: int = 10_000
+) -> int:
+    """The fewest seeds with which a two-sided paired t-test reaches ``power`` for a true
+    difference ``effect`` given a paired standard deviation ``sd`` (e.g. from a pilot)."""
+    if sd <= 0 or effect <= 0:
+        raise ValueError("sd and effect must be positive")
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError("alpha and power must lie between 0 and 1")
+    for n in range(2, most + 1):
+        if paired_power(n, sd, effect, alpha) >= power:
+            return n
+    raise ValueError(f"more than {most} seeds needed")
+
+
+def paired_sd(arm: list[float], baseline: list[float]) -> float:
+    """Sample standard deviation of the per-seed differences ``arm[i] - baseline[i]``."""
+    if len(arm) != len(baseline) or len(arm) < 2:
+        raise ValueError("paired_sd needs two or more seeds with a value in each arm")
+    differences = [a - b for a, b in zip(arm, baseline, strict=True)]
+    mean = sum(differences) / len(differences)
+    return math.sqrt(sum((d - mean) ** 2 for d in differences) / (len(differences) - 1))

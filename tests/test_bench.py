@@ -21,12 +21,13 @@ from dataloop.bench import (
     BenchError,
     CurvePoint,
     Experiment,
-    _saved_config,
     area,
     curve,
     load_experiment,
+    read_results,
     run_config,
 )
+from dataloop.bench.execute import _saved_config
 from dataloop.config import dump_config, validate_config
 from dataloop.schema import HistoryEntry
 from dataloop.stats import mean_ci, paired
@@ -237,8 +238,25 @@ def test_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp_p
         assert by_arm["oracle"]["examples"] == 24  # two iterations of 12, all of them drawn
         assert by_arm["seed-only"]["examples"] == 0
         rows = {(c["arm"], c["metric"]) for c in results["comparisons"]}
-        assert ("oracle", "auc") in rows and ("uniform", "final") in rows
+        # AUC's x-axis is each source's own budget: compared only within a source.
+        assert ("oracle", "final") in rows and ("uniform", "final") in rows
+        assert ("oracle", "auc") not in rows
         assert "| oracle | 2 |" in (out / "results.md").read_text()
+        # Every finished run is recorded beside the experiment file, with its code.
+        recorded = read_results(tmp_path / "results" / "exp.jsonl")
+        assert sorted((r.arm, r.seed) for r in recorded) == sorted(
+            (a, s) for a in ("seed-only", "oracle", "uniform") for s in (0, 1)
+        )
+        assert all(r.code.versions.get("torch") for r in recorded)
+
+        # On another machine (no run folders), the recorded runs are not run again.
+        elsewhere = tmp_path / "elsewhere"
+        third = subprocess.run([*command[:-1], str(elsewhere)], capture_output=True, text=True,
+                               timeout=120)  # fmt: skip
+        assert third.returncode == 0, third.stderr
+        assert not elsewhere.joinpath("uniform").exists()
+        assert third.stderr.count("(done before)") == 6
+        assert (elsewhere / "results.md").read_text() == (out / "results.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -250,4 +268,5 @@ def test_the_shipped_experiments_load_and_give_every_arm_one_budget(name: str) -
     spec, base = load_experiment(root / "experiments" / name)
     configs = [run_config(spec, base, a, 0, Path("out")) for a in spec.arms]
     assert {c.teacher.max_queries for c in configs} == {spec.budget.queries}
-    assert len(spec.seeds) >= 5
+    # A registered comparison has its powered seeds; a calibration compares nothing.
+    assert len(spec.seeds) >= (12 if spec.primary else 3)

@@ -199,6 +199,7 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     with pytest.raises(
         RegistryError,
         match="unknown policy 'weakest'; known: uniform, weakest-skills, learning-progress, "
+        "dataenvgym-skill-list, "
         "llm2llm, budget-ratio, error-guided, skill-tree, llm-planner",
     ):
         make_policy("weakest")
@@ -267,7 +268,7 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "skill-tree",
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
-            "show; use one of: uniform, weakest-skills, learning-progress, llm2llm, budget-ratio, "
+            "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, llm2llm, budget-ratio, "
             "error-guided, llm-planner",
         ),
         (
@@ -366,3 +367,41 @@ def test_learning_progress_gives_data_where_accuracy_rose() -> None:
         LearningProgress(window=0)
     assert make_policy("learning-progress", floor=0.2).floor == 0.2
     assert LearningProgress.structures == frozenset({"skill-list", "skill-tree"})
+
+
+def _probe(skill: str, question: str, answer: str, said: str = "0") -> Failure:
+    return Failure(example=Example.make(skill, question, answer), prediction=said)
+
+
+def test_dataenvgym_skill_list_gives_equal_data_to_skills_with_errors_and_shows_them() -> None:
+    obs = _obs({"a": 0.2, "b": 0.9, "c": 0.5})
+    obs.probes = [_probe("a", "q1", "1"), _probe("c", "q2", "2"), _probe("a", "q3", "3")]
+    policy = make_policy("dataenvgym-skill-list", examples_per_iteration=60)
+    plan = policy.plan(obs)
+    # Equal quantity for the skills with a failed probe, none for the one without.
+    assert {r.skill: r.count for r in plan.requests} == {"a": 30, "c": 30}
+    shown = {r.skill: [f.example.question for f in r.failures] for r in plan.requests}
+    assert shown == {"a": ["q1", "q3"], "c": ["q2"]}
+    assert "a 2" in plan.rationale
+    every = make_policy("dataenvgym-skill-list", examples_per_iteration=60, all_skills=True)
+    assert {r.skill: r.count for r in every.plan(obs).requests} == {"a": 20, "b": 20, "c": 20}
+    capped = make_policy("dataenvgym-skill-list", examples_per_iteration=60, max_shown=1)
+    assert [len(r.failures) for r in capped.plan(obs).requests] == [1, 1]
+    obs.probes = []
+    assert {r.skill: r.count for r in policy.plan(obs).requests} == {"a": 20, "b": 20, "c": 20}
+    with pytest.raises(RegistryError, match="max_shown"):
+        make_policy("dataenvgym-skill-list", max_shown=0)
+    with pytest.raises(RegistryError, match="open-ended"):
+        check_structure("dataenvgym-skill-list", "open-ended")
+
+
+def test_dataenvgym_skill_list_brings_feedback_probes_with_it() -> None:
+    from dataloop.config import validate_config
+    from dataloop.errors import ConfigError
+
+    config = validate_config({"policy": {"name": "dataenvgym-skill-list"}})
+    assert config.env.feedback_per_skill == 20
+    with pytest.raises(ConfigError, match=r"env\.feedback_per_skill above 0"):
+        validate_config(
+            {"policy": {"name": "dataenvgym-skill-list"}, "env": {"feedback_per_skill": 0}}
+        )

@@ -206,8 +206,9 @@ class Strategy(ABC):
         """Render this strategy's template for the teacher kind.
 
         Templates see ``skill`` (name, description), ``examples`` (seed examples shown),
-        ``failures`` (this skill's failed seed examples), ``guidance`` (the request's), ``count``
-        (examples asked for), ``target`` (the one example a prompt is about, if any),
+        ``failures`` (this skill's failed seed examples), ``errors`` (the failed probes the
+        request shows, rendered by ``student_errors/<kind>.j2``), ``guidance`` (the request's),
+        ``count`` (examples asked for), ``target`` (the one example a prompt is about, if any),
         ``prediction`` (what the student answered for ``target``, if it failed it) and
         ``multiline`` (some shown example spans lines, so base prompts use JSON lines; the
         ``jsonline`` filter writes a value as a one-line JSON string).
@@ -219,6 +220,7 @@ class Strategy(ABC):
             skill=ctx.skill,
             examples=examples,
             failures=ctx.failures,
+            errors=ctx.request.failures,
             guidance=ctx.request.guidance,
             count=count,
             target=target,

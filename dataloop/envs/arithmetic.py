@@ -196,42 +196,66 @@ class ArithmeticTask(TaskEnvironment):
     def __init__(
         self,
         seed: int = 0,
-        train_per_skill: int = 24,
+        train_per_skill: int | dict[str, int] = 24,
         validation_per_skill: int = 100,
         test_per_skill: int = 100,
         skills: list[str] | None = None,
+        train_subskill: dict[str, str] | None = None,
     ) -> None:
+        """``train_per_skill``: seeds per skill, one number or a mapping skill -> number (skills
+        it does not name get 24), for a gym with imbalanced seeds. ``train_subskill``: skill ->
+        one of its :data:`SUBSKILLS`; that skill's seeds are drawn only where the subskill's
+        rule holds while validation and test cover the whole skill (a coverage gap)."""
         super().__init__(seed)
         unknown = sorted(set(skills or []) - set(SKILLS))
         if unknown:
             raise ValueError(f"unknown skills {unknown}; known: {', '.join(SKILLS)}")
         self._skills = list(skills or DEFAULT_SKILLS)
-        self._sizes: dict[Split, int] = {
-            "train": train_per_skill,
-            "validation": validation_per_skill,
-            "test": test_per_skill,
+        counts = train_per_skill if isinstance(train_per_skill, dict) else {}
+        self._train = {
+            s: counts.get(s, 24) if isinstance(train_per_skill, dict) else train_per_skill
+            for s in self._skills
         }
+        self._slice = dict(train_subskill or {})
+        for name, named in (("train_per_skill", counts), ("train_subskill", self._slice)):
+            stray = sorted(set(named) - set(self._skills))
+            if stray:
+                raise ValueError(f"{name} names {stray}, not skills of this gym: {self._skills}")
+        for skill, sub in self._slice.items():
+            if sub not in SUBSKILLS[skill]:
+                known = ", ".join(SUBSKILLS[skill])
+                raise ValueError(
+                    f"train_subskill: '{skill}' has no subskill '{sub}'; known: {known}"
+                )
+        if any(not isinstance(n, int) or n < 0 for n in self._train.values()):
+            raise ValueError(f"train_per_skill must be whole numbers >= 0, got {train_per_skill}")
+        self._sizes: dict[Split, int] = {"validation": validation_per_skill, "test": test_per_skill}
         self._splits = self._build_splits()
 
     def _build_splits(self) -> dict[Split, list[Example]]:
         # Each skill draws its own questions from its own generator, so adding a skill or
-        # changing one split's size leaves the other skills' questions untouched.
-        splits: dict[Split, list[Example]] = {name: [] for name in self._sizes}
+        # changing one skill's seeds leaves the other skills' questions untouched.
+        splits: dict[Split, list[Example]] = {"train": [], **{name: [] for name in self._sizes}}
         for skill in self._skills:
             rng = random.Random(f"{self.seed}/{skill}")
             seen: set[str] = set()
-            for split, size in self._sizes.items():
+            sizes: dict[Split, int] = {"train": self._train[skill], **self._sizes}
+            for split, size in sizes.items():
+                sliced = split == "train" and skill in self._slice
+                rule = SUBSKILLS[skill][self._slice[skill]][1] if sliced else None
                 drawn = attempts = 0
                 while drawn < size:
                     attempts += 1
                     if attempts > 100 * size:
                         raise ValueError(
                             f"skill '{skill}' has too few distinct questions for "
-                            f"{sum(self._sizes.values())} examples; ask for fewer per skill"
+                            f"{sum(sizes.values())} examples; ask for fewer per skill"
                         )
                     question = SKILLS[skill].sample(rng)
                     answer = solve(skill, question)
                     if question in seen or answer is None:
+                        continue
+                    if rule is not None and not rule(_operands(question)):
                         continue
                     seen.add(question)
                     splits[split].append(Example.make(skill, question, answer))

@@ -1,6 +1,7 @@
 """Teacher policies: read an Observation, decide what data to make.
 
-Built-ins (by name): ``uniform``, ``weakest-skills``, ``llm2llm``, ``budget-ratio``,
+Built-ins (by name): ``uniform``, ``weakest-skills``, ``learning-progress``,
+``dataenvgym-skill-list``, ``llm2llm``, ``budget-ratio``,
 ``error-guided``, ``skill-tree``, ``llm-planner``. Write your own by subclassing
 :class:`Policy` or by passing any function ``obs -> Plan``; name it in YAML as
 ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
@@ -21,6 +22,7 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
+from dataloop.policies.dataenvgym import DataEnvGymSkillList
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
@@ -36,6 +38,7 @@ __all__ = [
     "LLM2LLM",
     "STRUCTURES",
     "BudgetRatio",
+    "DataEnvGymSkillList",
     "ErrorGuided",
     "FunctionPolicy",
     "InvalidPlan",

@@ -1,4 +1,4 @@
-"""The built-in rule policies: uniform, weakest-skills, learning-progress, llm2llm, budget-ratio.
+"""The built-in rule policies: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, llm2llm, budget-ratio.
 
 Each reads only the :class:`~dataloop.schema.Observation`; the options of each are its
 constructor's keyword arguments (``policy.options`` in a run config).
@@ -27,9 +27,13 @@ class Uniform(Policy):
 
 
 class WeakestSkills(Policy):
-    """Examples in proportion to each skill's validation error, with a floor per skill.
+    """Error-proportional allocation: examples in proportion to each skill's validation error,
+    with a floor per skill.
 
-    As a DataEnvGym skill-list teacher: the weaker the skill, the more data it gets.
+    The weaker the skill, the more data it gets; the prompts show seed examples, never the
+    student's failures. This moves the quantity of data, not its content: it is not
+    DataEnvGym's skill-list teacher, which shows each skill's failures at equal quantity
+    (:class:`~dataloop.policies.dataenvgym.DataEnvGymSkillList`).
 
     Options:
         floor: fraction of the iteration's examples every skill gets first (default 0.05), so a

@@ -17,6 +17,7 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
+from dataloop.policies.dataenvgym import DataEnvGymSkillList
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
@@ -26,6 +27,7 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
         Uniform,
         WeakestSkills,
         LearningProgress,
+        DataEnvGymSkillList,
         LLM2LLM,
         BudgetRatio,
         ErrorGuided,

@@ -298,3 +298,36 @@ def test_one_line_examples_keep_the_q_a_format(arithmetic) -> None:
     for cls in (NewQuestion, LLM2LLM, AnswerAugmentation, QuestionRephrase):
         text = cls(Templates(), "base").prompt(_ctx(arithmetic), 0, 3).text
         assert "{" not in text, cls.name
+
+
+def _probes(task, n: int = 3) -> list[Failure]:
+    """Failed feedback probes of 'add' (questions outside the seed set)."""
+    return [
+        Failure(example=Example.make("add", f"{90 + i}+{19 + i}", str(109 + 2 * i)), prediction="7")
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("cls", list(BUILTIN_STRATEGIES.values()))
+@pytest.mark.parametrize("kind", ["base", "chat"])
+def test_every_template_shows_the_failures_a_request_carries(arithmetic, cls, kind) -> None:
+    ctx = _ctx(arithmetic)
+    plain = cls(Templates(), kind).prompt(ctx, 0, 5).text
+    ctx.request = ctx.request.model_copy(update={"failures": _probes(arithmetic)})
+    shown = cls(Templates(), kind).prompt(ctx, 0, 5).text
+    assert "wrongly" in shown and "wrongly" not in plain
+    for failure in ctx.request.failures:  # problem, the student's answer, the correct one
+        assert failure.example.question in shown and failure.example.answer in shown
+    assert '"7"' in shown
+
+
+def test_new_question_writes_from_the_failures_first(arithmetic) -> None:
+    ctx = _ctx(arithmetic)
+    ctx.request = ctx.request.model_copy(update={"failures": _probes(arithmetic, 2)})
+    prompt = NewQuestion(Templates(), "base").prompt(ctx, 0, 6)
+    probes = [f.example for f in ctx.request.failures]
+    assert prompt.parents[:2] == probes or prompt.parents[:2] == probes[::-1]
+    assert len(prompt.parents) == ctx.shots  # seeds fill the rest of the shots
+    for parent in prompt.parents:
+        assert f"Q: {parent.question}\nA: {parent.answer}\n" in prompt.text
+    assert prompt.text.endswith("\nQ:")

@@ -6,6 +6,8 @@ import pytest
 from conftest import ALL_ARITHMETIC
 
 from dataloop.environments import load_task
+from dataloop.envs.arithmetic import ArithmeticTask
+from dataloop.errors import RegistryError
 from dataloop.schema import Example
 
 
@@ -89,3 +91,36 @@ def test_scoring_reads_the_first_line(arithmetic) -> None:
 def test_default_mix_is_the_documented_one() -> None:
     task = load_task("arithmetic")
     assert [s.name for s in task.skills()] == ["first", "last", "len", "max", "sort", "reverse"]
+
+
+def test_imbalanced_seeds_change_only_the_named_skills_counts() -> None:
+    task = ArithmeticTask(seed=3, train_per_skill={"first": 50, "max": 4})
+    counts = {s.name: 0 for s in task.skills()}
+    for e in task.split("train"):
+        counts[e.skill] += 1
+    assert counts == {"first": 50, "last": 24, "len": 24, "max": 4, "sort": 24, "reverse": 24}
+    # The other skills' questions are those of the balanced gym: each skill draws its own.
+    plain = ArithmeticTask(seed=3)
+    same = [e.question for e in task.split("validation") if e.skill == "sort"]
+    assert same == [e.question for e in plain.split("validation") if e.skill == "sort"]
+    with pytest.raises(ValueError, match="not skills of this gym"):
+        ArithmeticTask(train_per_skill={"add": 5})
+    with pytest.raises(ValueError, match="whole numbers"):
+        ArithmeticTask(train_per_skill={"max": -1})
+
+
+def test_coverage_gap_draws_seeds_from_one_slice_and_evaluates_on_all() -> None:
+    gap = {"len": "short-words", "max": "first-larger"}
+    task = ArithmeticTask(seed=1, train_subskill=gap, validation_per_skill=200)
+    for skill, sub in gap.items():
+        seeds = [e for e in task.split("train") if e.skill == skill]
+        assert len(seeds) == 24 and all(task.in_subskill(e, sub) for e in seeds)
+        val = [e for e in task.split("validation") if e.skill == skill]
+        outside = [e for e in val if not task.in_subskill(e, sub)]
+        assert 0.3 < len(outside) / len(val) < 0.7  # the rest of the skill is evaluated
+    seeds = [e for e in task.split("train") if e.skill == "first"]
+    assert not all(task.in_subskill(e, "short-words") for e in seeds)  # unsliced skills
+    with pytest.raises(ValueError, match="has no subskill 'long'; known: short-words"):
+        ArithmeticTask(train_subskill={"len": "long"})
+    with pytest.raises(RegistryError, match=r"env\.options"):
+        load_task("arithmetic", options={"train_subskill": {"len": "long"}})

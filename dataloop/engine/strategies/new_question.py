@@ -18,7 +18,11 @@ class NewQuestion(Strategy):
 
     def prompt(self, ctx: RequestContext, index: int, count: int) -> Prompt:
         # Each prompt shows a different sample of seeds, so completions do not all echo one list.
-        shown = self.demos(ctx, index, ctx.pool())
+        # A request that shows failed probes takes its worked examples from them (with the
+        # correct answers) first, as DataEnvGym's teacher writes from the student's errors;
+        # seeds fill the rest of the shots.
+        missed = self.demos(ctx, index, [f.example for f in ctx.request.failures])
+        shown = missed + self.demos(ctx, index, ctx.pool())[: ctx.shots - len(missed)]
         return self.render(ctx, count, examples=shown, parents=shown)
 
     def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:

@@ -1,0 +1,87 @@
+"""Experiments: arms x seeds under one budget, registered in advance, with confidence intervals.
+
+An experiment names a base run config, **arms** (a name plus config overrides: policy,
+strategy, data source, ...), **seeds**, one **budget** every arm gets (teacher queries for arms
+with a teacher, generated examples for the oracle) and, registered before its first run, a
+**primary** comparison with its smallest effect of interest and an optional manipulation check.
+
+    dataloop bench experiments/gap.yaml
+
+- :mod:`dataloop.bench.spec`: the experiment file (definition only);
+- :mod:`dataloop.bench.execute`: plan the runs, run the missing ones, record each finished run
+  in the results file (``experiments/results/<name>.jsonl``, meant to be committed);
+- :mod:`dataloop.bench.results`: statistics, the registered decision, ``results.md``,
+  ``results.json`` and ``curves.png``, all from the per-run records alone.
+"""
+
+from dataloop.bench.execute import planned_runs, read_run, run_bench
+from dataloop.bench.results import (
+    ArmSummary,
+    ComparisonRow,
+    CurvePoint,
+    Decision,
+    ExperimentResult,
+    PowerRow,
+    RunResult,
+    area,
+    check_commits,
+    config_digest,
+    curve,
+    decide,
+    markdown,
+    power_rows,
+    read_results,
+    summarize,
+    write_results,
+)
+from dataloop.bench.spec import (
+    BUILTIN_ARMS,
+    METRIC_NAMES,
+    METRICS,
+    Arm,
+    BenchBudget,
+    BenchError,
+    Experiment,
+    Manipulation,
+    Primary,
+    base_config,
+    examples_budget,
+    load_experiment,
+    run_config,
+)
+
+__all__ = [
+    "BUILTIN_ARMS",
+    "METRICS",
+    "METRIC_NAMES",
+    "Arm",
+    "ArmSummary",
+    "BenchBudget",
+    "BenchError",
+    "ComparisonRow",
+    "CurvePoint",
+    "Decision",
+    "Experiment",
+    "ExperimentResult",
+    "Manipulation",
+    "PowerRow",
+    "Primary",
+    "RunResult",
+    "area",
+    "base_config",
+    "check_commits",
+    "config_digest",
+    "curve",
+    "decide",
+    "examples_budget",
+    "load_experiment",
+    "markdown",
+    "planned_runs",
+    "power_rows",
+    "read_results",
+    "read_run",
+    "run_bench",
+    "run_config",
+    "summarize",
+    "write_results",
+]

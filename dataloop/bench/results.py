@@ -1,0 +1,534 @@
+"""An experiment's results: per-run records, per-arm statistics, paired comparisons, the
+registered decision, the tables and the plot.
+
+Everything here is computed from :class:`RunResult` records alone, which is what the committed
+results file (``experiments/results/<name>.jsonl``) holds: the tables regenerate from it on any
+machine, with no run folder at hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError
+
+from dataloop.atomic import write_text
+from dataloop.bench.spec import METRIC_NAMES, METRICS, BenchBudget, BenchError, Experiment
+from dataloop.config import LoopConfig
+from dataloop.identity import CodeIdentity
+from dataloop.schema import SCHEMA_VERSION, HistoryEntry
+from dataloop.stats import Estimate, PairedDifference, mean_ci, paired, paired_sd, seeds_needed
+
+Source = Literal["teacher", "oracle", "none"]
+
+
+class CurvePoint(BaseModel):
+    """The student after one iteration and what had been spent by then."""
+
+    iteration: int
+    queries: int
+    """Cumulative teacher queries."""
+    examples: int
+    """Cumulative accepted examples."""
+    budget_spent: float
+    """Share of the run's budget spent (0..1): queries for a teacher, examples for the oracle,
+    iterations for seed-only."""
+    mean_accuracy: float
+    accuracy: dict[str, float] = Field(default_factory=dict)
+
+
+class RunResult(BaseModel):
+    """One finished (arm, seed) run: what the results file holds, one line each."""
+
+    arm: str
+    seed: int
+    run: str
+    """The run folder, relative to the experiment's output folder (``<arm>/seed-<seed>``)."""
+    source: Source = "teacher"
+    """Where the run's data came from (``engine.source``)."""
+    config_sha: str = ""
+    """SHA-256 of the run's config without its folder (:func:`config_digest`)."""
+    code: CodeIdentity = Field(default_factory=CodeIdentity)
+    """The commit and package versions the run was made with (its first start)."""
+    points: list[CurvePoint]
+    final: float
+    """Mean validation accuracy after the last iteration."""
+    test: float
+    """Mean test accuracy of the final student."""
+    test_accuracy: dict[str, float] = Field(default_factory=dict)
+    """Per-skill test accuracy of the final student."""
+    auc: float
+    """Area under mean validation accuracy vs budget spent, on [0, 1] (flat after the last
+    point): a curve that rises earlier, on less budget, scores higher."""
+    accepted: dict[str, int] = Field(default_factory=dict)
+    """Accepted examples per skill, over all iterations."""
+    subskills: dict[str, int] = Field(default_factory=dict)
+    """Accepted examples per ``skill/subskill`` of the task's subskills (tasks with subskills;
+    an example may fall in several)."""
+    seconds: float
+
+
+class ArmSummary(BaseModel):
+    """An arm's statistics over its seeds."""
+
+    arm: str
+    runs: int
+    iterations: float
+    queries: float
+    examples: float
+    final: Estimate
+    test: Estimate
+    auc: Estimate
+    on_target: float | None = None
+    """Mean share of accepted examples on the manipulation check's target (None without one,
+    or for an arm with no data)."""
+
+
+class ComparisonRow(BaseModel):
+    """One arm against one baseline on one metric, paired by seed."""
+
+    arm: str
+    baseline: str
+    metric: str
+    result: PairedDifference
+
+
+class Decision(BaseModel):
+    """The registered primary comparison and its verdict under the registered rule."""
+
+    arm: str
+    baseline: str
+    metric: str
+    smallest_effect: float
+    result: PairedDifference | None
+    """None before any seed has both runs."""
+    verdict: Literal["supported", "refuted", "inconclusive", "no data"]
+
+
+class ExperimentResult(BaseModel):
+    """Everything ``results.json`` holds."""
+
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    hypothesis: str = ""
+    seeds: list[int]
+    budget: BenchBudget
+    examples_budget: int
+    runs: list[RunResult]
+    arms: list[ArmSummary]
+    comparisons: list[ComparisonRow]
+    """With a registered primary comparison: the exploratory ones."""
+    primary: Decision | None = None
+    manipulation: str | None = None
+    """What the manipulation check counts (its description)."""
+    commits: dict[str, int] = Field(default_factory=dict)
+    """Runs per code label (commit, ``+dirty`` when modified)."""
+    pending: list[str] = Field(default_factory=list)
+    """Runs not finished yet (``arm/seed-N``); statistics use the finished ones only."""
+
+
+def config_digest(config: LoopConfig) -> str:
+    """SHA-256 of a run's config without where it is stored (``runs_dir``): the same run made
+    on two machines has the same digest."""
+    import hashlib
+
+    data = config.model_dump(mode="json", exclude={"runs_dir"})
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _share(config: LoopConfig, entry_queries: int, entry_examples: int, iteration: int) -> float:
+    if config.engine.source == "teacher":
+        limit = config.teacher.max_queries or 1
+        return min(1.0, entry_queries / limit)
+    if config.engine.source == "oracle":
+        return min(1.0, entry_examples / max(1, config.engine.max_examples or 1))
+    return min(1.0, iteration / max(1, config.iterations))
+
+
+def curve(config: LoopConfig, history: list[HistoryEntry]) -> list[CurvePoint]:
+    """Learning-curve points of one run (queries and examples made cumulative)."""
+    points, queries, examples = [], 0, 0
+    for entry in history:
+        queries += entry.queries
+        examples += sum(entry.accepted.values())
+        points.append(
+            CurvePoint(
+                iteration=entry.iteration,
+                queries=queries,
+                examples=examples,
+                budget_spent=_share(config, queries, examples, entry.iteration),
+                mean_accuracy=entry.mean_accuracy,
+                accuracy=entry.accuracy,
+            )
+        )
+    return points
+
+
+def area(points: list[CurvePoint]) -> float:
+    """Trapezoid area under accuracy vs budget spent on [0, 1], flat beyond the last point."""
+    if not points:
+        return 0.0
+    xs = [p.budget_spent for p in points]
+    ys = [p.mean_accuracy for p in points]
+    total = xs[0] * ys[0]  # before the first point: its accuracy (the reset point is at 0)
+    for i in range(1, len(points)):
+        total += (xs[i] - xs[i - 1]) * (ys[i] + ys[i - 1]) / 2
+    return total + (1.0 - xs[-1]) * ys[-1]
+
+
+# the results file
+
+
+def read_results(path: Path) -> list[RunResult]:
+    """The per-run results in ``path`` (none if it does not exist); a damaged line is one
+    error naming the file and line."""
+    if not path.is_file():
+        return []
+    runs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            runs.append(RunResult.model_validate_json(line))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise BenchError(f"{path} line {number} is damaged: {first['msg']}") from None
+    return runs
+
+
+def write_results_file(path: Path, runs: list[RunResult]) -> None:
+    """Store ``runs`` as JSON lines, ordered by arm and seed so that a diff shows what changed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(runs, key=lambda r: (r.arm, r.seed))
+    write_text(path, "".join(r.model_dump_json() + "\n" for r in ordered))
+
+
+# statistics
+
+
+def _on_target(experiment: Experiment, run: RunResult) -> float | None:
+    check = experiment.manipulation
+    total = sum(run.accepted.values())
+    if check is None or total == 0:
+        return None
+    hits = sum(run.accepted.get(s, 0) for s in check.skills)
+    hits += sum(
+        run.subskills.get(f"{s}/{sub}", 0) for s, subs in check.subskills.items() for sub in subs
+    )
+    return hits / total
+
+
+def _compare(a: list[RunResult], b: list[RunResult], metric: str) -> PairedDifference | None:
+    by_seed = {r.seed: r for r in b}
+    pairs = [(r, by_seed[r.seed]) for r in a if r.seed in by_seed]
+    if not pairs:
+        return None
+    return paired([getattr(x, metric) for x, _ in pairs], [getattr(y, metric) for _, y in pairs])
+
+
+def decide(result: PairedDifference | None, smallest_effect: float) -> str:
+    """The registered decision rule (:class:`~dataloop.bench.spec.Primary`)."""
+    if result is None or result.difference.n < 2:
+        return "no data"
+    d = result.difference
+    if d.high < smallest_effect:
+        return "refuted"
+    if d.low > 0:
+        return "supported"
+    return "inconclusive"
+
+
+def check_commits(runs: list[RunResult], allow_mixed: bool) -> dict[str, int]:
+    """Runs per code label; raises BenchError when the runs were made by different code (or
+    by a modified tree) unless ``allow_mixed``: a difference between arms must not be a
+    difference between versions of dataloop."""
+    labels = Counter(r.code.label for r in runs)
+    if allow_mixed or len(labels) <= 1:
+        return dict(labels)
+    shown = ", ".join(f"{label} ({n} runs)" for label, n in labels.most_common())
+    arms = sorted({r.arm for r in runs if r.code.label != labels.most_common(1)[0][0]})
+    raise BenchError(
+        f"the runs were made by different code: {shown}; rerun the odd ones at one commit "
+        f"(--rerun {','.join(arms)}) or pass --allow-mixed-commits to pair them anyway"
+    )
+
+
+def summarize(
+    experiment: Experiment,
+    runs: list[RunResult],
+    examples: int,
+    pending: list[str],
+    allow_mixed: bool = False,
+) -> ExperimentResult:
+    """Per-arm means with 95 % intervals, the registered decision, and every arm against every
+    baseline by seed. AUC is compared only between arms of one data source: its x-axis is
+    queries for a teacher, examples for the oracle and iterations for seed-only."""
+    commits = check_commits(runs, allow_mixed)
+    by_arm = {a.name: [r for r in runs if r.arm == a.name] for a in experiment.arms}
+    summaries = []
+    for arm, results in by_arm.items():
+        if not results:
+            continue
+        shares = [s for r in results if (s := _on_target(experiment, r)) is not None]
+        summaries.append(
+            ArmSummary(
+                arm=arm,
+                runs=len(results),
+                iterations=sum(r.points[-1].iteration for r in results) / len(results),
+                queries=sum(r.points[-1].queries for r in results) / len(results),
+                examples=sum(r.points[-1].examples for r in results) / len(results),
+                on_target=sum(shares) / len(shares) if shares else None,
+                **{m: mean_ci([getattr(r, m) for r in results]) for m in METRICS},
+            )
+        )
+    primary = None
+    if experiment.primary is not None:
+        p = experiment.primary
+        outcome = _compare(by_arm[p.arm], by_arm[p.baseline], p.metric)
+        primary = Decision(
+            arm=p.arm,
+            baseline=p.baseline,
+            metric=p.metric,
+            smallest_effect=p.smallest_effect,
+            result=outcome,
+            verdict=decide(outcome, p.smallest_effect),  # type: ignore[arg-type]
+        )
+    comparisons = []
+    for baseline in experiment.baselines:
+        for arm, results in by_arm.items():
+            if arm == baseline or not results or not by_arm[baseline]:
+                continue
+            same_source = results[0].source == by_arm[baseline][0].source
+            for metric in METRICS:
+                if metric == "auc" and not same_source:
+                    continue
+                outcome = _compare(results, by_arm[baseline], metric)
+                if outcome is not None:
+                    comparisons.append(
+                        ComparisonRow(arm=arm, baseline=baseline, metric=metric, result=outcome)
+                    )
+    return ExperimentResult(
+        name=experiment.name or "experiment",
+        hypothesis=experiment.hypothesis,
+        seeds=experiment.seeds,
+        budget=experiment.budget,
+        examples_budget=examples,
+        runs=sorted(runs, key=lambda r: (r.seed, r.arm)),
+        arms=summaries,
+        comparisons=comparisons,
+        primary=primary,
+        manipulation=experiment.manipulation.description if experiment.manipulation else None,
+        commits=commits,
+        pending=pending,
+    )
+
+
+class PowerRow(BaseModel):
+    """Seeds needed for one comparison (``dataloop power``)."""
+
+    comparison: str
+    pairs: int
+    """Seeds the SD was estimated from (0 when the SD was given)."""
+    sd: float
+    seeds: int
+
+
+def power_rows(
+    effect: float,
+    *,
+    sd: float | None = None,
+    pilot: Path | None = None,
+    baseline: str | None = None,
+    metric: str = "test",
+    alpha: float = 0.05,
+    power: float = 0.8,
+) -> list[PowerRow]:
+    """Seeds a paired t-test needs to detect ``effect``: from a given ``sd``, or per arm from a
+    pilot's results file, against ``baseline`` on ``metric``."""
+    if metric not in METRICS:
+        raise BenchError(f"unknown metric '{metric}'; known: {', '.join(METRICS)}")
+    try:
+        if sd is not None:
+            return [
+                PowerRow(
+                    comparison="given SD",
+                    pairs=0,
+                    sd=sd,
+                    seeds=seeds_needed(sd, effect, alpha, power),
+                )
+            ]
+        if pilot is None or baseline is None:
+            raise BenchError("give --sd, or --pilot RESULTS.jsonl with --baseline ARM")
+        runs = read_results(pilot)
+        base = {r.seed: r for r in runs if r.arm == baseline}
+        if not base:
+            raise BenchError(f"{pilot} has no run of arm '{baseline}'")
+        rows = []
+        for arm in sorted({r.arm for r in runs} - {baseline}):
+            pairs = [(r, base[r.seed]) for r in runs if r.arm == arm and r.seed in base]
+            if len(pairs) < 2:
+                continue
+            spread = paired_sd(
+                [getattr(a, metric) for a, _ in pairs], [getattr(b, metric) for _, b in pairs]
+            )
+            if spread == 0:
+                continue
+            rows.append(
+                PowerRow(
+                    comparison=f"{arm} − {baseline}",
+                    pairs=len(pairs),
+                    sd=spread,
+                    seeds=seeds_needed(spread, effect, alpha, power),
+                )
+            )
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    if not rows:
+        raise BenchError(f"{pilot} has no arm with two or more seeds paired with '{baseline}'")
+    return rows
+
+
+# output
+
+
+def _pct(e: Estimate) -> str:
+    if e.n < 2:
+        return f"{100 * e.mean:.1f}"
+    return f"{100 * e.mean:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+
+
+def _signed(e: Estimate) -> str:
+    if e.n < 2:
+        return f"{100 * e.mean:+.1f}"
+    return f"{100 * e.mean:+.1f} [{100 * e.low:+.1f}, {100 * e.high:+.1f}]"
+
+
+def _p(result: PairedDifference) -> str:
+    return "—" if result.p_value is None else f"{result.p_value:.3f}"
+
+
+def markdown(result: ExperimentResult) -> str:
+    """The registered decision, the per-arm table and the exploratory comparisons."""
+    lines = [f"# {result.name}", ""]
+    if result.hypothesis:
+        lines += [f"Hypothesis: {result.hypothesis}", ""]
+    code = ", ".join(f"{label} ({n})" for label, n in result.commits.items()) or "—"
+    lines += [
+        f"Seeds {', '.join(map(str, result.seeds))}; budget per run: {result.budget.queries} "
+        f"teacher queries (oracle: {result.examples_budget} examples). Mean over seeds with "
+        f"a 95 % t interval, in accuracy points. Code: {code}.",
+        "",
+    ]
+    if result.primary is not None:
+        p = result.primary
+        shown = "—" if p.result is None else f"{_signed(p.result.difference)}, p {_p(p.result)}"
+        pairs = 0 if p.result is None else p.result.difference.n
+        lines += [
+            f"**Primary comparison** (registered): {p.arm} − {p.baseline}, "
+            f"{METRIC_NAMES[p.metric]}, smallest effect of interest "
+            f"{100 * p.smallest_effect:.1f} points: {shown} over {pairs} seeds — "
+            f"**{p.verdict}**.",
+            "",
+        ]
+    on_target = any(a.on_target is not None for a in result.arms)
+    extra = " on target |" if on_target else ""
+    lines += [
+        "| arm | runs | iterations | queries | examples | final val. acc. | test acc. | AUC |"
+        + extra,
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if on_target else ""),
+    ]
+    for a in result.arms:
+        share = (
+            ""
+            if not on_target
+            else (" — |" if a.on_target is None else f" {100 * a.on_target:.0f} % |")
+        )
+        lines.append(
+            f"| {a.arm} | {a.runs} | {a.iterations:.1f} | {a.queries:.0f} | {a.examples:.0f} | "
+            f"{_pct(a.final)} | {_pct(a.test)} | {_pct(a.auc)} |" + share
+        )
+    if on_target and result.manipulation:
+        lines += ["", f"On target (manipulation check): {result.manipulation}."]
+    if result.comparisons:
+        kind = "Exploratory (unadjusted, no verdict)" if result.primary else "Comparisons"
+        lines += [
+            "",
+            f"{kind}: arm minus baseline paired by seed, mean difference with a 95 % t interval "
+            "and a two-sided paired t-test. AUC only between arms of one data source.",
+            "",
+            "| arm | baseline | metric | difference | p |",
+            "|---|---|---|---:|---:|",
+        ]
+        for c in result.comparisons:
+            lines.append(
+                f"| {c.arm} | {c.baseline} | {METRIC_NAMES[c.metric]} | "
+                f"{_signed(c.result.difference)} | {_p(c.result)} |"
+            )
+    if result.pending:
+        lines += ["", f"Not finished yet: {', '.join(result.pending)}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(result: ExperimentResult, out: Path) -> None:
+    """``results.json``, ``results.md`` and ``curves.png`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "results.json", result.model_dump_json(indent=2))
+    write_text(out / "results.md", markdown(result))
+    if result.runs:
+        plot(result, out / "curves.png")
+
+
+def _band(runs: list[RunResult], grid: list[float]) -> tuple[list[float], list[float], list[float]]:
+    """Mean and 95 % interval over runs of each run's curve, read at ``grid`` (linear between
+    points, flat after the last)."""
+    import numpy as np
+
+    curves = []
+    for r in runs:
+        xs = [p.budget_spent for p in r.points]
+        ys = [p.mean_accuracy for p in r.points]
+        curves.append(np.interp(grid, xs, ys))
+    means, lows, highs = [], [], []
+    for column in np.array(curves).T:
+        e = mean_ci([float(v) for v in column])
+        means.append(e.mean)
+        lows.append(e.low)
+        highs.append(e.high)
+    return means, lows, highs
+
+
+def plot(result: ExperimentResult, path: Path) -> None:
+    """Mean validation accuracy vs budget spent per arm, with a 95 % band over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server
+    import matplotlib.pyplot as plt
+
+    grid = [i / 50 for i in range(51)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for summary in result.arms:
+        runs = [r for r in result.runs if r.arm == summary.arm]
+        means, lows, highs = _band(runs, grid)
+        xs = [100 * g for g in grid]
+        (line,) = ax.plot(xs, [100 * m for m in means], label=f"{summary.arm} (n={len(runs)})")
+        ax.fill_between(
+            xs,
+            [100 * v for v in lows],
+            [100 * v for v in highs],
+            color=line.get_color(),
+            alpha=0.15,
+        )
+    ax.set_xlabel(
+        f"budget spent (% of {result.budget.queries} teacher queries; "
+        f"oracle: of {result.examples_budget} examples)"
+    )
+    ax.set_ylabel("mean validation accuracy (%)")
+    ax.set_title(f"{result.name}: mean over seeds, 95 % band")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

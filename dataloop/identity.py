@@ -1,0 +1,70 @@
+"""What code made a result: dataloop's git commit (and whether its tree was modified) and the
+versions of the packages that decide a run's numbers.
+
+A run records this in ``environment.jsonl`` (one line per start or resume), and ``dataloop
+bench`` carries it into every per-run result, so that results made by different code are never
+paired silently.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+PACKAGES = ("dataloop", "torch", "transformers", "trl", "peft", "accelerate", "datasets")
+"""Packages whose versions are recorded: dataloop and the student's training stack."""
+
+
+class CodeIdentity(BaseModel):
+    """The code and packages a run ran with."""
+
+    commit: str | None = None
+    """dataloop's git commit (None when it is not run from a git checkout, e.g. a wheel)."""
+    dirty: bool = False
+    """Whether the checkout's ``dataloop/`` or ``prompts/`` differed from the commit."""
+    python: str = ""
+    versions: dict[str, str] = Field(default_factory=dict)
+    """Installed version of each of :data:`PACKAGES` (absent when not installed)."""
+
+    @property
+    def label(self) -> str:
+        """The commit, short, with ``+dirty`` when the tree was modified; ``unknown`` if none."""
+        if self.commit is None:
+            return "unknown"
+        return self.commit[:10] + ("+dirty" if self.dirty else "")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@cache
+def code_identity() -> CodeIdentity:
+    """This process's :class:`CodeIdentity`, computed once: the code a process runs is the code
+    it imported, whatever is committed after it started."""
+    root = Path(__file__).resolve().parent.parent
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    head = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--", "dataloop", "prompts") if head else None
+    return CodeIdentity(
+        commit=head.strip() if head else None,
+        dirty=bool(status and status.strip()),
+        python=platform.python_version(),
+        versions=versions,
+    )

@@ -1,0 +1,162 @@
+"""What ``dataloop bench`` concludes from per-run records: the registered decision rule, the
+power calculation, AUC only within a data source, runs by different code never paired
+silently, the manipulation check, and the results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dataloop.bench import (
+    BenchError,
+    CurvePoint,
+    Experiment,
+    RunResult,
+    config_digest,
+    decide,
+    markdown,
+    power_rows,
+    read_results,
+    summarize,
+)
+from dataloop.bench.results import write_results_file
+from dataloop.cli import app
+from dataloop.config import validate_config
+from dataloop.identity import CodeIdentity
+from dataloop.stats import paired, paired_power, seeds_needed
+
+
+def _run(arm: str, seed: int, test: float, *, source: str = "teacher", commit: str = "a" * 40,
+         accepted: dict[str, int] | None = None) -> RunResult:  # fmt: skip
+    points = [
+        CurvePoint(iteration=0, queries=0, examples=0, budget_spent=0.0, mean_accuracy=0.1),
+        CurvePoint(iteration=1, queries=5, examples=9, budget_spent=1.0, mean_accuracy=test),
+    ]
+    return RunResult(
+        arm=arm, seed=seed, run=f"{arm}/seed-{seed}", source=source,  # type: ignore[arg-type]
+        code=CodeIdentity(commit=commit), points=points, final=test, test=test, auc=test,
+        accepted=accepted or {}, seconds=1.0,
+    )  # fmt: skip
+
+
+def _experiment(**extra: object) -> Experiment:
+    return Experiment.model_validate(
+        {
+            "name": "e",
+            "seeds": [0, 1, 2, 3],
+            "budget": {"queries": 5},
+            "arms": [{"name": "uniform"}, {"name": "mine"}, {"name": "oracle"}],
+            "baselines": ["uniform"],
+            **extra,
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("arm", "base", "verdict"),
+    [
+        ([0.60, 0.61, 0.62, 0.60], [0.50, 0.50, 0.51, 0.50], "supported"),  # +10, tight
+        ([0.51, 0.52, 0.51, 0.52], [0.50, 0.50, 0.50, 0.50], "refuted"),  # real but < 3 points
+        ([0.50, 0.49, 0.50, 0.51], [0.50, 0.50, 0.50, 0.50], "refuted"),  # none, tight
+        ([0.60, 0.40, 0.55, 0.45], [0.50, 0.50, 0.50, 0.50], "inconclusive"),  # wide
+    ],
+)
+def test_the_registered_decision_rule(arm, base, verdict) -> None:
+    assert decide(paired(arm, base), smallest_effect=0.03) == verdict
+    assert decide(None, 0.03) == "no data"
+    assert decide(paired([0.6], [0.5]), 0.03) == "no data"  # one seed decides nothing
+
+
+def test_seeds_needed_matches_published_power_tables() -> None:
+    # Two-sided paired t-test, alpha 0.05, power 0.8 (G*Power): dz 0.5 -> 34, dz 1.0 -> 10.
+    assert seeds_needed(sd=1.0, effect=0.5) == 34
+    assert seeds_needed(sd=0.04, effect=0.04) == 10
+    assert paired_power(10, 1.0, 1.0) >= 0.8 > paired_power(9, 1.0, 1.0)
+    with pytest.raises(ValueError):
+        seeds_needed(sd=0.0, effect=0.03)
+
+
+def test_power_from_a_pilots_results_file(tmp_path) -> None:
+    pilot = tmp_path / "pilot.jsonl"
+    runs = [_run("uniform", s, 0.5) for s in range(4)]
+    runs += [_run("mine", s, 0.5 + d) for s, d in enumerate([0.01, 0.05, 0.02, 0.06])]
+    write_results_file(pilot, runs)
+    (row,) = power_rows(0.03, pilot=pilot, baseline="uniform")
+    assert row.comparison == "mine − uniform" and row.pairs == 4
+    assert row.sd == pytest.approx(0.0238, abs=1e-4)
+    assert row.seeds == seeds_needed(row.sd, 0.03)
+    with pytest.raises(BenchError, match="no run of arm 'nobody'"):
+        power_rows(0.03, pilot=pilot, baseline="nobody")
+    with pytest.raises(BenchError, match="--sd"):
+        power_rows(0.03)
+    out = CliRunner().invoke(app, ["power", "--effect", "0.03", "--sd", "0.041"])
+    assert out.exit_code == 0 and "seeds needed" in out.output
+    assert str(seeds_needed(0.041, 0.03)) in out.output
+
+
+def test_primary_gets_the_only_verdict_and_auc_stays_within_a_source() -> None:
+    spec = _experiment(primary={"arm": "mine", "baseline": "uniform", "smallest_effect": 0.03})
+    runs = [_run("uniform", s, 0.50 + s / 100) for s in range(4)]
+    runs += [_run("mine", s, 0.60 + s / 100 + (s % 2) / 200) for s in range(4)]
+    runs += [_run("oracle", s, 0.7, source="oracle") for s in range(4)]
+    result = summarize(spec, runs, examples=9, pending=[])
+    assert result.primary is not None and result.primary.verdict == "supported"
+    rows = {(c.arm, c.metric) for c in result.comparisons}
+    assert ("mine", "auc") in rows  # both teacher arms: one x-axis
+    assert ("oracle", "auc") not in rows and ("oracle", "test") in rows
+    text = markdown(result)
+    assert "**supported**" in text and "Exploratory (unadjusted, no verdict)" in text
+    assert "better" not in text  # no verdict words for exploratory rows
+
+
+def test_runs_made_by_different_code_are_not_paired_unless_asked() -> None:
+    spec = _experiment()
+    runs = [_run("uniform", s, 0.5) for s in range(4)]
+    runs += [_run("mine", s, 0.6, commit="b" * 40) for s in range(4)]
+    with pytest.raises(BenchError, match=r"different code: .*--rerun") as err:
+        summarize(spec, runs, examples=9, pending=[])
+    assert "\n" not in str(err.value)
+    result = summarize(spec, runs, examples=9, pending=[], allow_mixed=True)
+    assert result.commits == {"a" * 10: 4, "b" * 10: 4}
+    dirty = _run("mine", 0, 0.6)
+    dirty.code.dirty = True
+    assert dirty.code.label == "a" * 10 + "+dirty"
+
+
+def test_manipulation_check_is_the_share_of_data_on_target() -> None:
+    spec = _experiment(manipulation={"description": "data in max", "skills": ["max"],
+                                     "subskills": {"len": ["long-words"]}})  # fmt: skip
+    run = _run("mine", 0, 0.6, accepted={"max": 30, "len": 50, "first": 20})
+    run.subskills = {"len/long-words": 10, "len/short-words": 40}
+    (arm,) = summarize(spec, [run], examples=9, pending=[]).arms
+    assert arm.on_target == pytest.approx((30 + 10) / 100)
+
+
+def test_results_file_round_trips_and_names_a_damaged_line(tmp_path) -> None:
+    path = tmp_path / "results" / "e.jsonl"
+    runs = [_run("mine", 1, 0.6), _run("uniform", 0, 0.5)]
+    write_results_file(path, runs)
+    assert [r.arm for r in read_results(path)] == ["mine", "uniform"]  # sorted by arm, seed
+    assert read_results(tmp_path / "none.jsonl") == []
+    path.write_text(path.read_text() + '{"arm": "x"}\n')
+    with pytest.raises(BenchError, match=r"e\.jsonl line 3 is damaged"):
+        read_results(path)
+
+
+def test_config_digest_ignores_where_the_run_is_stored(tmp_path) -> None:
+    one = validate_config({"seed": 3})
+    two = validate_config({"seed": 3, "runs_dir": str(tmp_path / "elsewhere")})
+    assert config_digest(one) == config_digest(two)
+    assert config_digest(one) != config_digest(validate_config({"seed": 4}))
+
+
+def test_identity_names_this_checkout() -> None:
+    from dataloop.identity import code_identity
+
+    me = code_identity()
+    assert me.versions["dataloop"] and me.versions["torch"]
+    root = Path(__file__).resolve().parent.parent
+    if (root / ".git").exists():
+        assert me.commit is not None and len(me.commit) == 40
