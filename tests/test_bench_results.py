@@ -160,3 +160,20 @@ def test_identity_names_this_checkout() -> None:
     root = Path(__file__).resolve().parent.parent
     if (root / ".git").exists():
         assert me.commit is not None and len(me.commit) == 40
+
+
+def test_published_tables_regenerate_from_the_committed_results() -> None:
+    """Every table block in docs/benchmarks.md is what its committed results file gives."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("docs_tables", root / "benchmarks/docs_tables.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    docs = (root / "docs/benchmarks.md").read_text()
+    blocks = [m[2] for m in module.BLOCK.finditer(docs)]
+    assert "calibration" in blocks
+    for name in blocks:
+        assert (root / "experiments/results" / f"{name}.jsonl").is_file(), name
+    assert module.regenerate(docs) == docs, "run: python benchmarks/docs_tables.py"

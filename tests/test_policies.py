@@ -268,8 +268,8 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "skill-tree",
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
-            "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, llm2llm, budget-ratio, "
-            "error-guided, llm-planner",
+            "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, "
+            "llm2llm, budget-ratio, error-guided, llm-planner",
         ),
         (
             "skill-tree",
@@ -405,3 +405,13 @@ def test_dataenvgym_skill_list_brings_feedback_probes_with_it() -> None:
         validate_config(
             {"policy": {"name": "dataenvgym-skill-list"}, "env": {"feedback_per_skill": 0}}
         )
+
+
+def test_the_old_requests_helper_still_works_with_a_deprecation_warning() -> None:
+    class Old(Uniform):
+        def plan(self, obs: Observation) -> Plan:
+            return Plan(requests=self._requests({"a": 3}))  # as docs/policies.md once said
+
+    with pytest.warns(DeprecationWarning, match="requests_for"):
+        plan = Old(examples_per_iteration=3).plan(_obs({"a": 0.5}))
+    assert [(r.skill, r.count) for r in plan.requests] == [("a", 3)]

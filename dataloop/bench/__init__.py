@@ -14,7 +14,7 @@ with a teacher, generated examples for the oracle) and, registered before its fi
   ``results.json`` and ``curves.png``, all from the per-run records alone.
 """
 
-from dataloop.bench.execute import planned_runs, read_run, run_bench
+from dataloop.bench.execute import planned_runs, read_run, recorded_results, run_bench
 from dataloop.bench.results import (
     ArmSummary,
     ComparisonRow,
@@ -80,6 +80,7 @@ __all__ = [
     "power_rows",
     "read_results",
     "read_run",
+    "recorded_results",
     "run_bench",
     "run_config",
     "summarize",

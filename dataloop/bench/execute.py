@@ -188,6 +188,31 @@ def run_bench(
     return result
 
 
+def recorded_results(
+    experiment: Experiment, base: LoopConfig, allow_mixed_commits: bool = False
+) -> ExperimentResult:
+    """The experiment's results from its results file alone (no run folder needed): what the
+    published tables are regenerated from. Planned runs it does not hold are listed as
+    pending; a record made with another config is an error, as in :func:`run_bench`."""
+    assert experiment.results is not None, "load_experiment sets the results file"
+    recorded = {(r.arm, r.seed): r for r in read_results(experiment.results)}
+    runs: list[RunResult] = []
+    pending: list[str] = []
+    for arm, seed, config in planned_runs(experiment, base, Path("out")):
+        record = recorded.get((arm.name, seed))
+        if record is None:
+            pending.append(f"{arm.name}/seed-{seed}")
+        elif record.config_sha != config_digest(config):
+            raise BenchError(
+                f"{experiment.results} holds {arm.name}/seed-{seed} made with another config"
+            )
+        else:
+            runs.append(record)
+    return summarize(
+        experiment, runs, examples_budget(experiment, base), pending, allow_mixed_commits
+    )
+
+
 def _execute(
     config: LoopConfig, run: RunDir, display_factory: Callable[[], Display] | None
 ) -> None:

@@ -8,6 +8,7 @@ signature; name it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPoli
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import ClassVar, TypeVar, cast, get_args
@@ -68,6 +69,18 @@ class Policy(ABC):
             for skill, count in allocation.items()
             if count > 0
         ]
+
+    def _requests(
+        self, allocation: dict[str, int], strategy: str | None = None
+    ) -> list[GenerationRequest]:
+        """Deprecated alias of :meth:`requests_for` (its name until 0.1.0's redesign, which
+        earlier docs told users to call); removed in 0.3.0."""
+        warnings.warn(
+            "Policy._requests is deprecated; call Policy.requests_for (removed in 0.3.0)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.requests_for(allocation, strategy)
 
 
 def allocate(total: int, weights: Mapping[_Key, float], floor: float = 0.0) -> dict[_Key, int]:

@@ -1,4 +1,4 @@
-"""The built-in rule policies: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, llm2llm, budget-ratio.
+"""The built-in rule policies: uniform, weakest-skills, learning-progress, llm2llm, budget-ratio.
 
 Each reads only the :class:`~dataloop.schema.Observation`; the options of each are its
 constructor's keyword arguments (``policy.options`` in a run config).
