@@ -22,8 +22,9 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(VENV)/bin/dataloop run --env arithmetic
-	@echo "Next, compare teachers (E1/E2: 30 runs, about an hour on 2 cores):"
-	@echo "  $(VENV)/bin/dataloop bench experiments/policies.yaml"
+	@echo "Next, compare teachers in a gym with a premise (E5, registered: 17 seeds x 7 arms, hours;"
+	@echo "finished runs are recorded in experiments/results/ and never rerun):"
+	@echo "  $(VENV)/bin/dataloop bench experiments/coverage-gap.yaml"
 
 test: install
 	$(PY) -m pytest
@@ -40,10 +41,12 @@ test-floors:
 		-c .ci/floors.txt torch==2.13.0 -e . pytest pytest-timeout
 	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
 
-# The shipped experiments, E1/E2 then E1b (long: not part of CI; docs/benchmarks.md).
+# The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
+# docs/benchmarks.md). Runs recorded in experiments/results/ are not run again.
 bench: install
-	$(VENV)/bin/dataloop bench experiments/policies.yaml
-	$(VENV)/bin/dataloop bench experiments/allocation.yaml
+	$(VENV)/bin/dataloop bench experiments/calibration.yaml
+	$(VENV)/bin/dataloop bench experiments/imbalanced.yaml
+	$(VENV)/bin/dataloop bench experiments/coverage-gap.yaml
 
 lint: install
 	$(VENV)/bin/ruff check dataloop tests benchmarks examples

@@ -452,6 +452,7 @@ def markdown(result: ExperimentResult) -> str:
         )
     if on_target and result.manipulation:
         lines += ["", f"On target (manipulation check): {result.manipulation}."]
+    lines += _per_skill(result)
     if result.comparisons:
         kind = "Exploratory (unadjusted, no verdict)" if result.primary else "Comparisons"
         lines += [
@@ -470,6 +471,36 @@ def markdown(result: ExperimentResult) -> str:
     if result.pending:
         lines += ["", f"Not finished yet: {', '.join(result.pending)}."]
     return "\n".join(lines) + "\n"
+
+
+def _per_skill(result: ExperimentResult) -> list[str]:
+    """Per arm and skill, means over seeds: validation accuracy after reset, test accuracy at
+    the end, and accepted examples."""
+    skills = list(dict.fromkeys(s for r in result.runs for s in r.points[0].accuracy))
+    if not skills:
+        return []
+    lines = [
+        "",
+        "Per skill, mean over seeds: validation accuracy after reset → test accuracy at the end "
+        "(accepted examples).",
+        "",
+        "| arm | " + " | ".join(skills) + " |",
+        "|---|" + "---:|" * len(skills),
+    ]
+    for summary in result.arms:
+        runs = [r for r in result.runs if r.arm == summary.arm]
+
+        def mean(values: list[float]) -> float:
+            return sum(values) / len(values)
+
+        cells = []
+        for skill in skills:
+            reset = mean([r.points[0].accuracy.get(skill, 0.0) for r in runs])
+            test = mean([r.test_accuracy.get(skill, 0.0) for r in runs])
+            data = mean([float(r.accepted.get(skill, 0)) for r in runs])
+            cells.append(f"{100 * reset:.0f} → {100 * test:.0f} ({data:.0f})")
+        lines.append(f"| {summary.arm} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_results(result: ExperimentResult, out: Path) -> None:
