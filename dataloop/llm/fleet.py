@@ -165,7 +165,7 @@ class Fleet:
         e.counts[outcome] += 1
         if outcome is Outcome.ANSWERED:
             if e.down_until is not None:
-                log.warning("teacher endpoint %s answers again; back in rotation", e.url)
+                log.info("teacher endpoint %s answers again; back in rotation", e.url)
                 e.down_until = None
             per_token = (now - slot.started) / max(1, completion_tokens)
             e.best = min(e.best, per_token)
@@ -186,7 +186,7 @@ class Fleet:
                 e.paused_until = max(e.paused_until, now + min(retry_after, MAX_RETRY_AFTER))
         elif outcome is Outcome.UNREACHABLE:
             if e.down_until is None:
-                log.warning(
+                log.info(
                     "teacher endpoint %s unreachable: out of rotation for %gs", e.url, self.cooldown
                 )
             e.down_until = now + self.cooldown
