@@ -141,3 +141,13 @@ def test_a_replica_that_fails_to_start_stops_the_others(tmp_path, calls) -> None
     with pytest.raises(TeacherError, match="exited with code"):
         ServerGroup([good, bad]).start()
     assert good.process is not None and good.process.poll() is not None
+
+
+def test_serving_replicas_ends_with_an_error_naming_one_that_exits(tmp_path, calls) -> None:
+    servers = [vllm_server("org/m", tmp_path / f"{i}.log") for i in range(2)]
+    with ServerGroup(servers) as group:
+        assert servers[1].process is not None
+        servers[1].process.kill()
+        with pytest.raises(TeacherError, match=f"server on port {servers[1].port} exited"):
+            group.wait()
+    assert all(s.process is not None and s.process.poll() is not None for s in servers)
