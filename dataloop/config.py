@@ -240,7 +240,7 @@ class TeacherConfig(_Section):
     """Completion tokens per request."""
     concurrency: int = Field(8, ge=1)
     """Requests in flight at once on each endpoint, to start with: an endpoint's limit halves on
-    429, 503 and timeouts and grows by one per answer again while its latency holds."""
+    429, 503 and timeouts and grows by one per round of answers again while its latency holds."""
     max_concurrency: int | None = Field(None, ge=1)
     """Most requests in flight on one endpoint: the limit grows towards it while latency holds
     (default: ``concurrency``, so it only grows back after a cut). Set it high for a vLLM

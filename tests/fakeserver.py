@@ -25,6 +25,8 @@ class FakeOpenAI:
     ``latency`` is added to every answer. ``capacity`` makes it a throttling server: a request
     that finds ``capacity`` others in flight is answered at once with ``throttle_status`` (429
     or 503) and, if ``retry_after`` is set, that ``Retry-After`` (counted in ``throttled``).
+    ``slots`` makes it a queueing server, as vLLM is: at most that many requests are served at
+    once (``latency`` each), the others wait their turn, and none is refused.
     ``reply`` makes the text from the prompt. ``port`` 0 picks a free one. Every request body
     and its ``Authorization`` header are kept in ``bodies`` and ``auth``; ``times`` holds when
     (``time.monotonic``) each request arrived.
@@ -43,6 +45,7 @@ class FakeOpenAI:
         capacity: int | None = None,
         throttle_status: int = 429,
         retry_after: float | None = None,
+        slots: int | None = None,
     ) -> None:
         self.fault_rate = fault_rate
         self.latency = latency
@@ -51,6 +54,7 @@ class FakeOpenAI:
         self.throttle_status = throttle_status
         self.retry_after = retry_after
         self.throttled = 0
+        self.slots = threading.Semaphore(slots) if slots is not None else None
         self.times: list[float] = []
         self.rng = random.Random(seed)
         self.reply = reply or (lambda prompt: f" echo {len(prompt)}")
@@ -138,7 +142,11 @@ class FakeOpenAI:
 
             def _answer(self, request: dict[str, Any]) -> None:
                 fault = fake._pick_fault()
-                time.sleep(fake.latency)
+                if fake.slots is not None:
+                    with fake.slots:
+                        time.sleep(fake.latency)
+                else:
+                    time.sleep(fake.latency)
                 if fault == "429":
                     return self._send(429, b'{"error":{"message":"slow down"}}')
                 if fault == "500":

@@ -3,9 +3,12 @@
 Every endpoint has its own concurrency limit, which adapts the way TCP's congestion window
 and Netflix's ``concurrency-limits`` AIMD limit do: an overload signal (HTTP 429 or 503, or a
 request that timed out) cuts the limit by half, at most once per round of requests sent under
-the old limit; an answer while the limit is in use (at least half of it in flight) adds one,
-as long as the endpoint's latency holds (seconds per completion token within
-:data:`LATENCY_TOLERANCE` times its best so far) and the limit is below its ceiling. A
+the old limit; a round of answers while the limit is in use (at least half of it in flight)
+adds one (each answer ``1 / limit``, as TCP's congestion avoidance does: growing faster, the
+limit would outrun the latency that shows a queue, which comes back a round later), as long as
+the endpoint's latency holds (its seconds per completion token, averaged over the
+last answers, within :data:`LATENCY_TOLERANCE` times the best such average so far) and the limit
+is below its ceiling. A
 ``Retry-After`` on a 429 or 503 keeps the endpoint out of rotation for that long. An endpoint
 that refuses connections is taken out for ``cooldown`` seconds; then one request tries it
 again, and an answer puts it back. Requests go to the open endpoint with the most room left,
@@ -32,8 +35,12 @@ BACKOFF = 0.5
 """Factor an overload signal cuts an endpoint's concurrency limit by."""
 
 LATENCY_TOLERANCE = 2.0
-"""The limit grows only while an answer's seconds per completion token stay within this many
-times the endpoint's best so far; above it the server is queueing rather than serving."""
+"""The limit grows only while the endpoint's average seconds per completion token stay within
+this many times its best average so far; above it the server is queueing rather than serving."""
+
+SMOOTHING = 0.2
+"""Weight of the newest answer in an endpoint's moving average of seconds per completion token:
+one answer that happens to skip a server's queue does not make its latency look held."""
 
 MAX_RETRY_AFTER = 60.0
 """Longest ``Retry-After`` honoured, in seconds (the ``openai`` package's own bound)."""
@@ -75,7 +82,9 @@ class _Endpoint:
     in_flight: int = 0
     paused_until: float = 0.0
     down_until: float | None = None  # set while taken out; cleared by an answer
-    best: float = math.inf  # fastest seconds per completion token seen
+    growth: float = 0.0  # answers' credit towards the next step up, in steps
+    latency: float | None = None  # moving average of seconds per completion token
+    best: float = math.inf  # its lowest value so far
     last_cut: float = -math.inf
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(Outcome, 0))
 
@@ -168,16 +177,22 @@ class Fleet:
                 log.info("teacher endpoint %s answers again; back in rotation", e.url)
                 e.down_until = None
             per_token = (now - slot.started) / max(1, completion_tokens)
-            e.best = min(e.best, per_token)
-            busy = 2 * e.in_flight >= e.limit
-            if busy and per_token <= LATENCY_TOLERANCE * e.best and e.limit < self.max_concurrency:
-                e.limit += 1
-                e.peak_limit = max(e.peak_limit, e.limit)
-                self._wake(1)
+            e.latency = per_token if e.latency is None else e.latency
+            e.latency += SMOOTHING * (per_token - e.latency)
+            e.best = min(e.best, e.latency)
+            held = e.latency <= LATENCY_TOLERANCE * e.best
+            if held and 2 * e.in_flight >= e.limit and e.limit < self.max_concurrency:
+                e.growth += 1 / e.limit
+                if e.growth >= 1:
+                    e.growth = 0.0
+                    e.limit += 1
+                    e.peak_limit = max(e.peak_limit, e.limit)
+                    self._wake(1)
         elif outcome in (Outcome.OVERLOADED, Outcome.TIMED_OUT):
             # One cut per round: requests sent before the last cut saw the old limit.
             if slot.started >= e.last_cut and e.limit > 1:
                 e.limit = max(1, int(e.limit * BACKOFF))
+                e.growth = 0.0
                 e.last_cut = now
                 log.info(
                     "teacher endpoint %s %s: concurrency now %d", e.url, outcome.value, e.limit
@@ -190,7 +205,7 @@ class Fleet:
                     "teacher endpoint %s unreachable: out of rotation for %gs", e.url, self.cooldown
                 )
             e.down_until = now + self.cooldown
-            e.limit = 1  # when it is tried again, one request probes it
+            e.limit, e.growth = 1, 0.0  # when it is tried again, one request probes it
         e.in_flight -= 1
         self._wake(1)
 

@@ -113,7 +113,7 @@ def test_an_endpoint_that_comes_back_is_used_again() -> None:
     port = _dead_port()
     with FakeOpenAI(latency=0.01) as up:
         client = OpenAIClient(
-            "fake", [up.base_url, f"http://127.0.0.1:{port}/v1"], concurrency=2, cooldown=0.3,
+            "fake", [up.base_url, f"http://127.0.0.1:{port}/v1"], concurrency=2, cooldown=1.0,
             backoff_max=0.01,
         )  # fmt: skip
 
@@ -121,7 +121,7 @@ def test_an_endpoint_that_comes_back_is_used_again() -> None:
             await asyncio.gather(*(client.complete(f"a{i}", Sampling()) for i in range(10)))
             assert client.endpoints()[1].out
             with FakeOpenAI(latency=0.01, port=port) as back:
-                await asyncio.sleep(0.35)
+                await asyncio.sleep(1.05)
                 await asyncio.gather(*(client.complete(f"b{i}", Sampling()) for i in range(20)))
                 assert back.requests > 0
             await client.aclose()
@@ -138,3 +138,14 @@ def test_a_server_that_queues_without_429_gets_more_requests_up_to_the_ceiling()
         assert server.max_concurrent > 2
     assert all(not isinstance(r, BaseException) for r in results)
     assert 2 < client.endpoints()[0].peak_limit <= 12
+
+
+def test_growth_stops_where_a_queueing_server_starts_to_queue() -> None:
+    # It serves 4 at a time and queues the rest (vLLM at its batch limit): with 0.2 s a request
+    # (~0.25 s with HTTP here), past about 10 in flight an answer takes more than twice as long
+    # as the best, and the limit stops growing, far below the ceiling.
+    with FakeOpenAI(latency=0.2, slots=4) as server:
+        client = OpenAIClient("fake", [server.base_url], concurrency=2, max_concurrency=64)
+        results = _gather(client, [f"p{i}" for i in range(160)])
+    assert all(not isinstance(r, BaseException) for r in results)
+    assert 4 < client.endpoints()[0].peak_limit <= 16

@@ -40,31 +40,36 @@ def test_overload_halves_the_limit_once_per_round_of_requests() -> None:
     assert _limits(fleet) == [1]
 
 
-def test_the_limit_grows_while_in_use_and_latency_holds_up_to_the_ceiling() -> None:
+def _answer(fleet: Fleet, seconds: float, in_flight: int) -> int:
+    """One answer after ``seconds`` (10 tokens) with ``in_flight`` requests out; the new limit."""
+    fleet._endpoints[0].in_flight = in_flight
+    fleet.release(Slot(0, time.monotonic() - seconds), Outcome.ANSWERED, completion_tokens=10)
+    return fleet._endpoints[0].limit
+
+
+def test_the_limit_grows_by_one_a_round_while_in_use_up_to_the_ceiling() -> None:
     fleet = _fleet(concurrency=2, ceiling=4)
-    now = time.monotonic()
-    fast = [Slot(0, now - 0.1)] * 40  # 0.1 s for 10 tokens
-    fleet._endpoints[0].in_flight = 2
-    for slot in fast[:6]:
-        fleet.release(slot, Outcome.ANSWERED, completion_tokens=10)
-        fleet._endpoints[0].in_flight += 1  # keep it busy: the next request took the place
-    assert _limits(fleet) == [4]  # 2 -> 4, not past the ceiling
+    # A round of answers (as many as the limit) while it is in use adds one.
+    assert [_answer(fleet, 0.1, in_flight=2) for _ in range(2)] == [2, 3]
+    assert [_answer(fleet, 0.1, in_flight=3) for _ in range(3)] == [3, 3, 4]
+    assert [_answer(fleet, 0.1, in_flight=4) for _ in range(8)] == [4] * 8  # the ceiling
     assert fleet.stats()[0].peak_limit == 4
 
 
-def test_the_limit_does_not_grow_when_latency_rises_or_the_limit_is_not_used() -> None:
-    fleet = _fleet(concurrency=4, ceiling=16)
-    e = fleet._endpoints[0]
-    now = time.monotonic()
-    e.in_flight = 4
-    fleet.release(Slot(0, now - 0.1), Outcome.ANSWERED, completion_tokens=10)  # best 0.01 s/token
-    assert e.limit == 5
-    e.in_flight = 5
-    fleet.release(Slot(0, now - 0.5), Outcome.ANSWERED, completion_tokens=10)  # 5x slower
-    assert e.limit == 5
-    e.in_flight = 1  # one of five in use: no evidence that more would help
-    fleet.release(Slot(0, now - 0.1), Outcome.ANSWERED, completion_tokens=10)
-    assert e.limit == 5
+def test_the_limit_stops_growing_when_latency_rises_or_the_limit_is_not_used() -> None:
+    fleet = _fleet(concurrency=1, ceiling=64)
+    limit = 1
+    for _ in range(10):  # fast answers while busy: it grows
+        limit = _answer(fleet, 0.1, in_flight=limit)
+    assert limit > 3
+    # Answers five times slower: once the average passes twice the best, no more growth.
+    for _ in range(3):
+        limit = _answer(fleet, 0.5, in_flight=limit)
+    for _ in range(30):
+        assert _answer(fleet, 0.5, in_flight=limit) == limit
+    # Fast again but one request out of many places: no evidence that more would help.
+    fleet = _fleet(concurrency=4, ceiling=64)
+    assert {_answer(fleet, 0.1, in_flight=1) for _ in range(30)} == {4}
 
 
 def test_requests_go_to_the_endpoint_with_most_room_and_a_retry_avoids_the_last_one() -> None:
