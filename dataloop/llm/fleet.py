@@ -6,15 +6,15 @@ request that timed out) cuts the limit by half, at most once per round of reques
 the old limit; a round of answers while the limit is in use (at least half of it in flight)
 adds one (each answer ``1 / limit``, as TCP's congestion avoidance does: growing faster, the
 limit would outrun the latency that shows a queue, which comes back a round later), as long as
-the endpoint's latency holds (its seconds per completion token, averaged over the
-last answers, within :data:`LATENCY_TOLERANCE` times the best such average so far) and the limit
-is below its ceiling. A
-``Retry-After`` on a 429 or 503 keeps the endpoint out of rotation for that long. An endpoint
-that refuses connections is taken out for ``cooldown`` seconds; then one request tries it
-again, and an answer puts it back. Requests go to the open endpoint with the most room left,
-so the requests of an endpoint that is down, paused or throttled go to the others. When every
-endpoint is down, requests still go to the one that has been out longest: the client's retries
-and its count of connection failures then decide, as they would with one endpoint.
+the endpoint's latency holds (its seconds per completion token, averaged over the last
+answers, within :data:`LATENCY_TOLERANCE` times the best such average so far) and the limit is
+below its ceiling. A ``Retry-After`` on a 429 or 503 keeps the endpoint out of rotation for
+that long. An endpoint that refuses connections is taken out for ``cooldown`` seconds; then
+one request tries it again, and an answer puts it back. Requests go to the open endpoint with
+the most room left, so the requests of an endpoint that is down, paused or throttled go to the
+others. When every endpoint is down, requests still go to the one that has been out longest:
+the client's retries and its count of connection failures then decide, as they would with one
+endpoint.
 """
 
 from __future__ import annotations
