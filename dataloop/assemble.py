@@ -27,7 +27,7 @@ from dataloop.llm.cache import ResponseCache
 from dataloop.llm.client import Flavor, OpenAIClient
 from dataloop.llm.offline import VLLMOfflineClient
 from dataloop.llm.server import (
-    ManagedServer,
+    ServerGroup,
     default_gguf,
     llama_server,
     llama_server_binary,
@@ -119,36 +119,50 @@ def check_teacher(teacher: TeacherConfig) -> str:
     return model
 
 
-def teacher_server(teacher: TeacherConfig, log: Path, port: int | None = None) -> ManagedServer:
-    """The server a ``llama-server`` or ``vllm`` teacher runs on (not started yet), logging to
-    ``log``; the other backends start none (ConfigError)."""
-    if teacher.backend == "vllm":
-        if not teacher.model:
-            raise ConfigError("config field 'teacher.model': vllm needs a model id or folder")
-        return vllm_server(
-            teacher.model,
-            log,
-            tensor_parallel_size=teacher.tensor_parallel_size,
-            max_model_len=teacher.max_model_len,
-            lora_modules=teacher.lora_modules,
-            max_lora_rank=teacher.max_lora_rank,
-            extra_args=teacher.server_args,
-            port=port,
+def teacher_servers(teacher: TeacherConfig, log: Path, port: int | None = None) -> ServerGroup:
+    """The ``teacher.replicas`` servers a ``llama-server`` or ``vllm`` teacher runs on (not
+    started yet): replica i listens on ``port + i`` (free ports if ``port`` is None), logs to
+    ``log`` (``log`` with ``-i`` before its suffix when there are several) and gets its share of
+    ``teacher.devices``. The other backends start none (ConfigError)."""
+    if teacher.backend not in ("llama-server", "vllm"):
+        raise ConfigError(
+            f"config field 'teacher.backend': '{teacher.backend}' starts no server; "
+            "known: llama-server, vllm"
         )
-    if teacher.backend == "llama-server":
-        return llama_server(
-            Path(teacher.model) if teacher.model else default_gguf(),
-            log,
-            parallel=teacher.parallel,
-            threads=teacher.threads,
-            chat_template=teacher.chat_template,
-            extra_args=teacher.server_args,
-            port=port,
-        )
-    raise ConfigError(
-        f"config field 'teacher.backend': '{teacher.backend}' starts no server; "
-        "known: llama-server, vllm"
-    )
+    if teacher.backend == "vllm" and not teacher.model:
+        raise ConfigError("config field 'teacher.model': vllm needs a model id or folder")
+    k = teacher.replicas
+    share = len(teacher.devices) // k
+    servers = []
+    for i in range(k):
+        common: dict[str, Any] = {
+            "extra_args": teacher.server_args,
+            "port": port + i if port else None,
+            "devices": teacher.devices[i * share : (i + 1) * share] or None,
+        }
+        path = log if k == 1 else log.with_name(f"{log.stem}-{i}{log.suffix}")
+        if teacher.backend == "vllm":
+            assert teacher.model is not None
+            server = vllm_server(
+                teacher.model,
+                path,
+                tensor_parallel_size=teacher.tensor_parallel_size,
+                max_model_len=teacher.max_model_len,
+                lora_modules=teacher.lora_modules,
+                max_lora_rank=teacher.max_lora_rank,
+                **common,
+            )
+        else:
+            server = llama_server(
+                Path(teacher.model) if teacher.model else default_gguf(),
+                path,
+                parallel=teacher.parallel,
+                threads=teacher.threads,
+                chat_template=teacher.chat_template,
+                **common,
+            )
+        servers.append(server)
+    return ServerGroup(servers)
 
 
 @contextmanager
@@ -163,6 +177,8 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
     }
     http: dict[str, Any] = {
         "concurrency": teacher.concurrency,
+        "max_concurrency": teacher.max_concurrency,
+        "cooldown": teacher.endpoint_cooldown,
         "timeout": teacher.timeout,
         "retries": teacher.retries,
         "max_connection_failures": teacher.max_connection_failures,
@@ -183,10 +199,10 @@ def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
             model, teacher.base_urls, key, flavor=teacher.flavor, **http, **accounting
         )
         return
-    server = teacher_server(teacher, run.teacher_log)
+    servers = teacher_servers(teacher, run.teacher_log)
     flavor: Flavor = "vllm" if teacher.backend == "vllm" else "llama.cpp"
-    with server:
-        yield OpenAIClient(model, [server.base_url], flavor=flavor, **http, **accounting)
+    with servers:
+        yield OpenAIClient(model, servers.base_urls, flavor=flavor, **http, **accounting)
 
 
 def _check_discoverable(config: LoopConfig, task: TaskEnvironment) -> None:

@@ -209,7 +209,16 @@ def serve(
         str | None,
         typer.Option(help="GGUF file (default: the packaged Gemma 3 270M), or vLLM model id/dir."),
     ] = None,
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8080,
+    port: Annotated[
+        int, typer.Option(help="Port on 127.0.0.1 (replica i listens on port + i).")
+    ] = 8080,
+    replicas: Annotated[
+        int, typer.Option(help="Servers to start, each on its own port; prints their base_urls.")
+    ] = 1,
+    devices: Annotated[
+        str | None,
+        typer.Option(help="GPUs the replicas split in order, e.g. 0,1,2,3 (CUDA_VISIBLE_DEVICES)."),
+    ] = None,
     parallel: Annotated[int, typer.Option(help="llama-server: parallel slots (-np).")] = 8,
     threads: Annotated[int, typer.Option(help="llama-server: CPU threads (-t).")] = 2,
     chat_template: Annotated[
@@ -223,15 +232,18 @@ def serve(
         typer.Option(help="vllm: serve a LoRA adapter, name=path (repeatable)."),
     ] = None,
     max_lora_rank: Annotated[int | None, typer.Option(help="vllm: largest LoRA rank.")] = None,
-    log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
+    log: Annotated[
+        Path | None, typer.Option(help="Server log file (NAME-i.log for replica i of several).")
+    ] = None,
 ) -> None:
-    """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve."""
-    from dataloop.assemble import teacher_server
+    """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve;
+    with --replicas K, K of them, and the teacher.base_urls that spread a run over them."""
+    from dataloop.assemble import teacher_servers
     from dataloop.config import validate_config
 
     log = log or Path(f"{backend}.log")
     modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
-    teacher = {
+    teacher: dict[str, object] = {
         "backend": backend,
         "model": model,
         "parallel": parallel,
@@ -241,6 +253,7 @@ def serve(
         "max_model_len": max_model_len,
         "lora_modules": modules,
         "max_lora_rank": max_lora_rank,
+        "replicas": replicas,
     }
     try:
         if backend not in ("llama-server", "vllm"):
@@ -249,10 +262,22 @@ def serve(
             )
         if any(not name or not path for name, path in modules.items()):
             raise DataloopError("--lora-module: expected name=path")
-        server = teacher_server(validate_config({"teacher": teacher}, "options").teacher, log, port)
-        with server:
-            console.print(f"serving {server.base_url} (log: {log}); Ctrl-C to stop")
-            server.wait()
+        if devices:
+            if not all(part.strip().isdigit() for part in devices.split(",")):
+                raise DataloopError(f"--devices '{devices}': expected GPU numbers, e.g. 0,1,2,3")
+            teacher["devices"] = [int(part) for part in devices.split(",")]
+        group = teacher_servers(validate_config({"teacher": teacher}, "options").teacher, log, port)
+        with group:
+            for server in group.servers:
+                console.print(f"serving {server.base_url} (log: {server.log_path})", soft_wrap=True)
+            console.print(
+                f"teacher.base_urls: [{', '.join(group.base_urls)}]",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            console.print("Ctrl-C to stop")
+            group.wait()
     except DataloopError as exc:
         raise _fail(exc) from None
     except KeyboardInterrupt:

@@ -239,7 +239,15 @@ class TeacherConfig(_Section):
     max_tokens: int = Field(128, ge=1)
     """Completion tokens per request."""
     concurrency: int = Field(8, ge=1)
-    """Requests in flight at once."""
+    """Requests in flight at once on each endpoint, to start with: an endpoint's limit halves on
+    429, 503 and timeouts and grows by one per round of answers again while its latency holds."""
+    max_concurrency: int | None = Field(None, ge=1)
+    """Most requests in flight on one endpoint: the limit grows towards it while latency holds
+    (default: ``concurrency``, so it only grows back after a cut). Set it high for a vLLM
+    server, which queues what it cannot batch instead of answering 429."""
+    endpoint_cooldown: float = Field(10.0, gt=0)
+    """Seconds an endpoint that refused a connection stays out of rotation, its requests going
+    to the others; then one request tries it again."""
     timeout: float = Field(120.0, gt=0)
     """Seconds before one request is abandoned (and retried)."""
     retries: int = Field(4, ge=0)
@@ -274,6 +282,13 @@ class TeacherConfig(_Section):
     """``vllm``: the name requests use, e.g. one of ``lora_modules`` (default: ``model``)."""
     max_lora_rank: int | None = Field(None, ge=1)
     """``vllm``: largest adapter rank to accept (``--max-lora-rank``)."""
+    replicas: int = Field(1, ge=1)
+    """``llama-server``/``vllm``: servers to start, each on its own port (and its share of
+    ``devices``); requests are spread over them as over several ``base_urls``."""
+    devices: list[int] = Field(default_factory=list)
+    """``llama-server``/``vllm``: GPU indices the replicas split in order, the same number each
+    (``CUDA_VISIBLE_DEVICES``), e.g. ``[0, 1, 2, 3]`` with 2 replicas and
+    ``tensor_parallel_size: 2``; default: every replica sees the GPUs the environment allows."""
     server_args: list[str] = Field(default_factory=list)
     """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
     are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""
@@ -317,6 +332,32 @@ class TeacherConfig(_Section):
                 "in a variable and give its name"
             )
         return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TeacherConfig:
+        if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
+            raise ValueError(
+                f"max_concurrency {self.max_concurrency} is below concurrency "
+                f"{self.concurrency}: raise max_concurrency or lower concurrency"
+            )
+        if (self.replicas > 1 or self.devices) and self.backend not in ("llama-server", "vllm"):
+            raise ValueError(
+                f"replicas and devices start servers, which backend '{self.backend}' does not: "
+                "use llama-server or vllm, or list running servers in base_urls"
+            )
+        if self.devices:
+            share, left = divmod(len(self.devices), self.replicas)
+            if left or not share:
+                raise ValueError(
+                    f"devices {self.devices} do not split evenly over {self.replicas} replicas: "
+                    "give the same number of GPUs to each"
+                )
+            if self.backend == "vllm" and share != self.tensor_parallel_size:
+                raise ValueError(
+                    f"devices give each of the {self.replicas} vllm replicas {share} GPUs, but "
+                    f"tensor_parallel_size is {self.tensor_parallel_size}: make them agree"
+                )
+        return self
 
 
 class PolicyConfig(_Section):

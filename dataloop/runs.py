@@ -15,7 +15,8 @@
       iterations/<k>/generation.json     per skill x strategy counts (requested ... accepted)
       checkpoints/iteration-<k>/         student checkpoint after iteration k
       cache/                             teacher response cache
-      teacher.log                        the local teacher server's log
+      teacher.log                        the local teacher server's log (teacher-<i>.log
+                                         for replica i when teacher.replicas > 1)
       environment.jsonl                  the code (commit) and package versions of each start
 
 A phase's outputs are written before ``state.json`` moves past it, so a crash at any point

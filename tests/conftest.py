@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,3 +38,29 @@ def llama() -> Iterator[str]:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"dataloop-test-llama-{os.getpid()}.log"
     with llama_server(default_gguf(), log, parallel=4) as server:
         yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def llama_replicas(tmp_path_factory) -> Iterator[list[str]]:
+    """Two real llama-servers with the packaged Gemma 3 270M, started by ``dataloop serve
+    --replicas 2``; yields the ``base_urls`` it prints. Stopped with Ctrl-C (SIGINT)."""
+    from dataloop.llm.server import free_port
+
+    folder = tmp_path_factory.mktemp("replicas")
+    command = [sys.executable, "-m", "dataloop.cli", "serve", "--replicas", "2"]
+    command += ["--port", str(free_port()), "--parallel", "2", "--threads", "1"]
+    command += ["--log", str(folder / "llama.log")]
+    serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert serve.stdout is not None
+    lines = []
+    for line in serve.stdout:  # blocks until the replicas are healthy and listed
+        lines.append(line)
+        if line.startswith("teacher.base_urls: ["):
+            break
+    else:
+        pytest.fail(f"dataloop serve exited with {serve.wait()}:\n{''.join(lines)}")
+    try:
+        yield line.removeprefix("teacher.base_urls: [").strip().removesuffix("]").split(", ")
+    finally:
+        serve.send_signal(signal.SIGINT)
+        assert serve.wait(timeout=30) == 0, serve.stdout.read()

@@ -22,9 +22,14 @@ class FakeOpenAI:
 
     ``fault_rate`` of requests fail, evenly among 429, 500, slow (past the client timeout),
     truncated body, malformed JSON and well-formed JSON that is not a completion (``empty``).
-    ``latency`` is added to every answer. ``reply`` makes the text from the prompt. ``port``
-    0 picks a free one. Every
-    request body and its ``Authorization`` header are kept in ``bodies`` and ``auth``.
+    ``latency`` is added to every answer. ``capacity`` makes it a throttling server: a request
+    that finds ``capacity`` others in flight is answered at once with ``throttle_status`` (429
+    or 503) and, if ``retry_after`` is set, that ``Retry-After`` (counted in ``throttled``).
+    ``slots`` makes it a queueing server, as vLLM is: at most that many requests are served at
+    once (``latency`` each), the others wait their turn, and none is refused.
+    ``reply`` makes the text from the prompt. ``port`` 0 picks a free one. Every request body
+    and its ``Authorization`` header are kept in ``bodies`` and ``auth``; ``times`` holds when
+    (``time.monotonic``) each request arrived.
     """
 
     FAULTS = ("429", "500", "slow", "truncated", "malformed", "empty")
@@ -37,10 +42,20 @@ class FakeOpenAI:
         seed: int = 0,
         reply: Any = None,
         port: int = 0,
+        capacity: int | None = None,
+        throttle_status: int = 429,
+        retry_after: float | None = None,
+        slots: int | None = None,
     ) -> None:
         self.fault_rate = fault_rate
         self.latency = latency
         self.slow_seconds = slow_seconds
+        self.capacity = capacity
+        self.throttle_status = throttle_status
+        self.retry_after = retry_after
+        self.throttled = 0
+        self.slots = threading.Semaphore(slots) if slots is not None else None
+        self.times: list[float] = []
         self.rng = random.Random(seed)
         self.reply = reply or (lambda prompt: f" echo {len(prompt)}")
         self.requests = 0
@@ -98,19 +113,40 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
-                    fake.bodies.append(request)
-                    fake.auth.append(self.headers.get("Authorization", ""))
-                    fake.concurrent += 1
-                    fake.max_concurrent = max(fake.max_concurrent, fake.concurrent)
+                    fake.times.append(time.monotonic())
+                    full = fake.capacity is not None and fake.concurrent >= fake.capacity
+                    if full:
+                        fake.throttled += 1
+                    else:
+                        fake.bodies.append(request)
+                        fake.auth.append(self.headers.get("Authorization", ""))
+                        fake.concurrent += 1
+                        fake.max_concurrent = max(fake.max_concurrent, fake.concurrent)
+                if full:
+                    return self._throttle()
                 try:
                     self._answer(request)
                 finally:
                     with fake._lock:
                         fake.concurrent -= 1
 
+            def _throttle(self) -> None:
+                body = b'{"error":{"message":"over capacity"}}'
+                self.send_response(fake.throttle_status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                if fake.retry_after is not None:
+                    self.send_header("Retry-After", f"{fake.retry_after:g}")
+                self.end_headers()
+                self.wfile.write(body)
+
             def _answer(self, request: dict[str, Any]) -> None:
                 fault = fake._pick_fault()
-                time.sleep(fake.latency)
+                if fake.slots is not None:
+                    with fake.slots:
+                        time.sleep(fake.latency)
+                else:
+                    time.sleep(fake.latency)
                 if fault == "429":
                     return self._send(429, b'{"error":{"message":"slow down"}}')
                 if fault == "500":

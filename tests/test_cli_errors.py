@@ -225,3 +225,18 @@ def test_export_out_that_cannot_be_written_is_one_line(tmp_path, where) -> None:
         needle = "cannot write there"
     out = dataloop("export", str(run.path), "--format", "jsonl", "--out", str(out_path))
     one_line_error(out, f"--out {out_path}", needle)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--devices", "0,x"], "--devices '0,x': expected GPU numbers"),
+        (["--replicas", "2", "--devices", "0,1,2"], "do not split evenly over 2 replicas"),
+        (
+            ["--backend", "vllm", "--model", "m", "--replicas", "2", "--devices", "0,1,2,3"],
+            "tensor_parallel_size is 1: make them agree",
+        ),
+    ],
+)
+def test_serve_replicas_that_do_not_fit_the_devices_start_nothing(args, message) -> None:
+    one_line_error(dataloop("serve", *args), message)

@@ -46,6 +46,22 @@ def test_valid_config_and_overrides(tmp_path) -> None:
             "config field 'teacher.backend': Input should be "
             "'llama-server', 'vllm', 'vllm-offline' or 'openai'",
         ),
+        (
+            "teacher:\n  concurrency: 16\n  max_concurrency: 8\n",
+            "config field 'teacher': max_concurrency 8 is below concurrency 16",
+        ),
+        (
+            "teacher:\n  backend: openai\n  replicas: 2\n",
+            "replicas and devices start servers, which backend 'openai' does not",
+        ),
+        (
+            "teacher:\n  replicas: 2\n  devices: [0, 1, 2]\n",
+            "devices [0, 1, 2] do not split evenly over 2 replicas",
+        ),
+        (
+            "teacher:\n  backend: vllm\n  replicas: 2\n  devices: [0, 1, 2, 3]\n",
+            "each of the 2 vllm replicas 2 GPUs, but tensor_parallel_size is 1",
+        ),
         ("- a\n- b\n", "the top level must be a mapping"),
         ("iterations: [\n", "is not valid YAML"),
     ],

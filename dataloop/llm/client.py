@@ -1,17 +1,18 @@
 """One OpenAI-compatible async client for vLLM's server, OpenAI and llama.cpp's llama-server.
 
-It adds what a generation loop needs on top of ``openai.AsyncOpenAI``: bounded concurrency,
-several endpoints (least-loaded first), retries with jittered exponential backoff on errors that
-can pass (429, 5xx, timeouts, lost connections, malformed bodies), a budget checked *before*
-each request is sent, and an on-disk response cache.
+It adds what a generation loop needs on top of ``openai.AsyncOpenAI``: several endpoints, each
+with a concurrency limit that adapts to how it answers (:mod:`dataloop.llm.fleet`), retries with
+jittered exponential backoff on errors that can pass (429, 5xx, timeouts, lost connections,
+malformed bodies), a budget checked *before* each request is sent, and an on-disk response cache.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 
 import openai
@@ -27,6 +28,7 @@ from dataloop.errors import TeacherError, TeacherUnavailable
 from dataloop.llm.accounting import Meter, Price, worst_case_tokens
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.cache import ResponseCache
+from dataloop.llm.fleet import EndpointStats, Fleet, Outcome, Slot
 from dataloop.redact import redact_url
 from dataloop.schema import Budget
 
@@ -72,8 +74,12 @@ class OpenAIClient:
     ``flavor`` names the server (``openai``, ``vllm`` or ``llama.cpp``) so that a JSON schema can
     constrain plain completions too; chat requests use ``response_format`` on every server.
     ``price`` (per million tokens) makes :attr:`cost` known and ``max_cost`` enforceable.
-    After ``max_connection_failures`` requests in a row that could not connect (each after
-    its retries), every request raises :class:`~dataloop.errors.TeacherUnavailable`.
+    Each endpoint starts at ``concurrency`` requests in flight; the limit falls on 429, 503 and
+    timeouts and grows back, up to ``max_concurrency`` (default: ``concurrency``), while latency
+    holds. An endpoint that refuses connections is left out for ``cooldown`` seconds
+    (:class:`~dataloop.llm.fleet.Fleet`). After ``max_connection_failures`` requests in a row
+    that could not connect (each after its retries), every request raises
+    :class:`~dataloop.errors.TeacherUnavailable`.
     """
 
     def __init__(
@@ -83,6 +89,8 @@ class OpenAIClient:
         api_key: str | None = None,
         *,
         concurrency: int = 8,
+        max_concurrency: int | None = None,
+        cooldown: float = 10.0,
         timeout: float = 120.0,
         retries: int = 4,
         budget: Budget | None = None,
@@ -105,7 +113,7 @@ class OpenAIClient:
         self._last_connection_error = ""
         self._urls = [redact_url(url) for url in base_urls]
         self._meter = Meter(model, self.budget, cache, price, max_cost)
-        self._slots = asyncio.Semaphore(concurrency)
+        self._fleet = Fleet(self._urls, concurrency, max_concurrency or concurrency, cooldown)
         # openai's own retries are off: tenacity decides, so every attempt is visible here.
         self._endpoints = [
             openai.AsyncOpenAI(
@@ -113,7 +121,6 @@ class OpenAIClient:
             )
             for url in base_urls
         ]
-        self._in_flight = [0] * len(self._endpoints)
 
     async def complete(self, prompt: str, sampling: Sampling) -> Completion:
         """A plain completion (``/v1/completions``)."""
@@ -150,20 +157,20 @@ class OpenAIClient:
         worst = worst_case_tokens(text, sampling, messages=len(messages))
         return await self._meter.call("chat", payload, sampling, worst, self._sender(send))
 
+    def endpoints(self) -> list[EndpointStats]:
+        """Each endpoint's concurrency limit, load and what it has answered so far."""
+        return self._fleet.stats()
+
     def _sender(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]
     ) -> Callable[[], Awaitable[Completion]]:
-        async def bounded() -> Completion:
-            async with self._slots:
-                return await self._send_with_retries(send)
-
-        return bounded
+        return lambda: self._send_with_retries(send)
 
     async def _send_with_retries(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]
     ) -> Completion:
         self._check_reachable()
-        index = 0
+        index: int | None = None
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(is_transient),
@@ -174,12 +181,10 @@ class OpenAIClient:
             ):
                 with attempt:
                     self._check_reachable()
-                    index = self._in_flight.index(min(self._in_flight))
-                    self._in_flight[index] += 1
-                    try:
-                        completion = await send(self._endpoints[index])
-                    finally:
-                        self._in_flight[index] -= 1
+                    # A retry goes to another endpoint when one has room.
+                    slot = await self._fleet.acquire(avoid=index)
+                    index = slot.index
+                    completion = await self._attempt(send, slot)
                     self._connection_failures = 0
                     return completion
         except openai.APIConnectionError as exc:
@@ -187,18 +192,33 @@ class OpenAIClient:
             self._last_connection_error = _describe(exc)
             self._check_reachable()
             raise TeacherError(
-                f"teacher '{self.model}' at {self._urls[index]}: {self._last_connection_error}"
+                f"teacher '{self.model}' at {self._url(index)}: {self._last_connection_error}"
             ) from exc
         except openai.APIStatusError as exc:
             raise TeacherError(
-                f"teacher '{self.model}' at {self._urls[index]} answered HTTP "
+                f"teacher '{self.model}' at {self._url(index)} answered HTTP "
                 f"{exc.status_code}: {exc.message}"
             ) from exc
         except (openai.APIError, MalformedResponse, json.JSONDecodeError) as exc:
             raise TeacherError(
-                f"teacher '{self.model}' at {self._urls[index]} failed: {_describe(exc)}"
+                f"teacher '{self.model}' at {self._url(index)} failed: {_describe(exc)}"
             ) from exc
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _attempt(
+        self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]], slot: Slot
+    ) -> Completion:
+        """One try on the slot's endpoint; the fleet learns how it went."""
+        try:
+            completion = await send(self._endpoints[slot.index])
+        except BaseException as exc:
+            self._fleet.release(slot, _outcome(exc), retry_after=_retry_after(exc))
+            raise
+        self._fleet.release(slot, Outcome.ANSWERED, completion.completion_tokens)
+        return completion
+
+    def _url(self, index: int | None) -> str:
+        return ", ".join(self._urls) if index is None else self._urls[index]
 
     def _check_reachable(self) -> None:
         failures = self._connection_failures
@@ -213,6 +233,50 @@ class OpenAIClient:
         """Close every endpoint's connection pool."""
         for api in self._endpoints:
             await api.close()
+
+
+def _outcome(exc: BaseException) -> Outcome:
+    """What a failed attempt says about its endpoint's load."""
+    if isinstance(exc, openai.APIStatusError) and exc.status_code in (429, 503):
+        return Outcome.OVERLOADED
+    if isinstance(exc, openai.APITimeoutError):
+        return Outcome.TIMED_OUT
+    if isinstance(exc, openai.APIConnectionError) and _refused(exc):
+        return Outcome.UNREACHABLE
+    return Outcome.FAILED
+
+
+def _refused(exc: BaseException) -> bool:
+    # A connection that could not be opened (refused, no route, unknown host), as opposed to
+    # one that broke mid-answer (a truncated body), which says nothing about the server's life.
+    seen: BaseException | None = exc
+    for _ in range(16):  # a chain of causes is short; this bounds a cyclic one
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionError) or type(seen).__name__ == "ConnectError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds a 429 or 503 asks to wait (``retry-after-ms``, or ``Retry-After`` in seconds or
+    as an HTTP date), or None."""
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    headers = exc.response.headers
+    try:
+        if "retry-after-ms" in headers:
+            return float(headers["retry-after-ms"]) / 1000
+        if "retry-after" in headers:
+            value = headers["retry-after"]
+            try:
+                return float(value)
+            except ValueError:
+                return parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def _describe(exc: BaseException) -> str:

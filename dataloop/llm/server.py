@@ -1,8 +1,9 @@
-"""Start and stop a local OpenAI-compatible server: llama.cpp's ``llama-server`` or ``vllm serve``.
+"""Start and stop local OpenAI-compatible servers: llama.cpp's ``llama-server`` or ``vllm serve``.
 
 A :class:`ManagedServer` is a context manager: it starts the process, streams its log to a file,
 waits until the server answers ``/health``, and stops it on exit. On Linux the child is also
-told to die with its parent, so a killed loop leaves no orphan server behind.
+told to die with its parent, so a killed loop leaves no orphan server behind. A
+:class:`ServerGroup` does the same for several replicas at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class ManagedServer:
 
     def start(self) -> ManagedServer:
         """Start the process and block until it is healthy (or raise TeacherError)."""
+        self.launch()
+        self.wait_healthy()
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
@@ -72,10 +79,10 @@ class ManagedServer:
             env=self.env,
         )
         log.close()
-        self._wait_healthy()
-        return self
 
-    def _wait_healthy(self) -> None:
+    def wait_healthy(self) -> None:
+        """Block until the launched server answers ``/health``; TeacherError (and the process
+        stopped) if it exits or is not healthy within ``startup_timeout``."""
         deadline = time.monotonic() + self.startup_timeout
         url = f"http://127.0.0.1:{self.port}/health"
         while time.monotonic() < deadline:
@@ -130,6 +137,76 @@ class ManagedServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ServerGroup:
+    """Replicas of a server, started together: all healthy inside ``with``, all gone after.
+
+    They start at once and are waited for in turn, so K replicas take about as long as one.
+    """
+
+    def __init__(self, servers: list[ManagedServer]) -> None:
+        if not servers:
+            raise ValueError("a ServerGroup needs at least one server")
+        self.servers = servers
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Each replica's OpenAI-compatible root, in order."""
+        return [server.base_url for server in self.servers]
+
+    def start(self) -> ServerGroup:
+        """Start every replica and block until all are healthy; if one fails, stop them all
+        and raise its TeacherError."""
+        try:
+            for server in self.servers:
+                server.launch()
+            for server in self.servers:
+                server.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait(self) -> None:
+        """Block until a replica exits by itself; TeacherError naming it, its code and log."""
+        while True:
+            for server in self.servers:
+                if server.process is not None and server.process.poll() is not None:
+                    raise TeacherError(
+                        f"server on port {server.port} exited with code "
+                        f"{server.process.returncode}; see {server.log_path}"
+                    )
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Stop every replica (SIGTERM, then SIGKILL after a grace period)."""
+        for server in self.servers:
+            if server.process is not None and server.process.poll() is None:
+                server.process.terminate()
+        for server in self.servers:
+            server.stop()
+
+    def __enter__(self) -> ServerGroup:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def with_devices(env: dict[str, str] | None, devices: list[int] | None) -> dict[str, str] | None:
+    """``env`` (default: this process's) with ``CUDA_VISIBLE_DEVICES`` set to ``devices``;
+    ``env`` as it is when ``devices`` is None."""
+    if devices is None:
+        return env
+    return dict(
+        env if env is not None else os.environ, CUDA_VISIBLE_DEVICES=",".join(map(str, devices))
+    )
 
 
 def llama_server_binary() -> Path:
@@ -194,11 +271,13 @@ def llama_server(
     port: int | None = None,
     chat_template: str | None = None,
     extra_args: list[str] | None = None,
+    devices: list[int] | None = None,
 ) -> ManagedServer:
     """A ManagedServer for ``llama-server`` serving ``gguf`` on 127.0.0.1.
 
     ``chat_template`` is a llama.cpp built-in template name (``gemma``, ``chatml``, ``llama3``,
     ...) or a jinja file; see :func:`chat_template_args`. ``extra_args`` go to the command line.
+    ``devices`` are the GPUs a CUDA build may use (``CUDA_VISIBLE_DEVICES``).
     """
     port = port or free_port()
     command = [
@@ -214,7 +293,7 @@ def llama_server(
     ]  # fmt: skip
     command += chat_template_args(gguf, chat_template)
     command += extra_args or []
-    return ManagedServer(command, port, log_path)
+    return ManagedServer(command, port, log_path, env=with_devices(None, devices))
 
 
 VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -233,6 +312,7 @@ def vllm_server(
     enable_sleep_mode: bool = False,
     port: int | None = None,
     extra_args: list[str] | None = None,
+    devices: list[int] | None = None,
 ) -> ManagedServer:
     """A ManagedServer for ``vllm serve MODEL`` (GPU; needs the ``[vllm]`` extra).
 
@@ -240,8 +320,10 @@ def vllm_server(
     requests for that name use the adapter. Giving any implies ``enable_lora``, which also lets
     adapters be loaded at runtime. ``enable_sleep_mode`` opens ``POST /sleep`` and ``/wake_up``.
     ``extra_args`` go to the command line as they are (e.g.
-    ``["--gpu-memory-utilization", "0.5"]``). Flags and variables follow vLLM 0.33's
-    vllm/engine/arg_utils.py, vllm/envs.py and vllm/entrypoints/launchers/api_server/routers.py.
+    ``["--gpu-memory-utilization", "0.5"]``). ``devices`` are the GPUs it may use
+    (``CUDA_VISIBLE_DEVICES``; default: those the environment allows). Flags and variables
+    follow vLLM 0.33's vllm/engine/arg_utils.py, vllm/envs.py and
+    vllm/entrypoints/launchers/api_server/routers.py.
     """
     binary = shutil.which("vllm")
     if binary is None:
@@ -276,5 +358,9 @@ def vllm_server(
         # /sleep and /wake_up exist only in vLLM's development mode (an integer variable).
         env["VLLM_SERVER_DEV_MODE"] = "1"
     return ManagedServer(
-        command, port, log_path, startup_timeout=900.0, env=dict(os.environ, **env) if env else None
+        command,
+        port,
+        log_path,
+        startup_timeout=900.0,
+        env=with_devices(dict(os.environ, **env) if env else None, devices),
     )

@@ -74,3 +74,22 @@ def test_chat_with_the_gemma_template_and_structured_output(llama: str) -> None:
     for reply in (chat, completion):
         # The grammar keeps even this weak model's output inside the schema.
         assert parse_json(reply.texts[0], Problem) is not None, reply
+
+
+def test_serve_replicas_answer_side_by_side(llama_replicas: list[str]) -> None:
+    # `dataloop serve --replicas 2` printed two base_urls; one client spreads over both.
+    assert len(llama_replicas) == 2 and len(set(llama_replicas)) == 2
+
+    async def go() -> OpenAIClient:
+        client = OpenAIClient("gemma", llama_replicas, concurrency=2, flavor="llama.cpp")
+        prompt = "12+35=47\n21+13=34\n40+19=59\n"
+        out = await asyncio.gather(
+            *(client.complete(prompt, Sampling(max_tokens=8, seed=i)) for i in range(8))
+        )
+        assert all(c.texts[0].strip() for c in out)
+        await client.aclose()
+        return client
+
+    client = asyncio.run(go())
+    answered = [e.answered for e in client.endpoints()]
+    assert sum(answered) == client.budget.queries == 8 and min(answered) >= 2

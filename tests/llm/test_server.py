@@ -1,4 +1,5 @@
-"""The server manager: command lines, health wait, log, and stopping, with a stand-in ``vllm``."""
+"""The server manager: command lines, health wait, log, stopping, and replicas started
+together, with a stand-in ``vllm``."""
 
 from __future__ import annotations
 
@@ -9,8 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from dataloop.assemble import teacher_servers
+from dataloop.config import TeacherConfig
 from dataloop.errors import TeacherError
-from dataloop.llm.server import PACKAGED_GGUF_NAME, chat_template_args, vllm_server
+from dataloop.llm.server import (
+    PACKAGED_GGUF_NAME,
+    ServerGroup,
+    chat_template_args,
+    free_port,
+    vllm_server,
+)
 
 # The stand-in for `vllm serve` that the student engine's tests use: it parses vLLM's flags and
 # refuses what vLLM refuses, and records its argv and VLLM_* environment.
@@ -98,3 +107,47 @@ def test_chat_templates_for_llama_server(tmp_path) -> None:
     ]
     with pytest.raises(TeacherError, match=r"missing\.jinja does not exist"):
         chat_template_args(packaged, str(tmp_path / "missing.jinja"))
+
+
+def test_replicas_start_together_on_their_ports_and_gpus_and_stop_together(tmp_path, calls) -> None:
+    teacher = TeacherConfig(
+        backend="vllm", model="org/m", replicas=2, devices=[0, 1, 2, 3], tensor_parallel_size=2
+    )
+    port = free_port()
+    group = teacher_servers(teacher, tmp_path / "vllm.log", port)
+    with group:
+        assert group.base_urls == [
+            f"http://127.0.0.1:{port}/v1",
+            f"http://127.0.0.1:{port + 1}/v1",
+        ]
+        for url in group.base_urls:
+            with urllib.request.urlopen(url.removesuffix("/v1") + "/health") as resp:
+                assert resp.status == 200
+        processes = [s.process for s in group.servers]
+    assert all(p is not None and p.poll() is not None for p in processes)
+    starts = sorted(
+        (json.loads(line) for line in calls.read_text().splitlines()), key=lambda c: c["argv"][5]
+    )
+    assert [(s["argv"][5], s["devices"]) for s in starts] == [
+        (str(port), "0,1"),
+        (str(port + 1), "2,3"),
+    ]
+    assert (tmp_path / "vllm-0.log").is_file() and (tmp_path / "vllm-1.log").is_file()
+
+
+def test_a_replica_that_fails_to_start_stops_the_others(tmp_path, calls) -> None:
+    good = vllm_server("org/m", tmp_path / "good.log")
+    bad = vllm_server("org/m", tmp_path / "bad.log", extra_args=["--no-such-flag"])
+    with pytest.raises(TeacherError, match="exited with code"):
+        ServerGroup([good, bad]).start()
+    assert good.process is not None and good.process.poll() is not None
+
+
+def test_serving_replicas_ends_with_an_error_naming_one_that_exits(tmp_path, calls) -> None:
+    servers = [vllm_server("org/m", tmp_path / f"{i}.log") for i in range(2)]
+    with ServerGroup(servers) as group:
+        assert servers[1].process is not None
+        servers[1].process.kill()
+        with pytest.raises(TeacherError, match=f"server on port {servers[1].port} exited"):
+            group.wait()
+    assert all(s.process is not None and s.process.poll() is not None for s in servers)

@@ -179,7 +179,16 @@ def main() -> None:
         if status != 200:
             sys.exit(f"--lora-modules {name}={path}: {answer}")
     env = {k: v for k, v in os.environ.items() if k.startswith("VLLM_")}
-    record({"event": "start", "model": args.model, "argv": sys.argv[1:], "env": env})
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    record(
+        {
+            "event": "start",
+            "model": args.model,
+            "argv": sys.argv[1:],
+            "env": env,
+            "devices": devices,
+        }
+    )
     print(f"fake vllm: serving {args.model} on http://127.0.0.1:{args.port}", flush=True)
 
     class Handler(BaseHTTPRequestHandler):
