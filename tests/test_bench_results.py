@@ -14,11 +14,12 @@ from dataloop.bench import (
     CurvePoint,
     Experiment,
     RunResult,
-    config_digest,
     decide,
     markdown,
     power_rows,
     read_results,
+    run_config_data,
+    same_config,
     summarize,
 )
 from dataloop.bench.results import write_results_file
@@ -145,11 +146,17 @@ def test_results_file_round_trips_and_names_a_damaged_line(tmp_path) -> None:
         read_results(path)
 
 
-def test_config_digest_ignores_where_the_run_is_stored(tmp_path) -> None:
-    one = validate_config({"seed": 3})
-    two = validate_config({"seed": 3, "runs_dir": str(tmp_path / "elsewhere")})
-    assert config_digest(one) == config_digest(two)
-    assert config_digest(one) != config_digest(validate_config({"seed": 4}))
+def test_a_record_matches_its_config_wherever_stored_and_after_new_fields(tmp_path) -> None:
+    one = validate_config({"seed": 3, "runs_dir": str(tmp_path / "here")})
+    record = _run("mine", 3, 0.5)
+    record.config = run_config_data(one)
+    assert same_config(record, validate_config({"seed": 3, "runs_dir": str(tmp_path / "else")}))
+    assert not same_config(record, validate_config({"seed": 4}))
+    # A record written before dataloop added a field (here: teacher.timeout) still matches.
+    del record.config["teacher"]["timeout"]
+    assert same_config(record, one)
+    record.config["bogus"] = 1  # no longer a config at all
+    assert not same_config(record, one)
 
 
 def test_identity_names_this_checkout() -> None:

@@ -20,9 +20,10 @@ from dataloop.bench.results import (
     ExperimentResult,
     RunResult,
     area,
-    config_digest,
     curve,
     read_results,
+    run_config_data,
+    same_config,
     summarize,
     write_results,
     write_results_file,
@@ -90,7 +91,7 @@ def read_run(config: LoopConfig, arm: Arm, seed: int, run: RunDir) -> RunResult:
         seed=seed,
         run=f"{arm.name}/seed-{seed}",
         source=config.engine.source,
-        config_sha=config_digest(config),
+        config=run_config_data(config),
         code=starts[0] if starts else CodeIdentity(),
         points=points,
         final=points[-1].mean_accuracy,
@@ -116,8 +117,12 @@ def _check_folders(planned: Iterable[tuple[Arm, int, LoopConfig]], out: Path) ->
         folder = out / arm.name / f"seed-{seed}"
         saved = folder / "config.yaml"
         # Compared as configs, not text: a field added to dataloop since the run was made
-        # reads back as its default, and the default leaves the run as it was.
-        if saved.is_file() and _saved_config(saved) != config:
+        # reads back as its default, and the default leaves the run as it was. Where the
+        # folder lives is not part of the run (an experiment folder may be moved).
+        made = _saved_config(saved) if saved.is_file() else None
+        if made is not None:
+            made.runs_dir = config.runs_dir
+        if saved.is_file() and made != config:
             raise BenchError(
                 f"{saved} differs from what the experiment now asks for; delete {folder} to "
                 "run it again, or restore the experiment file"
@@ -157,7 +162,7 @@ def run_bench(
     pending: list[str] = []
     for index, (arm, seed, config) in enumerate(planned, start=1):
         record = recorded.get((arm.name, seed))
-        if record is not None and record.config_sha != config_digest(config):
+        if record is not None and not same_config(record, config):
             raise BenchError(
                 f"{experiment.results} holds {arm.name}/seed-{seed} made with another config; "
                 "remove its line to run it again, or restore the experiment file"
@@ -202,7 +207,7 @@ def recorded_results(
         record = recorded.get((arm.name, seed))
         if record is None:
             pending.append(f"{arm.name}/seed-{seed}")
-        elif record.config_sha != config_digest(config):
+        elif not same_config(record, config):
             raise BenchError(
                 f"{experiment.results} holds {arm.name}/seed-{seed} made with another config"
             )

@@ -8,16 +8,16 @@ machine, with no run folder at hand.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from dataloop.atomic import write_text
 from dataloop.bench.spec import METRIC_NAMES, METRICS, BenchBudget, BenchError, Experiment
-from dataloop.config import LoopConfig
+from dataloop.config import LoopConfig, validate_config
+from dataloop.errors import ConfigError
 from dataloop.identity import CodeIdentity
 from dataloop.schema import SCHEMA_VERSION, HistoryEntry
 from dataloop.stats import Estimate, PairedDifference, mean_ci, paired, paired_sd, seeds_needed
@@ -49,8 +49,10 @@ class RunResult(BaseModel):
     """The run folder, relative to the experiment's output folder (``<arm>/seed-<seed>``)."""
     source: Source = "teacher"
     """Where the run's data came from (``engine.source``)."""
-    config_sha: str = ""
-    """SHA-256 of the run's config without its folder (:func:`config_digest`)."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """The run's resolved config without its folder (``runs_dir``), as a run folder's
+    ``config.yaml`` holds it; compared as a config (:func:`same_config`), so a field dataloop
+    adds later reads back at its default and leaves the record valid."""
     code: CodeIdentity = Field(default_factory=CodeIdentity)
     """The commit and package versions the run was made with (its first start)."""
     points: list[CurvePoint]
@@ -130,13 +132,19 @@ class ExperimentResult(BaseModel):
     """Runs not finished yet (``arm/seed-N``); statistics use the finished ones only."""
 
 
-def config_digest(config: LoopConfig) -> str:
-    """SHA-256 of a run's config without where it is stored (``runs_dir``): the same run made
-    on two machines has the same digest."""
-    import hashlib
+def run_config_data(config: LoopConfig) -> dict[str, Any]:
+    """What a record keeps of a run's config: all of it but where the run is stored."""
+    return config.model_dump(mode="json", exclude={"runs_dir"})
 
-    data = config.model_dump(mode="json", exclude={"runs_dir"})
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+def same_config(record: RunResult, config: LoopConfig) -> bool:
+    """Whether ``record`` was made with ``config`` (wherever either was stored)."""
+    try:
+        made = validate_config(dict(record.config), origin=f"{record.run} in the results file")
+    except ConfigError:
+        return False
+    made.runs_dir = config.runs_dir
+    return made == config
 
 
 def _share(config: LoopConfig, entry_queries: int, entry_examples: int, iteration: int) -> float:
