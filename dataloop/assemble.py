@@ -18,6 +18,7 @@ from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
+from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment, feedback_split
@@ -36,7 +37,8 @@ from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
-from dataloop.policies import check_policy, check_structure, make_policy
+from dataloop.plugins import origin
+from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
@@ -251,16 +253,22 @@ def training_set(run: RunDir) -> list[Example]:
     return examples
 
 
+CHECK_SAMPLE = 2
+"""Examples per split that a run tries the task's contract on before it starts."""
+
+
 def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
-    """Every check that needs no student, server or run folder: the task and its options, the
-    policy and its options, the strategy, the prompt templates, the teacher's configuration,
-    and (resuming) the run's state. Returns the task and the templates, which are kept."""
+    """Every check that needs no student, server or run folder: the task and its options, its
+    contract (as ``dataloop envs --check``, on ``CHECK_SAMPLE`` examples per split), the policy
+    and its options, the strategy, the prompt templates, the teacher's configuration, and
+    (resuming) the run's state. Returns the task and the templates, which are kept."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
             "config field 'env.discover_skills': env.options.skills_file is set too; use your "
             "skills file or discover skills, not both"
         )
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
+    _check_task(config, task)
     if config.env.discover_skills:
         _check_discoverable(config, task)
         if config.engine.source != "teacher":
@@ -285,6 +293,10 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
                 raise ConfigError(f"config field '{field}': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     try:
+        resolve_policy(config.policy.name)
+    except RegistryError as exc:
+        raise ConfigError(f"config field 'policy.name': {exc}") from None
+    try:
         check_structure(config.policy.name, config.env.structure)
     except RegistryError as exc:
         raise ConfigError(f"config field 'env.structure': {exc}") from None
@@ -300,6 +312,19 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
         run.read_state()
         run.read_metrics()
     return task, templates
+
+
+def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
+    """The checks of ``dataloop envs --check`` (:func:`check_task`), on ``CHECK_SAMPLE``
+    examples per split: the first problem, in one line naming the environment."""
+    found = check_task(task, CHECK_SAMPLE)
+    if found.problems:
+        more = len(found.problems) - 1
+        also = f" (and {more} more)" if more else ""
+        raise ConfigError(
+            f"environment '{config.env.name}' ({origin(task)}): {found.problems[0]}{also}; "
+            f"'dataloop envs --check {config.env.name}' lists what to fix"
+        )
 
 
 def _check_student(student: StudentConfig) -> None:

@@ -8,8 +8,8 @@ library only) in a fresh working directory that is gone after. The layers, outer
   (a tmpfs of ``disk_mb``: all it may write) and nothing else of the file system; its own
   ``/proc`` (no other process, no parent's environment); no network interface but its own
   loopback. Run as root, the program then drops to user ``nobody``; otherwise a user namespace
-  maps it to ``nobody`` and the kernel sees the calling (unprivileged) user. When the process that runs the sandbox dies, the namespace's
-  processes die with it.
+  maps it to ``nobody`` and the kernel sees the calling (unprivileged) user. When the process
+  that runs the sandbox dies, the namespace's processes die with it.
 - **limits** (``setrlimit``): CPU seconds, address space, size of written files, open files, no
   core dumps, no new processes or threads (``RLIMIT_NPROC`` 0); a wall-clock timeout in the
   parent kills the whole sandbox.

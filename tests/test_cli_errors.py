@@ -225,3 +225,39 @@ def test_export_out_that_cannot_be_written_is_one_line(tmp_path, where) -> None:
         needle = "cannot write there"
     out = dataloop("export", str(run.path), "--format", "jsonl", "--out", str(out_path))
     one_line_error(out, f"--out {out_path}", needle)
+
+
+PLUGINS = REPO / "tests" / "fixtures" / "plugins"
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ("weakest", "unknown policy 'weakest'"),
+        ("no/such/file.py:P", "no such file"),
+        ("SYNTAX", "importing"),
+        (f"{PLUGINS / 'bad_policies.py'}:Nope", "has no attribute 'Nope'"),
+    ],
+)
+def test_a_bad_policy_names_the_policy_field(tmp_path, policy, needle) -> None:
+    """At 4df1ece these were reported as ``config field 'env.structure'``."""
+    if policy == "SYNTAX":
+        (tmp_path / "broken.py").write_text("class P(:\n")
+        policy = f"{tmp_path / 'broken.py'}:P"
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--policy", policy,
+    )  # fmt: skip
+    one_line_error(out, "config field 'policy.name'", needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_environment_that_fails_its_checks_is_refused_before_anything(tmp_path) -> None:
+    """An empty validation split was an IndexError in the tokenizer, after the reset trained;
+    ``run`` now makes the checks of ``envs --check`` first."""
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--env", f"{PLUGINS / 'bad_envs.py'}:NoValidation",
+    )  # fmt: skip
+    one_line_error(out, "bad_envs.py:NoValidation", "split('validation') is empty", "envs --check")
+    assert not (tmp_path / "runs").exists()

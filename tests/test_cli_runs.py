@@ -4,8 +4,11 @@ line and leaves it resumable; INFO logging stays in run.log unless --verbose."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+from pathlib import Path
 
+import pytest
 from fakeserver import FakeOpenAI
 from test_cli_errors import dataloop, one_line_error
 
@@ -61,3 +64,59 @@ def test_verbose_shows_the_log_on_the_terminal(tmp_path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "iteration done" in out.stderr
+
+
+PLUGINS = Path(__file__).resolve().parent / "fixtures" / "plugins"
+GOOD_POLICY = """
+from dataloop.policies import Policy
+from dataloop.schema import GenerationRequest, Plan
+
+
+class Raises(Policy):
+    def plan(self, obs):
+        return Plan(requests=[GenerationRequest(skill=obs.skills[0].name, count=2)])
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("Raises", "plan() raised KeyError: 'plan' (at "),
+        ("ReturnsDict", "returned dict, not a Plan"),
+    ],
+)
+def test_a_policy_that_fails_is_named_in_one_line_and_the_run_resumes(tmp_path, name, needle):
+    """At 4df1ece: a 58-line (raises) or 47-line (dict) traceback after the reset trained."""
+    policy = tmp_path / "my_policy.py"
+    shutil.copy(PLUGINS / "bad_policies.py", policy)
+    out = dataloop(
+        "run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL,
+        "--set", "engine.source=none", "--policy", f"{policy}:{name}",
+    )  # fmt: skip
+    run = tmp_path / "r"
+    one_line_error(out, f"policy {policy}:{name}: ", needle, f"dataloop resume {run}")
+    state = json.loads((run / "state.json").read_text())
+    assert (state["iteration"], state["phase"]) == (0, "trained")  # the reset is kept
+    if name == "Raises":
+        policy.write_text(GOOD_POLICY)  # fixed: the same file and class
+        out = dataloop("resume", str(run))
+        assert out.returncode == 0, out.stderr
+        assert "mean validation accuracy" in out.stdout
+        assert json.loads((run / "state.json").read_text())["iteration"] == 1
+
+
+def test_an_environment_whose_verify_raises_on_most_candidates_is_named(tmp_path) -> None:
+    """At 4df1ece: one raising verify was a 67-line traceback; now each candidate it raises on
+    is rejected and counted, and the run stops (resumable) only when most of them do."""
+    reply = lambda prompt: " 12+30\nA: 42\nQ: 11+30\nA: 41\n"  # noqa: E731
+    with FakeOpenAI(reply=reply) as server:
+        out = dataloop(
+            "run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL,
+            "--env", f"{PLUGINS / 'bad_envs.py'}:VerifyRaises",
+            "--set", "teacher.backend=openai", "--set", "teacher.model=fake",
+            "--set", f"teacher.base_urls=[{server.base_url}]",
+        )  # fmt: skip
+    line = one_line_error(out, "bad_envs.py:VerifyRaises", "checking candidates raised on")
+    assert "RuntimeError: my verify is broken (at " in line and "dataloop resume" in line
+    state = json.loads((tmp_path / "r" / "state.json").read_text())
+    assert (state["iteration"], state["phase"]) == (1, "planned")
