@@ -257,11 +257,17 @@ CHECK_SAMPLE = 2
 """Examples per split that a run tries the task's contract on before it starts."""
 
 
-def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
+def check_run(
+    config: LoopConfig, run: RunDir | None = None
+) -> tuple[TaskEnvironment, Templates]:
     """Every check that needs no student, server or run folder: the task and its options, its
     contract (as ``dataloop envs --check``, on ``CHECK_SAMPLE`` examples per split), the policy
     and its options, the strategy, the prompt templates, the teacher's configuration, and
-    (resuming) the run's state. Returns the task and the templates, which are kept."""
+    (resuming, when ``run`` holds one) the run's state. Raises one line (ConfigError, or a
+    RunError for a damaged run) naming the field; returns the task and the templates.
+
+    ``dataloop bench`` calls it for every run of an experiment before the first one starts, so
+    that a typo in the last arm fails at once, not after every earlier arm ran."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
             "config field 'env.discover_skills': env.options.skills_file is set too; use your "
@@ -308,7 +314,7 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
     _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
-    if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
+    if run is not None and run.exists("state.json"):  # resuming: damaged files fail now
         run.read_state()
         run.read_metrics()
     return task, templates
@@ -417,6 +423,11 @@ def _set_up(
             client = stack.enter_context(teacher_client(config.teacher, run))
             # Closed on the event loop it talks on, before its server (if any) stops.
             stack.callback(runner.run, client.aclose())
+            needed = config.iterations > 0 or config.env.discover_skills
+            if isinstance(client, OpenAIClient) and config.teacher.backend == "openai" and needed:
+                # A teacher that is down or hangs is found now, not after the reset trained (a
+                # server dataloop starts was waited for until healthy).
+                runner.run(client.probe(config.teacher.probe_timeout))
             teacher = Teacher(
                 client, config.teacher.kind, templates, seed=config.teacher.seed + config.seed
             )

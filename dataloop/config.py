@@ -281,6 +281,9 @@ class TeacherConfig(_Section):
     """``vllm-offline``: more keyword arguments for ``vllm.LLM``."""
     seed: int = 0
     """Sampling seed sent with each request (offset by the request's index)."""
+    probe_timeout: float = Field(10.0, gt=0)
+    """``openai`` backend: seconds each endpoint has to answer its model list when a run
+    starts or resumes, before anything trains; one that is down, or hangs, is reported then."""
     max_connection_failures: int = Field(3, ge=1)
     """Requests in a row that cannot reach the teacher (after their ``retries``) before the
     run stops with an error naming the URL; the run can be resumed once the teacher is back."""

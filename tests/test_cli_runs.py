@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -26,16 +27,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_an_unreachable_teacher_stops_the_run_which_resumes_once_it_is_back(tmp_path) -> None:
+def test_a_teacher_that_fails_mid_run_stops_it_and_it_resumes_once_it_is_back(tmp_path) -> None:
     port = _free_port()
-    url = f"http://127.0.0.1:{port}/v1"
-    out = dataloop(
-        "run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL,
+    teacher = [
         "--set", "teacher.backend=openai", "--set", "teacher.model=fake",
-        "--set", f"teacher.base_urls=[{url}]", "--set", "teacher.retries=1",
-    )  # fmt: skip
-    line = one_line_error(out, f"teacher at {url} cannot be reached", "dataloop resume")
-    assert "max_connection_failures" in line
+        "--set", f"teacher.base_urls=[http://127.0.0.1:{port}/v1]",
+        "--set", "teacher.retries=1", "--set", "teacher.timeout=1",
+    ]  # fmt: skip
+    with FakeOpenAI(port=port, fault_rate=1.0):  # up (the model list answers), every request fails
+        out = dataloop("run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL, *teacher)
+    one_line_error(out, f"127.0.0.1:{port}", "once it is back: dataloop resume")
     assert "mean validation accuracy" not in out.stdout  # no training result is reported
     run = tmp_path / "r"
     state = json.loads((run / "state.json").read_text())
@@ -55,6 +56,30 @@ def test_an_unreachable_teacher_stops_the_run_which_resumes_once_it_is_back(tmp_
     assert [h["iteration"] for h in metrics["iterations"]] == [0, 1]
     log = [json.loads(line) for line in (run / "run.log").read_text().splitlines()]
     assert any(r["message"] == "iteration done" and r["iteration"] == 1 for r in log)
+
+
+@pytest.mark.parametrize("teacher", ["down", "hanging"])
+def test_a_teacher_down_or_hanging_from_the_start_is_found_before_anything_trains(
+    tmp_path, teacher
+) -> None:
+    """At 4df1ece it was found after the reset trained, and a hanging one after ~10 minutes
+    (120 s x 5 attempts); now the model list is asked for first, within probe_timeout."""
+    with socket.socket() as hang:
+        hang.bind(("127.0.0.1", 0))
+        if teacher == "hanging":
+            hang.listen(1)  # accepts connections, never answers
+        url = f"http://127.0.0.1:{hang.getsockname()[1]}/v1"
+        started = time.monotonic()
+        out = dataloop(
+            "run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL,
+            "--set", "teacher.backend=openai", "--set", "teacher.model=fake",
+            "--set", f"teacher.base_urls=[{url}]", "--set", "teacher.probe_timeout=2",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    needle = "cannot be reached" if teacher == "down" else "did not answer within 2 s"
+    one_line_error(out, f"teacher at {url}", needle)
+    assert elapsed < 60, elapsed  # the probe, not 10 minutes of retries
+    assert not (tmp_path / "r").exists()  # nothing trained, nothing left
 
 
 def test_verbose_shows_the_log_on_the_terminal(tmp_path) -> None:
