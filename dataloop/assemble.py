@@ -257,9 +257,7 @@ CHECK_SAMPLE = 2
 """Examples per split that a run tries the task's contract on before it starts."""
 
 
-def check_run(
-    config: LoopConfig, run: RunDir | None = None
-) -> tuple[TaskEnvironment, Templates]:
+def check_run(config: LoopConfig, run: RunDir | None = None) -> tuple[TaskEnvironment, Templates]:
     """Every check that needs no student, server or run folder: the task and its options, its
     contract (as ``dataloop envs --check``, on ``CHECK_SAMPLE`` examples per split), the policy
     and its options, the strategy, the prompt templates, the teacher's configuration, and

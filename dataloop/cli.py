@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dataloop.errors import DataloopError, PluginError, TeacherUnavailable
+from dataloop.errors import DataloopError, DiskFull, PluginError, TeacherUnavailable
 
 app = typer.Typer(
     help="Closed-loop synthetic data: a teacher LLM writes data where a student is weak.",
@@ -84,9 +84,10 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
     try:
         with open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop:
             history = loop.run()
-    except (TeacherUnavailable, PluginError) as exc:
+    except (TeacherUnavailable, PluginError, DiskFull) as exc:
         if run_dir.exists("state.json"):
-            fix = "once it is back" if isinstance(exc, TeacherUnavailable) else "once it is fixed"
+            fixes = {TeacherUnavailable: "once it is back", DiskFull: "then"}
+            fix = fixes.get(type(exc), "once it is fixed")
             exc = type(exc)(f"{exc}; {fix}: dataloop resume {run_dir.path}")
         raise _fail(exc) from None
     except DataloopError as exc:

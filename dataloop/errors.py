@@ -35,3 +35,8 @@ class PluginError(DataloopError):
     ``plan()`` raised or returned something that is not a Plan, or its checks raised on most
     candidates. The message names the plug-in (file and class) and what it did; the run stops
     where it is, so ``dataloop resume`` continues it once the plug-in is fixed."""
+
+
+class DiskFull(DataloopError):
+    """The disk filled up while the run was writing (a student's checkpoint): what was committed
+    before stays, and ``dataloop resume`` continues once there is space."""
