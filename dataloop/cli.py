@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from dataloop.errors import DataloopError, DiskFull, PluginError, TeacherUnavailable
@@ -23,8 +25,12 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_FIELD = re.compile(r"config field 'teacher\.(\w+)'")
+
+
 def _fail(exc: DataloopError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # Escaped: a message's own brackets ('dataloop[vllm]') are text, not rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -182,7 +188,9 @@ def envs(
         except DataloopError as exc:
             raise _fail(exc) from None
         for problem in result.problems:
-            err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True
+            )
         if result.problems:
             raise typer.Exit(code=1)
         skills = result.skills
@@ -228,8 +236,9 @@ def serve(
     log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
 ) -> None:
     """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve."""
-    from dataloop.assemble import teacher_server
+    from dataloop.assemble import check_teacher, teacher_server
     from dataloop.config import validate_config
+    from dataloop.llm.server import port_problem
 
     log = log or Path(f"{backend}.log")
     modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
@@ -251,7 +260,17 @@ def serve(
             )
         if any(not name or not path for name, path in modules.items()):
             raise DataloopError("--lora-module: expected name=path")
-        server = teacher_server(validate_config({"teacher": teacher}, "options").teacher, log, port)
+        problem = port_problem(port)
+        if problem is not None:
+            raise DataloopError(f"--port {port}: {problem}")
+        config = validate_config({"teacher": teacher}, "options").teacher
+        try:
+            check_teacher(config)  # what run checks first: the model file, the programs
+        except DataloopError as exc:
+            # The options of this command, not the run config's fields, are what to fix.
+            flag = _FIELD.sub(lambda m: f"--{m[1].replace('_', '-')}", str(exc))
+            raise DataloopError(flag) from None
+        server = teacher_server(config, log, port)
         with server:
             console.print(f"serving {server.base_url} (log: {log}); Ctrl-C to stop")
             server.wait()

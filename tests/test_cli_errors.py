@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +263,28 @@ def test_an_environment_that_fails_its_checks_is_refused_before_anything(tmp_pat
     )  # fmt: skip
     one_line_error(out, "bad_envs.py:NoValidation", "split('validation') is empty", "envs --check")
     assert not (tmp_path / "runs").exists()
+
+
+def test_serve_checks_its_port_and_model_first(tmp_path) -> None:
+    """At 4df1ece ``--port 99999`` hung silently and a missing GGUF printed 16 lines of log."""
+    one_line_error(dataloop("serve", "--port", "99999"), "--port 99999", "from 1 to 65535")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        one_line_error(dataloop("serve", "--port", port), f"--port {port}", "choose another")
+    missing = tmp_path / "missing.gguf"
+    one_line_error(dataloop("serve", "--model", str(missing)), "--model", str(missing))
+    out = dataloop("serve", "--backend", "vllm", "--model", "m")
+    if shutil.which("vllm") is None:  # the message's own brackets are kept: 'dataloop[vllm]'
+        one_line_error(out, "--backend", "pip install 'dataloop[vllm]'")
+
+
+@pytest.mark.integration
+def test_a_server_that_fails_to_start_is_one_line_with_its_log(tmp_path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_text("not a model\n")
+    log = tmp_path / "serve.log"
+    out = dataloop("serve", "--model", str(bad), "--log", str(log))
+    one_line_error(out, "server exited with code", f"the whole log: {log}")
+    assert log.is_file()
