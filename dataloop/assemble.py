@@ -39,6 +39,7 @@ from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
 from dataloop.plugins import origin
 from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
+from dataloop.redact import REDACTED, redact_keys
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
@@ -61,11 +62,31 @@ def new_run_dir(config: LoopConfig) -> RunDir:
     return run
 
 
-def resume_config(path: Path) -> LoopConfig:
-    """The config of the run folder ``path``, to continue it; RunError if it is not one."""
+RESUME_FIELDS = (
+    "teacher.base_urls",
+    "teacher.api_key_env",
+    "teacher.timeout",
+    "teacher.retries",
+    "teacher.concurrency",
+    "teacher.probe_timeout",
+    "teacher.max_connection_failures",
+)
+"""What ``dataloop resume --set`` may change: where and how the teacher is reached (a URL
+whose credentials were redacted on save, a server that moved); never what the run computes."""
+
+
+def resume_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """The config of the run folder ``path``, to continue it, with ``overrides`` of
+    :data:`RESUME_FIELDS` only; RunError if it is not a run folder."""
     if not (path / "config.yaml").is_file():
         raise RunError(f"{path / 'config.yaml'} is missing: {path} is not a run folder")
-    return load_config(path / "config.yaml")
+    for key in overrides or {}:
+        if key not in RESUME_FIELDS:
+            raise ConfigError(
+                f"--set {key}: a resumed run keeps its config; only how the teacher is reached "
+                f"may change ({', '.join(RESUME_FIELDS)})"
+            )
+    return load_config(path / "config.yaml", overrides)
 
 
 def _api_key(teacher: TeacherConfig) -> str | None:
@@ -85,6 +106,8 @@ def check_teacher(teacher: TeacherConfig) -> str:
     (what can be known without starting it: files, programs, the key's variable, prices);
     returns the model name requests will use."""
     model = teacher.served_model or teacher.model
+    for field in ("model", "served_model"):
+        _refuse_key(f"teacher.{field}", getattr(teacher, field))
     if teacher.backend == "llama-server":
         gguf = Path(teacher.model) if teacher.model else default_gguf()
         if not gguf.is_file():
@@ -110,6 +133,13 @@ def check_teacher(teacher: TeacherConfig) -> str:
             raise ConfigError(
                 "config field 'teacher.base_urls': the openai backend needs at least one URL, "
                 "e.g. http://127.0.0.1:8000/v1"
+            )
+        redacted = [url for url in teacher.base_urls if REDACTED in url]
+        if redacted:
+            raise ConfigError(
+                f"config field 'teacher.base_urls': {redacted[0]} had credentials, which "
+                "dataloop never saves; give the URL again (dataloop resume RUN --set "
+                "teacher.base_urls=[...]), or pass the key through teacher.api_key_env"
             )
         _api_key(teacher)
     if teacher.max_cost is not None and model not in teacher.prices:
@@ -331,9 +361,20 @@ def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
         )
 
 
+def _refuse_key(field: str, value: str | None) -> None:
+    """ConfigError for a name that looks like an API key: never looked up (a hub id would be
+    sent to the hub), never echoed."""
+    if value is not None and redact_keys(value) != value:
+        raise ConfigError(
+            f"config field '{field}': this looks like an API key, not a model name or folder; "
+            "the value is not shown: give the key through teacher.api_key_env"
+        )
+
+
 def _check_student(student: StudentConfig) -> None:
     """The student's files exist; a hub id is left to the loader (it may need the network)."""
     model = student.model
+    _refuse_key("student.model", model)
     folder = Path(model).expanduser()
     # A hub id is ``name`` or ``namespace/name``; anything else names a folder on disk.
     is_path = folder.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1

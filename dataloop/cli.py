@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dataloop.errors import DataloopError, DiskFull, PluginError, TeacherUnavailable
+from dataloop.redact import redact_keys
 
 app = typer.Typer(
     help="Closed-loop synthetic data: a teacher LLM writes data where a student is weak.",
@@ -29,8 +30,10 @@ _FIELD = re.compile(r"config field 'teacher\.(\w+)'")
 
 
 def _fail(exc: DataloopError) -> typer.Exit:
-    # Escaped: a message's own brackets ('dataloop[vllm]') are text, not rich markup.
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    # Escaped: a message's own brackets ('dataloop[vllm]') are text, not rich markup. A key
+    # pasted where a name or URL belongs is not echoed.
+    message = escape(redact_keys(str(exc)))
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -98,6 +101,12 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
         raise _fail(exc) from None
     except DataloopError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        # What was committed stays; the phase under way is redone on resume.
+        hint = f": continue with dataloop resume {run_dir.path}"
+        shown = f"interrupted{hint if run_dir.exists('state.json') else ''}"
+        err_console.print(shown, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     first, last = history[0], history[-1]
     console.print(
         f"mean validation accuracy: {first.mean_accuracy:.1%} after reset -> "
@@ -109,15 +118,24 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
 @app.command()
 def resume(
     run_path: Annotated[Path, typer.Argument(help="The run folder, e.g. runs/arithmetic-...")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="How to reach the teacher now, e.g. --set teacher.base_urls=[URL] (a URL "
+            "whose credentials were not saved); nothing else of the run changes.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
 ) -> None:
     """Continue an interrupted run from its last completed phase."""
     from dataloop.assemble import resume_config
+    from dataloop.config import parse_overrides
     from dataloop.runs import RunDir
 
     try:
-        cfg = resume_config(run_path)
+        cfg = resume_config(run_path, parse_overrides(set_ or []))
     except DataloopError as exc:
         raise _fail(exc) from None
     _run_loop(cfg, RunDir(run_path), quiet, verbose)
@@ -189,7 +207,9 @@ def envs(
             raise _fail(exc) from None
         for problem in result.problems:
             err_console.print(
-                f"[bold red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True
+                f"[bold red]problem:[/] {escape(redact_keys(problem))}",
+                highlight=False,
+                soft_wrap=True,
             )
         if result.problems:
             raise typer.Exit(code=1)

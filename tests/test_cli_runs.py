@@ -4,14 +4,18 @@ line and leaves it resumable; INFO logging stays in run.log unless --verbose."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from fakeserver import FakeOpenAI
-from test_cli_errors import dataloop, one_line_error
+from test_cli_errors import REPO, dataloop, one_line_error
 
 SMALL = [
     "--iterations", "1", "--quiet",
@@ -145,3 +149,25 @@ def test_an_environment_whose_verify_raises_on_most_candidates_is_named(tmp_path
     assert "RuntimeError: my verify is broken (at " in line and "dataloop resume" in line
     state = json.loads((tmp_path / "r" / "state.json").read_text())
     assert (state["iteration"], state["phase"]) == (1, "planned")
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
+    """At 4df1ece SIGINT exited 130 with no word on what next."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dataloop.cli", "run", "--name", "r", "--runs-dir", str(tmp_path),
+         *SMALL, "--set", "engine.source=none", "--iterations", "50"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=path),
+    )  # fmt: skip
+    state = tmp_path / "r" / "state.json"
+    deadline = time.monotonic() + 240
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert (
+        err.strip().splitlines()[-1] == f"interrupted: continue with dataloop resume {state.parent}"
+    )
+    assert "Traceback" not in err
