@@ -350,8 +350,10 @@ def check_run(config: LoopConfig, run: RunDir | None = None) -> tuple[TaskEnviro
 
 def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
     """The checks of ``dataloop envs --check`` (:func:`check_task`), on ``CHECK_SAMPLE``
-    examples per split: the first problem, in one line naming the environment."""
-    found = check_task(task, CHECK_SAMPLE)
+    examples per split: the first problem, in one line naming the environment. A seed that
+    ``verify`` rejects is no reason to stop a run (a HumanEval seed without examples in its
+    docstring has no tests of its own); a ``verify`` that raises is."""
+    found = check_task(task, CHECK_SAMPLE, seeds_verified=False)
     if found.problems:
         more = len(found.problems) - 1
         also = f" (and {more} more)" if more else ""

@@ -3,6 +3,8 @@ is worth keeping."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dataloop.assemble import _remove_failed_start, check_run
@@ -54,3 +56,11 @@ def test_check_run_finds_what_would_fail_a_run_before_anything_is_made(
     assert field in str(caught.value) and "\n" not in str(caught.value)
     assert list(tmp_path.iterdir()) == []
     check_run(validate_config({"runs_dir": str(tmp_path), "engine": {"source": "none"}}))
+
+
+def test_check_run_refuses_a_verify_that_raises_not_one_that_rejects_seeds(tmp_path) -> None:
+    envs = Path(__file__).resolve().parent / "fixtures" / "plugins" / "bad_envs.py"
+    base = {"runs_dir": str(tmp_path), "engine": {"source": "none"}}
+    check_run(validate_config({**base, "env": {"name": f"{envs}:RejectsEverything"}}))
+    with pytest.raises(DataloopError, match=r"AlwaysRaises.*RuntimeError: my verify is broken"):
+        check_run(validate_config({**base, "env": {"name": f"{envs}:AlwaysRaises"}}))
