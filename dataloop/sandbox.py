@@ -431,6 +431,8 @@ def isolation_problem() -> str | None:
             return f"bwrap could not start: {exc}"
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        if "--size" in lines[-1]:  # bubblewrap before 0.8.0: no size-limited tmpfs
+            return f"bubblewrap 0.8.0 or newer is needed (--size): {lines[-1]}"
         return f"bwrap cannot create namespaces here: {lines[-1]}"
     return None
 
