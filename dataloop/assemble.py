@@ -18,6 +18,7 @@ from dataloop.display import Display
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
+from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment, feedback_split
@@ -37,7 +38,9 @@ from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
-from dataloop.policies import check_policy, check_structure, make_policy
+from dataloop.plugins import origin
+from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
+from dataloop.redact import REDACTED, redact_keys
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
@@ -60,11 +63,31 @@ def new_run_dir(config: LoopConfig) -> RunDir:
     return run
 
 
-def resume_config(path: Path) -> LoopConfig:
-    """The config of the run folder ``path``, to continue it; RunError if it is not one."""
+RESUME_FIELDS = (
+    "teacher.base_urls",
+    "teacher.api_key_env",
+    "teacher.timeout",
+    "teacher.retries",
+    "teacher.concurrency",
+    "teacher.probe_timeout",
+    "teacher.max_connection_failures",
+)
+"""What ``dataloop resume --set`` may change: where and how the teacher is reached (a URL
+whose credentials were redacted on save, a server that moved); never what the run computes."""
+
+
+def resume_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopConfig:
+    """The config of the run folder ``path``, to continue it, with ``overrides`` of
+    :data:`RESUME_FIELDS` only; RunError if it is not a run folder."""
     if not (path / "config.yaml").is_file():
         raise RunError(f"{path / 'config.yaml'} is missing: {path} is not a run folder")
-    return load_config(path / "config.yaml")
+    for key in overrides or {}:
+        if key not in RESUME_FIELDS:
+            raise ConfigError(
+                f"--set {key}: a resumed run keeps its config; only how the teacher is reached "
+                f"may change ({', '.join(RESUME_FIELDS)})"
+            )
+    return load_config(path / "config.yaml", overrides)
 
 
 def _api_key(teacher: TeacherConfig) -> str | None:
@@ -84,6 +107,8 @@ def check_teacher(teacher: TeacherConfig) -> str:
     (what can be known without starting it: files, programs, the key's variable, prices);
     returns the model name requests will use."""
     model = teacher.served_model or teacher.model
+    for field in ("model", "served_model"):
+        _refuse_key(f"teacher.{field}", getattr(teacher, field))
     if teacher.backend == "llama-server":
         gguf = Path(teacher.model) if teacher.model else default_gguf()
         if not gguf.is_file():
@@ -109,6 +134,13 @@ def check_teacher(teacher: TeacherConfig) -> str:
             raise ConfigError(
                 "config field 'teacher.base_urls': the openai backend needs at least one URL, "
                 "e.g. http://127.0.0.1:8000/v1"
+            )
+        redacted = [url for url in teacher.base_urls if REDACTED in url]
+        if redacted:
+            raise ConfigError(
+                f"config field 'teacher.base_urls': {redacted[0]} had credentials, which "
+                "dataloop never saves; give the URL again (dataloop resume RUN --set "
+                "teacher.base_urls=[...]), or pass the key through teacher.api_key_env"
             )
         _api_key(teacher)
     if teacher.max_cost is not None and model not in teacher.prices:
@@ -268,16 +300,26 @@ def training_set(run: RunDir) -> list[Example]:
     return examples
 
 
-def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
-    """Every check that needs no student, server or run folder: the task and its options, the
-    policy and its options, the strategy, the prompt templates, the teacher's configuration,
-    and (resuming) the run's state. Returns the task and the templates, which are kept."""
+CHECK_SAMPLE = 2
+"""Examples per split that a run tries the task's contract on before it starts."""
+
+
+def check_run(config: LoopConfig, run: RunDir | None = None) -> tuple[TaskEnvironment, Templates]:
+    """Every check that needs no student, server or run folder: the task and its options, its
+    contract (as ``dataloop envs --check``, on ``CHECK_SAMPLE`` examples per split), the policy
+    and its options, the strategy, the prompt templates, the teacher's configuration, and
+    (resuming, when ``run`` holds one) the run's state. Raises one line (ConfigError, or a
+    RunError for a damaged run) naming the field; returns the task and the templates.
+
+    ``dataloop bench`` calls it for every run of an experiment before the first one starts, so
+    that a typo in the last arm fails at once, not after every earlier arm ran."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
             "config field 'env.discover_skills': env.options.skills_file is set too; use your "
             "skills file or discover skills, not both"
         )
     task = load_task(config.env.name, seed=config.seed, options=config.env.options)
+    _check_task(config, task)
     if config.env.discover_skills:
         _check_discoverable(config, task)
         if config.engine.source != "teacher":
@@ -302,6 +344,10 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
                 raise ConfigError(f"config field '{field}': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     try:
+        resolve_policy(config.policy.name)
+    except RegistryError as exc:
+        raise ConfigError(f"config field 'policy.name': {exc}") from None
+    try:
         check_structure(config.policy.name, config.env.structure)
     except RegistryError as exc:
         raise ConfigError(f"config field 'env.structure': {exc}") from None
@@ -313,15 +359,41 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
     _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
-    if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
+    if run is not None and run.exists("state.json"):  # resuming: damaged files fail now
         run.read_state()
         run.read_metrics()
     return task, templates
 
 
+def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
+    """The checks of ``dataloop envs --check`` (:func:`check_task`), on ``CHECK_SAMPLE``
+    examples per split: the first problem, in one line naming the environment. A seed that
+    ``verify`` rejects is no reason to stop a run (a HumanEval seed without examples in its
+    docstring has no tests of its own); a ``verify`` that raises is."""
+    found = check_task(task, CHECK_SAMPLE, seeds_verified=False)
+    if found.problems:
+        more = len(found.problems) - 1
+        also = f" (and {more} more)" if more else ""
+        raise ConfigError(
+            f"environment '{config.env.name}' ({origin(task)}): {found.problems[0]}{also}; "
+            f"'dataloop envs --check {config.env.name}' lists what to fix"
+        )
+
+
+def _refuse_key(field: str, value: str | None) -> None:
+    """ConfigError for a name that looks like an API key: never looked up (a hub id would be
+    sent to the hub), never echoed."""
+    if value is not None and redact_keys(value) != value:
+        raise ConfigError(
+            f"config field '{field}': this looks like an API key, not a model name or folder; "
+            "the value is not shown: give the key through teacher.api_key_env"
+        )
+
+
 def _check_student(student: StudentConfig) -> None:
     """The student's files exist; a hub id is left to the loader (it may need the network)."""
     model = student.model
+    _refuse_key("student.model", model)
     folder = Path(model).expanduser()
     # A hub id is ``name`` or ``namespace/name``; anything else names a folder on disk.
     is_path = folder.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
@@ -410,6 +482,11 @@ def _set_up(
             client = stack.enter_context(teacher_client(config.teacher, run))
             # Closed on the event loop it talks on, before its server (if any) stops.
             stack.callback(runner.run, client.aclose())
+            needed = config.iterations > 0 or config.env.discover_skills
+            if isinstance(client, OpenAIClient) and config.teacher.backend == "openai" and needed:
+                # A teacher that is down or hangs is found now, not after the reset trained (a
+                # server dataloop starts was waited for until healthy).
+                runner.run(client.probe(config.teacher.probe_timeout))
             teacher = Teacher(
                 client, config.teacher.kind, templates, seed=config.teacher.seed + config.seed
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
 from pathlib import Path
@@ -10,9 +11,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from dataloop.errors import DataloopError, TeacherUnavailable
+from dataloop.errors import DataloopError, DiskFull, PluginError, TeacherUnavailable
+from dataloop.redact import redact_keys
 
 app = typer.Typer(
     help="Closed-loop synthetic data: a teacher LLM writes data where a student is weak.",
@@ -23,8 +26,14 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+_FIELD = re.compile(r"config field 'teacher\.(\w+)'")
+
+
 def _fail(exc: DataloopError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    # Escaped: a message's own brackets ('dataloop[vllm]') are text, not rich markup. A key
+    # pasted where a name or URL belongs is not echoed.
+    message = escape(redact_keys(str(exc)))
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -84,12 +93,20 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
     try:
         with open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop:
             history = loop.run()
-    except TeacherUnavailable as exc:
+    except (TeacherUnavailable, PluginError, DiskFull) as exc:
         if run_dir.exists("state.json"):
-            exc = TeacherUnavailable(f"{exc}; once it is back: dataloop resume {run_dir.path}")
+            fixes = {TeacherUnavailable: "once it is back", DiskFull: "then"}
+            fix = fixes.get(type(exc), "once it is fixed")
+            exc = type(exc)(f"{exc}; {fix}: dataloop resume {run_dir.path}")
         raise _fail(exc) from None
     except DataloopError as exc:
         raise _fail(exc) from None
+    except KeyboardInterrupt:
+        # What was committed stays; the phase under way is redone on resume.
+        hint = f": continue with dataloop resume {run_dir.path}"
+        shown = f"interrupted{hint if run_dir.exists('state.json') else ''}"
+        err_console.print(shown, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
     first, last = history[0], history[-1]
     console.print(
         f"mean validation accuracy: {first.mean_accuracy:.1%} after reset -> "
@@ -101,15 +118,24 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
 @app.command()
 def resume(
     run_path: Annotated[Path, typer.Argument(help="The run folder, e.g. runs/arithmetic-...")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="How to reach the teacher now, e.g. --set teacher.base_urls=[URL] (a URL "
+            "whose credentials were not saved); nothing else of the run changes.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     verbose: Annotated[bool, typer.Option(help="Log dataloop's steps to the terminal.")] = False,
 ) -> None:
     """Continue an interrupted run from its last completed phase."""
     from dataloop.assemble import resume_config
+    from dataloop.config import parse_overrides
     from dataloop.runs import RunDir
 
     try:
-        cfg = resume_config(run_path)
+        cfg = resume_config(run_path, parse_overrides(set_ or []))
     except DataloopError as exc:
         raise _fail(exc) from None
     _run_loop(cfg, RunDir(run_path), quiet, verbose)
@@ -180,7 +206,11 @@ def envs(
         except DataloopError as exc:
             raise _fail(exc) from None
         for problem in result.problems:
-            err_console.print(f"[bold red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[bold red]problem:[/] {escape(redact_keys(problem))}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if result.problems:
             raise typer.Exit(code=1)
         skills = result.skills
@@ -238,8 +268,9 @@ def serve(
 ) -> None:
     """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve;
     with --replicas K, K of them, and the teacher.base_urls that spread a run over them."""
-    from dataloop.assemble import teacher_servers
+    from dataloop.assemble import check_teacher, teacher_servers
     from dataloop.config import validate_config
+    from dataloop.llm.server import port_problem
 
     log = log or Path(f"{backend}.log")
     modules = dict(pair.partition("=")[::2] for pair in lora_module or [])
@@ -266,7 +297,18 @@ def serve(
             if not all(part.strip().isdigit() for part in devices.split(",")):
                 raise DataloopError(f"--devices '{devices}': expected GPU numbers, e.g. 0,1,2,3")
             teacher["devices"] = [int(part) for part in devices.split(",")]
-        group = teacher_servers(validate_config({"teacher": teacher}, "options").teacher, log, port)
+        for number in range(port, port + max(1, replicas)):
+            problem = port_problem(number)
+            if problem is not None:
+                raise DataloopError(f"--port {number}: {problem}")
+        config = validate_config({"teacher": teacher}, "options").teacher
+        try:
+            check_teacher(config)  # what run checks first: the model file, the programs
+        except DataloopError as exc:
+            # The options of this command, not the run config's fields, are what to fix.
+            flag = _FIELD.sub(lambda m: f"--{m[1].replace('_', '-')}", str(exc))
+            raise DataloopError(flag) from None
+        group = teacher_servers(config, log, port)
         with group:
             for server in group.servers:
                 console.print(f"serving {server.base_url} (log: {server.log_path})", soft_wrap=True)

@@ -296,6 +296,9 @@ class TeacherConfig(_Section):
     """``vllm-offline``: more keyword arguments for ``vllm.LLM``."""
     seed: int = 0
     """Sampling seed sent with each request (offset by the request's index)."""
+    probe_timeout: float = Field(10.0, gt=0)
+    """``openai`` backend: seconds each endpoint has to answer its model list when a run
+    starts or resumes, before anything trains; one that is down, or hangs, is reported then."""
     max_connection_failures: int = Field(3, ge=1)
     """Requests in a row that cannot reach the teacher (after their ``retries``) before the
     run stops with an error naming the URL; the run can be resumed once the teacher is back."""
@@ -304,11 +307,8 @@ class TeacherConfig(_Section):
     @classmethod
     def _http_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if "***@" in url:
-                raise ValueError(
-                    f"{url} had credentials, which dataloop never saves; put them back "
-                    "(or pass the key through api_key_env) to use this config"
-                )
+            # A saved run's URL whose credentials were redacted ("https://***@host") reads
+            # back: export and report never contact the teacher; using it is refused then.
             parts = urlsplit(url)
             try:
                 ok = parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -88,7 +88,10 @@ class Display:
         if self.quiet or not counts:
             return
         table = Table(title="teacher output", title_justify="left")
-        columns = ("requested", "generated", "parsed", "verified", "deduplicated", "accepted")
+        columns: tuple[str, ...] = ("requested", "generated", "parsed", "verified")
+        if any(c.errors for c in counts):  # checks that raised: shown only when there are any
+            columns += ("errors",)
+        columns += ("deduplicated", "accepted")
         for name in ("skill", "strategy", *columns):
             table.add_column(name, justify="left" if name in ("skill", "strategy") else "right")
         for c in counts:

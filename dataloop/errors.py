@@ -28,3 +28,15 @@ class TeacherUnavailable(DataloopError):
     run where it is, before the iteration's data is recorded, so ``dataloop resume`` continues
     it once the teacher is back.
     """
+
+
+class PluginError(DataloopError):
+    """A plug-in (a policy, an environment, a strategy) failed while the run was going: its
+    ``plan()`` raised or returned something that is not a Plan, or its checks raised on most
+    candidates. The message names the plug-in (file and class) and what it did; the run stops
+    where it is, so ``dataloop resume`` continues it once the plug-in is fixed."""
+
+
+class DiskFull(DataloopError):
+    """The disk filled up while the run was writing (a student's checkpoint): what was committed
+    before stays, and ``dataloop resume`` continues once there is space."""

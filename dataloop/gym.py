@@ -23,14 +23,17 @@ for reset skill discovery) and, once the episode is over, ``test`` (the test Eva
 
 from __future__ import annotations
 
+import errno
 import logging
 import random
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dataloop.environments import Split, TaskEnvironment, belongs
+from dataloop.errors import DiskFull
 from dataloop.schema import (
     Budget,
     EvalResult,
@@ -358,9 +361,16 @@ class Environment:
                 sub.data = sum(belongs(self.task, sub, e) for e in data)
 
     def _train(self) -> Path:
-        return self.student.train(
-            self.records(self.train_set), self.checkpoints_dir / f"iteration-{self.iteration}"
-        )
+        folder = self.checkpoints_dir / f"iteration-{self.iteration}"
+        try:
+            return self.student.train(self.records(self.train_set), folder)
+        except Exception as exc:
+            if not _disk_full(exc, folder):
+                raise
+            raise DiskFull(
+                f"no space left on the disk of {folder} while saving the student's checkpoint: "
+                "free some space there"
+            ) from exc
 
     def _terminated(self, obs: Observation) -> bool:
         reached = self.target_accuracy is not None and obs.mean_accuracy >= self.target_accuracy
@@ -409,3 +419,17 @@ class Environment:
             data_accuracy=data_accuracy or {},
         )
         return obs, {"eval": result, "queries": queries}
+
+
+def _disk_full(exc: BaseException | None, folder: Path) -> bool:
+    """Whether ``exc`` (or what caused it) is a full disk or quota: an ``OSError``, one that
+    safetensors wrapped into its own error's text, or (torch's writer says only "file write
+    failed") any error with no space left where ``folder`` is."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(s in str(exc) for s in ("No space left on device", "Disk quota exceeded")):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    return existing is not None and shutil.disk_usage(existing).free < 1 << 20

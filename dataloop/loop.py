@@ -16,8 +16,10 @@ from typing import Any
 from dataloop.display import Display
 from dataloop.engine.engine import GenerationResult
 from dataloop.engine.sources import DataSource
+from dataloop.errors import DataloopError, PluginError
 from dataloop.gym import Environment
-from dataloop.policies import Policy, as_policy
+from dataloop.plugins import origin, raised
+from dataloop.policies import FunctionPolicy, Policy, as_policy
 from dataloop.runs import Metrics, Phase, RunDir, RunState
 from dataloop.schema import Example, HistoryEntry, Observation, Plan, SkillTree
 
@@ -102,8 +104,7 @@ class Loop:
             if self.env.tree is not None:  # the tree as this iteration's plan grew it
                 self.env.tree = self.run_dir.read_model(f"iterations/{k}/tree.json", SkillTree)
             return self.run_dir.read_model(f"iterations/{k}/plan.json", Plan)
-        # aplan, on the engine's event loop: a policy may ask the teacher (llm-planner).
-        plan = runner.run(self.policy.aplan(obs))
+        plan = self._ask_policy(obs, runner)
         self.display.log(f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}")
         if plan.explore:
             # The teacher may be asked to label examples into new subskills (queries counted).
@@ -115,6 +116,25 @@ class Loop:
             if self.env.tree is not None:
                 self.run_dir.write_model(f"iterations/{k}/tree.json", self.env.tree)
         self._commit(k, "planned")
+        return plan
+
+    def _ask_policy(self, obs: Observation, runner: asyncio.Runner) -> Plan:
+        """The policy's plan; a policy that raises, or returns anything but a Plan, stops the
+        run in one line naming it (PluginError), before this iteration records anything."""
+        policy = self.policy
+        where = origin(policy.fn if isinstance(policy, FunctionPolicy) else policy)
+        try:
+            # aplan, on the engine's event loop: a policy may ask the teacher (llm-planner).
+            plan = runner.run(policy.aplan(obs))
+        except DataloopError:
+            raise  # the teacher's trouble, already one line
+        except Exception as exc:
+            raise PluginError(f"policy {where}: plan() raised {raised(exc)}") from exc
+        if not isinstance(plan, Plan):
+            raise PluginError(
+                f"policy {where}: plan() returned {type(plan).__name__}, not a Plan "
+                "(dataloop.schema.Plan: requests and a rationale)"
+            )
         return plan
 
     def _generate(
@@ -135,6 +155,8 @@ class Loop:
         self.display.generation_table(result.report.counts)
         for error in result.errors[:3]:
             self.display.log(f"[yellow]teacher error[/]: {error}")
+        for candidate in [c for c in result.candidates if c.error][:3]:
+            self.display.log(f"[yellow]check error[/] (candidate rejected): {candidate.error}")
         log.info(
             "generation",
             extra={"iteration": k, "accepted": len(result.accepted), "errors": len(result.errors)},

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import re
 import sys
+import traceback
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
@@ -84,3 +87,28 @@ def load_entry_point(group: str, name: str) -> Any:
         raise RegistryError(
             f"entry point '{name}' in group '{group}' ({target}) failed to load: {exc}"
         ) from exc
+
+
+def origin(obj: Any) -> str:
+    """Where a plug-in is written, for messages: ``path/to/file.py:Class`` (a class, an
+    instance's class, or a function); the qualified name alone when no file is known."""
+    target = obj if inspect.isclass(obj) or inspect.isroutine(obj) else type(obj)
+    name = getattr(target, "__qualname__", repr(target))
+    try:
+        path = Path(inspect.getfile(target))
+    except (TypeError, OSError):
+        return name
+    with contextlib.suppress(ValueError):
+        path = path.resolve().relative_to(Path.cwd())
+    return f"{path}:{name}"
+
+
+def raised(exc: BaseException) -> str:
+    """``TypeError: message (at file.py:12, in plan)``: an exception and the line that raised
+    it, in one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    message = " ".join(str(exc).split())
+    if not frames:
+        return f"{type(exc).__name__}: {message}"
+    last = frames[-1]
+    return f"{type(exc).__name__}: {message} (at {last.filename}:{last.lineno}, in {last.name})"

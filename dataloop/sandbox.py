@@ -1,37 +1,42 @@
 """Run untrusted Python (student code, teacher solutions, generated tests) in a sandbox.
 
 Each program runs as ``python -I -S`` (no environment variables, no site-packages: the standard
-library only) in a fresh working directory that is deleted after. The layers, outermost first:
+library only) in a fresh working directory that is gone after. The layers, outermost first:
 
 - **namespaces** (bubblewrap, ``bwrap``): fresh mount, PID, network, IPC and UTS namespaces.
   The program sees a read-only Python installation and system libraries, its working directory
-  and nothing else of the file system; its own ``/proc`` (no other process, no parent's
-  environment); no network interface but its own loopback. Run as root, the program then drops
-  to user ``nobody``; otherwise a user namespace maps it to ``nobody`` and the kernel sees the
-  calling (unprivileged) user. When the process that runs the sandbox dies, the namespace's
-  processes die with it.
+  (a tmpfs of ``disk_mb``: all it may write) and nothing else of the file system; its own
+  ``/proc`` (no other process, no parent's environment); no network interface but its own
+  loopback. Run as root, the program then drops to user ``nobody``; otherwise a user namespace
+  maps it to ``nobody`` and the kernel sees the calling (unprivileged) user. When the process
+  that runs the sandbox dies, the namespace's processes die with it.
 - **limits** (``setrlimit``): CPU seconds, address space, size of written files, open files, no
   core dumps, no new processes or threads (``RLIMIT_NPROC`` 0); a wall-clock timeout in the
   parent kills the whole sandbox.
 - **an audit hook** (PEP 578) refuses sockets, new processes, signals, ``ctypes``, native
-  modules from outside the installation, writing outside the working directory, and every way
-  to reach a stack frame (``sys._getframe``, tracebacks' frames, tracing, ``gc``, signal
-  handlers), so that the program cannot reach the harness's state.
+  modules from outside the installation, writing or listing outside the working directory,
+  opening directories (no ``dir_fd`` to be relative to), more than ``max_files`` new files,
+  and every way to reach a stack frame (``sys._getframe``, tracebacks' frames, tracing,
+  ``gc``, signal handlers), so that the program cannot reach the harness's state.
 
 **Verdicts cannot be faked by the program**: a run passes only when the harness, after the
 program (and its ``tests``) ran to their end, writes a per-run nonce to a pipe the parent holds;
-exit statuses alone mean nothing. The ``tests`` run in their own namespace, and every comparison
-in them refuses to let an object that is not plain data (an ``__eq__`` that always says yes)
-stand for plain data (see :func:`guard_comparisons`).
+exit statuses alone mean nothing. The ``tests`` run in their own namespace with their own
+builtins and see of the program only the functions they call (never its other globals); what
+those return reaches them copied to plain builtin data, so no method of the program's classes
+runs in their arithmetic or comparisons; and every comparison in them refuses to let an object
+that is not plain data stand for plain data (see :func:`guard_comparisons`).
 
 Where namespaces are not available (no ``bwrap``, or the kernel refuses), :func:`run_python`
 refuses with :class:`SandboxUnavailable` unless called with ``unisolated=True``: then only the
-limits and the audit hook remain, a Python-level guard that native code could get around.
+limits and the audit hook remain, a Python-level guard that native code could get around; the
+program writes in a host directory, at most ``disk_mb // file_mb`` files that hold data.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import contextlib
 import functools
 import json
@@ -44,6 +49,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -79,12 +85,9 @@ def _run():
         resource.setrlimit(kind, (soft, soft + 1 if name == "RLIMIT_CPU" else soft))
     if cfg["report"]:
         print(json.dumps({"uid": os.getuid(), "isolation": cfg["isolation"]}), file=sys.stderr)
-    with open("main.py") as f:
-        source = compile(f.read(), "main.py", "exec")
-    tests = None
-    if cfg["tests"]:
-        with open("tests.py") as f:
-            tests = compile(f.read(), "tests.py", "exec")
+    source = compile(cfg["source"], "main.py", "exec")
+    setup = compile(cfg["setup"], "setup.py", "exec")
+    tests = None if cfg["tests"] is None else compile(cfg["tests"], "tests.py", "exec")
     clean = dict(builtins.__dict__)
     real, fspath, startswith = os.path.realpath, os.fspath, str.startswith
     work = real(os.getcwd())
@@ -102,6 +105,14 @@ def _run():
               "os.chown": 1, "os.truncate": 0, "os.symlink": 1, "os.link": 2, "os.utime": 1,
               "shutil.rmtree": 1, "os.chdir": 0}
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+    exists, isdir = os.path.lexists, os.path.isdir
+    # Files, directories and links made; files that hold data, each at most fsize.
+    limit, created = {"files": cfg["files"], "data files": cfg["data_files"]}, {}
+
+    def create(what, kind="files"):
+        created[kind] = created.get(kind, 0) + 1
+        if created[kind] > limit[kind]:
+            raise PermissionError(f"sandbox: {what}: more than {limit[kind]} {kind} created")
 
     def inside(path, roots):
         try:
@@ -128,6 +139,16 @@ def _run():
                 return
             if not inside(path, (work,) if (flags or 0) & write_flags else read_ok):
                 raise PermissionError(f"sandbox: access to {path} is not allowed")
+            # A directory's descriptor would let a later open (whose audit event does not
+            # carry dir_fd) name a path relative to it: outside, while it looks inside.
+            if isdir(path):
+                raise PermissionError(f"sandbox: opening the directory {path} is not allowed")
+            if (flags or 0) & os.O_CREAT and not exists(path):
+                create(path)
+                create(path, "data files")
+        elif event in ("os.listdir", "os.scandir"):
+            if isinstance(args[0], (str, bytes)) and not inside(args[0], read_ok):
+                raise PermissionError(f"sandbox: listing {args[0]} is not allowed")
         elif event in mutate:
             count = mutate[event]
             # Relative to a directory descriptor, a path that looks inside can lie outside.
@@ -136,17 +157,23 @@ def _run():
             paths = [a for a in args if not isinstance(a, (int, type(None), tuple))]
             if not all(inside(p, (work,)) for p in paths):
                 raise PermissionError(f"sandbox: {event} outside the working directory")
+            if event in ("os.mkdir", "os.symlink", "os.link"):
+                create(paths[-1])
 
     plain_types = (bool, int, float, complex, str, bytes, type(None), list, tuple, dict, set,
                    frozenset)
     slots = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
-    lookup = type.__getattribute__  # past any metaclass that lies about its attributes
+    # The class's real MRO and each class's own __dict__: a metaclass can stand a property
+    # named __eq__ in front of type.__getattribute__, not in front of these.
+    mro_of, dict_of = type.__dict__["__mro__"].__get__, type.__dict__["__dict__"].__get__
+    name_of = type.__dict__["__name__"].__get__
 
     def slot(tp, name):
-        try:
-            return lookup(tp, name)
-        except AttributeError:
-            return None
+        for klass in mro_of(tp):
+            own = dict_of(klass)
+            if name in own:
+                return own[name]
+        return None
 
     def plain(value):
         # Builtin data all the way down; a subclass only if it compares as its builtin does.
@@ -171,6 +198,39 @@ def _run():
            ">": _operator.gt, ">=": _operator.ge, "in": lambda a, b: _operator.contains(b, a),
            "not in": lambda a, b: not _operator.contains(b, a)}
 
+    atoms = (bool, int, float, complex, str, bytes, type(None))
+    as_atom = {int: int.__int__, float: float.__float__, complex: complex.__complex__,
+               str: str.__str__, bytes: bytes.__bytes__}
+
+    def copy_plain(value):
+        # The builtin types exactly, read from each builtin's own storage: no method of the
+        # value's class runs, and the tests' arithmetic and comparisons are the builtins'.
+        tp = type(value)
+        if tp in atoms:
+            return value
+        base = next((b for b in plain_types if issubclass(tp, b)), None)
+        if base is None:
+            raise TypeError(f"sandbox: a {name_of(tp)} was returned, not plain data")
+        if base in as_atom:
+            return as_atom[base](value)
+        if base is dict:
+            return {copy_plain(k): copy_plain(v) for k, v in dict.items(value)}
+        items = [copy_plain(v) for v in base.__iter__(value)]
+        return items if base is list else base(items)
+
+    def exported(value, name):
+        # What the tests get of the program: its functions, whose results are copied to plain
+        # data; a module it imported is the tests' own import of that name; other values copied.
+        if type(value) is type(sys):
+            return __import__(name)
+        if not callable(value):
+            return copy_plain(value)
+
+        def call(*args, **kwargs):
+            return copy_plain(value(*args, **kwargs))
+
+        return call
+
     def compare(left, names, rights):
         for name, right in zip(names, rights):
             if plain(left) != plain(right) or not ops[name](left, right):
@@ -184,10 +244,13 @@ def _run():
     namespace = {"__name__": "__main__", "__builtins__": builtins}
     exec(source, namespace)
     if tests is not None:
-        # Its own namespace and builtins: the program cannot rebind what the tests call.
-        checks = dict(namespace)
-        checks["__builtins__"] = clean
-        checks["__dataloop_compare__"] = compare
+        # Their own namespace and builtins: the program cannot rebind what the tests call, and
+        # gives them only the names they take from it, never its other globals.
+        checks = {"__name__": "__main__", "__builtins__": clean, "__dataloop_compare__": compare}
+        exec(setup, checks)
+        for name in cfg["names"]:
+            if name in namespace:
+                checks[name] = exported(namespace[name], name)
         exec(tests, checks)
     write(fd, nonce + b"\n")
 
@@ -227,6 +290,11 @@ class SandboxLimits(BaseModel):
     """Address-space limit; allocations beyond it raise MemoryError."""
     file_mb: int = Field(16, ge=1)
     """Largest file it may write (stdout and stderr included)."""
+    disk_mb: int = Field(64, ge=1)
+    """All it may write in its working directory together: in namespaces the directory is a
+    memory file system (tmpfs) of this size, gone with the sandbox."""
+    max_files: int = Field(256, ge=1)
+    """Files, directories and links it may create (counted by the audit hook)."""
     output_chars: int = Field(2000, ge=0)
     """Characters of stdout/stderr kept in the result (the tail)."""
 
@@ -279,6 +347,34 @@ def guard_comparisons(tests: str) -> str:
     return ast.unparse(ast.fix_missing_locations(_Guard().visit(tree)))
 
 
+def free_names(tests: str, setup: str = "") -> tuple[str, ...]:
+    """The names ``tests`` read but neither they nor ``setup`` bind, builtins excepted: what
+    they take from the program (MBPP's asserts: the function under test). Code that does not
+    parse has none."""
+    try:
+        read, bound = ast.parse(tests), ast.parse(setup)
+    except SyntaxError:
+        return ()
+    loaded: list[str] = []
+    binds = set(dir(builtins))
+    for tree in (read, bound):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                if not isinstance(node.ctx, ast.Load):
+                    binds.add(node.id)
+                elif tree is read:
+                    loaded.append(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                binds.add(node.name)
+            elif isinstance(node, ast.arg):
+                binds.add(node.arg)
+            elif isinstance(node, ast.alias):
+                binds.add((node.asname or node.name).partition(".")[0])
+            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+                binds.add(node.name)
+    return tuple(dict.fromkeys(n for n in loaded if n not in binds))
+
+
 def _interpreter() -> Path:
     """The base interpreter (not a virtual environment's link to it): it runs with ``-I -S``."""
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -286,8 +382,9 @@ def _interpreter() -> Path:
     return (base if base.exists() else Path(sys.executable)).resolve()
 
 
-def _bwrap_argv(work: Path) -> list[str]:
-    """bubblewrap's command line: namespaces, a read-only system and Python, the work dir."""
+def _bwrap_argv(work: Path, disk_mb: int) -> list[str]:
+    """bubblewrap's command line: namespaces, a read-only system and Python, the work dir as a
+    tmpfs of ``disk_mb`` (writable by ``nobody``)."""
     python = _interpreter()
     argv = ["bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     argv += ["--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
@@ -311,7 +408,8 @@ def _bwrap_argv(work: Path) -> list[str]:
                 made.add(parent)
         if path != work:
             argv += ["--ro-bind", str(path), str(path)]
-    argv += ["--bind", str(work), str(work), "--chdir", str(work), "--dev", "/dev"]
+    argv += ["--size", str(disk_mb << 20), "--perms", "0777", "--tmpfs", str(work)]
+    argv += ["--chdir", str(work), "--dev", "/dev"]
     argv += ["--proc", "/proc", "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", str(work)]
     return [*argv, "--remount-ro", "/", str(python)]
 
@@ -324,7 +422,7 @@ def isolation_problem() -> str | None:
     with tempfile.TemporaryDirectory(prefix="dataloop-sandbox-") as tmp:
         try:
             done = subprocess.run(
-                [*_bwrap_argv(Path(tmp)), "-I", "-S", "-c", "pass"],
+                [*_bwrap_argv(Path(tmp), 1), "-I", "-S", "-c", "pass"],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -333,6 +431,8 @@ def isolation_problem() -> str | None:
             return f"bwrap could not start: {exc}"
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
+        if "--size" in lines[-1]:  # bubblewrap before 0.8.0: no size-limited tmpfs
+            return f"bubblewrap 0.8.0 or newer is needed (--size): {lines[-1]}"
         return f"bwrap cannot create namespaces here: {lines[-1]}"
     return None
 
@@ -358,11 +458,18 @@ def run_python(
     limits: SandboxLimits | None = None,
     *,
     tests: str | None = None,
+    setup: str = "",
+    names: Sequence[str] | None = None,
     unisolated: bool = False,
     report: bool = False,
 ) -> SandboxResult:
     """Run ``source`` as ``main.py`` in a fresh sandbox, then ``tests`` (if given) against what
     it defined; never raises for the program's faults.
+
+    The tests run in a namespace of their own: first ``setup`` (trusted code they build on,
+    such as a HumanEval prompt's helper functions), then they get of the program only
+    ``names`` (default: :func:`free_names` of the tests), each function among them wrapped so
+    that what it returns reaches the tests as plain builtin data (copied; anything else fails).
 
     ``unisolated`` runs it with limits and the audit hook only where namespaces are not
     available (otherwise :class:`SandboxUnavailable`). ``report`` makes the child print what it
@@ -376,18 +483,13 @@ def run_python(
             "namespaces (code environment option allow_unisolated: true) on a throwaway machine"
         )
     root = Path(tempfile.mkdtemp(prefix="dataloop-sandbox-"))
-    work = root / "work"
+    work = root / "work"  # in namespaces, only where the tmpfs is mounted
     work.mkdir()
-    (work / "main.py").write_text(source)
-    if tests is not None:
-        (work / "tests.py").write_text(guard_comparisons(tests))
     root_user = os.geteuid() == 0
     drop = root_user and (problem is None or _stdlib_public())
     if drop:
-        for path in work.iterdir():
-            os.chown(path, NOBODY, NOBODY)
         os.chown(work, NOBODY, NOBODY)
-    python = [str(_interpreter())] if problem is not None else _bwrap_argv(work)
+    python = [str(_interpreter())] if problem is not None else _bwrap_argv(work, limits.disk_mb)
     nonce = secrets.token_hex(16)
     read_end, write_end = os.pipe()
     config = {
@@ -397,7 +499,15 @@ def run_python(
         "cpu": limits.cpu_seconds,
         "mem": limits.memory_mb,
         "fsize": limits.file_mb,
-        "tests": tests is not None,
+        "files": limits.max_files,
+        # Without a tmpfs, what is written is bounded by the count of files of at most file_mb.
+        "data_files": limits.max_files
+        if problem is None
+        else min(limits.max_files, max(1, limits.disk_mb // limits.file_mb)),
+        "source": source,
+        "setup": setup,
+        "tests": None if tests is None else guard_comparisons(tests),
+        "names": list(free_names(tests, setup) if names is None and tests else names or ()),
         "report": report,
         "isolation": "process" if problem is not None else "namespaces",
     }

@@ -333,6 +333,9 @@ class FilterCounts(_Model):
     dropped: int = 0
     """Items in the teacher's text that could not be read (junk, cut off by the length limit)."""
     verified: int = 0
+    errors: int = 0
+    """Candidates whose check raised (the task's ``verify``, a strategy's answer check):
+    rejected, and the run stops if they are most of an iteration's candidates."""
     deduplicated: int = 0
     accepted: int = 0
     seeds: list[str] = Field(default_factory=list)

@@ -271,3 +271,18 @@ def test_the_shipped_experiments_load_and_give_every_arm_one_budget(name: str) -
     # A registered comparison has its powered seeds, an older comparison at least five; a
     # calibration compares nothing.
     assert len(spec.seeds) >= (12 if spec.primary else 5 if spec.baselines else 1)
+
+
+def test_every_arm_is_checked_as_run_would_before_the_first_run(tmp_path) -> None:
+    """A typo in the last arm fails at once, not after every earlier arm has run."""
+    from dataloop.bench import run_bench
+
+    text = (
+        "seeds: [0]\nbudget: {queries: 5}\narms: [{name: seed-only}, "
+        "{name: late, set: {policy.name: uniform, engine.strategy: no-such-strategy}}]"
+    )
+    spec, base = load_experiment(_write(tmp_path / "exp.yaml", text))
+    with pytest.raises(BenchError, match="arm 'late'") as err:
+        run_bench(spec, base, tmp_path / "out")
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out" / "seed-only").exists()  # nothing ran

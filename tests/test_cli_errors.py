@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from dataloop.assemble import check_teacher, resume_config
 from dataloop.config import dump_config, validate_config
 from dataloop.runs import Metrics, RunDir, RunState
 from dataloop.schema import Example, GenerationReport, HistoryEntry
@@ -240,3 +243,122 @@ def test_export_out_that_cannot_be_written_is_one_line(tmp_path, where) -> None:
 )
 def test_serve_replicas_that_do_not_fit_the_devices_start_nothing(args, message) -> None:
     one_line_error(dataloop("serve", *args), message)
+
+
+PLUGINS = REPO / "tests" / "fixtures" / "plugins"
+
+
+@pytest.mark.parametrize(
+    ("policy", "needle"),
+    [
+        ("weakest", "unknown policy 'weakest'"),
+        ("no/such/file.py:P", "no such file"),
+        ("SYNTAX", "importing"),
+        (f"{PLUGINS / 'bad_policies.py'}:Nope", "has no attribute 'Nope'"),
+    ],
+)
+def test_a_bad_policy_names_the_policy_field(tmp_path, policy, needle) -> None:
+    """At 4df1ece these were reported as ``config field 'env.structure'``."""
+    if policy == "SYNTAX":
+        (tmp_path / "broken.py").write_text("class P(:\n")
+        policy = f"{tmp_path / 'broken.py'}:P"
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--policy", policy,
+    )  # fmt: skip
+    one_line_error(out, "config field 'policy.name'", needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_environment_that_fails_its_checks_is_refused_before_anything(tmp_path) -> None:
+    """An empty validation split was an IndexError in the tokenizer, after the reset trained;
+    ``run`` now makes the checks of ``envs --check`` first."""
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "engine.source=none",
+        "--env", f"{PLUGINS / 'bad_envs.py'}:NoValidation",
+    )  # fmt: skip
+    one_line_error(out, "bad_envs.py:NoValidation", "split('validation') is empty", "envs --check")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_serve_checks_its_port_and_model_first(tmp_path) -> None:
+    """At 4df1ece ``--port 99999`` hung silently and a missing GGUF printed 16 lines of log."""
+    one_line_error(dataloop("serve", "--port", "99999"), "--port 99999", "from 1 to 65535")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        one_line_error(dataloop("serve", "--port", port), f"--port {port}", "choose another")
+    missing = tmp_path / "missing.gguf"
+    one_line_error(dataloop("serve", "--model", str(missing)), "--model", str(missing))
+    out = dataloop("serve", "--backend", "vllm", "--model", "m")
+    if shutil.which("vllm") is None:  # the message's own brackets are kept: 'dataloop[vllm]'
+        one_line_error(out, "--backend", "pip install 'dataloop[vllm]'")
+
+
+@pytest.mark.integration
+def test_a_server_that_fails_to_start_is_one_line_with_its_log(tmp_path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_text("not a model\n")
+    log = tmp_path / "serve.log"
+    out = dataloop("serve", "--model", str(bad), "--log", str(log))
+    one_line_error(out, "server exited with code", f"the whole log: {log}")
+    assert log.is_file()
+
+
+def _run_with_credentials(tmp_path: Path) -> RunDir:
+    """A finished run whose teacher URL had credentials: saved redacted, as run saves it."""
+    run = _finished_run(tmp_path)
+    config = validate_config(
+        {
+            "iterations": 1,
+            "teacher": {"backend": "openai", "model": "m", "base_urls": [URL_WITH_PASSWORD]},
+        }
+    )
+    run.write_config(dump_config(config))
+    assert "hunter2" not in (run.path / "config.yaml").read_text()
+    return run
+
+
+URL_WITH_PASSWORD = "http://admin:hunter2@127.0.0.1:1/v1"
+
+
+def test_export_reads_a_run_whose_teacher_url_was_redacted(tmp_path) -> None:
+    """At 4df1ece export refused it, though export never contacts the teacher."""
+    run = _run_with_credentials(tmp_path)
+    out = dataloop("export", str(run.path), "--format", "jsonl", "--out", str(tmp_path / "t.jsonl"))
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "t.jsonl").read_text().count("\n") > 1
+
+
+def test_resume_asks_for_a_redacted_url_and_takes_it_with_set(tmp_path) -> None:
+    run = _run_with_credentials(tmp_path)
+    line = one_line_error(dataloop("resume", str(run.path)), "teacher.base_urls", "--set")
+    assert "http://***@127.0.0.1:1/v1" in line
+    out = dataloop("resume", str(run.path), "--set", "iterations=5")
+    one_line_error(out, "--set iterations", "only how the teacher is reached")
+    config = resume_config(run.path, {"teacher.base_urls": [URL_WITH_PASSWORD]})
+    assert config.teacher.base_urls == [URL_WITH_PASSWORD]
+    check_teacher(config.teacher)  # what resume checks first now passes
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        (f"student.model={SECRET}", "student.model"),
+        (f"student.model=/x/{SECRET}", "student.model"),
+        (f"teacher.model={SECRET}", "teacher.model"),
+        (f"teacher.base_urls=[{SECRET}]", "teacher.base_urls"),
+    ],
+)
+def test_a_key_typed_where_a_name_or_url_belongs_is_not_echoed(tmp_path, setting, field) -> None:
+    """At 4df1ece a key given as student.model or a base_urls entry was echoed back (and a
+    hub id that is a key was sent to the hub)."""
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "teacher.backend=openai",
+        "--set", "teacher.model=m", "--set", "teacher.base_urls=[http://127.0.0.1:1/v1]",
+        "--set", setting,
+    )  # fmt: skip
+    line = one_line_error(out, f"config field '{field}'")
+    assert SECRET not in out.stderr and SECRET[8:20] not in line
+    assert not (tmp_path / "runs").exists()

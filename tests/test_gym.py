@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from dataloop.engine.engine import GenerationResult
 from dataloop.environments import load_task
+from dataloop.errors import DiskFull
 from dataloop.gym import Environment
 from dataloop.loop import Loop
 from dataloop.policies import Uniform
@@ -126,3 +128,44 @@ def test_the_loop_refuses_an_environment_blind_to_the_budget(tmp_path: Path) -> 
     env = _env(tmp_path)
     with pytest.raises(ValueError, match=r"budget=engine\.budget"):
         Loop(env, Uniform(), Leaks([], max_queries=1))
+
+
+class FillsTheDisk(Memorises):
+    """Fails to save its checkpoint the way a full disk makes it fail."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def train(self, records: list[TrainRecord], output_dir: Path) -> Path:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        # What transformers' save_pretrained raises through safetensors.
+        RuntimeError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+            'space left on device" })'
+        ),
+    ],
+)
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_folder(
+    tmp_path: Path, error: Exception
+) -> None:
+    task = load_task("arithmetic", options=OPTIONS)
+    env = Environment(task, FillsTheDisk(error), checkpoints_dir=tmp_path / "ckpt")
+    with pytest.raises(DiskFull) as caught:
+        env.reset()
+    message = str(caught.value)
+    assert f"{tmp_path / 'ckpt' / 'iteration-0'}" in message and "\n" not in message
+    assert "no space left" in message
+
+
+def test_other_training_errors_are_not_taken_for_a_full_disk(tmp_path: Path) -> None:
+    task = load_task("arithmetic", options=OPTIONS)
+    env = Environment(task, FillsTheDisk(ValueError("bad batch")), checkpoints_dir=tmp_path)
+    with pytest.raises(ValueError, match="bad batch"):
+        env.reset()

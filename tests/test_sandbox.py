@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import textwrap
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -180,3 +181,17 @@ def test_without_namespaces_it_refuses_unless_unisolated(monkeypatch) -> None:
     result = run_python("print(1)", LIMITS, unisolated=True, report=True)
     assert result.passed and '"isolation": "process"' in result.stderr
     assert run_python("import os\nos._exit(0)", LIMITS, unisolated=True).status == "failed"
+
+
+def test_a_bubblewrap_without_size_limited_tmpfs_is_named(monkeypatch) -> None:
+    """The work dir's tmpfs needs ``--size`` (bubblewrap 0.8.0); an older one says so."""
+    old = subprocess.CompletedProcess([], 1, "", "bwrap: Unknown option --size\n")
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(sandbox.subprocess, "run", lambda *a, **k: old)
+    sandbox.isolation_problem.cache_clear()
+    try:
+        assert sandbox.isolation_problem() == (
+            "bubblewrap 0.8.0 or newer is needed (--size): bwrap: Unknown option --size"
+        )
+    finally:
+        sandbox.isolation_problem.cache_clear()

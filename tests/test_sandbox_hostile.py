@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dataloop import sandbox
 from dataloop.sandbox import SandboxLimits, _bwrap_argv, run_python
 
 LIMITS = SandboxLimits(cpu_seconds=3, wall_seconds=6, memory_mb=256)
@@ -92,10 +93,16 @@ def test_rebinding_the_hooks_names_does_not_disable_it(outside, listener) -> Non
     assert not _connected(listener) and not Path(outside["target"]).exists()
 
 
-def test_dir_fd_rename_and_symlink_do_not_escape(outside) -> None:
+@pytest.mark.parametrize("unisolated", [False, True], ids=["namespaces", "unisolated"])
+def test_dir_fd_rename_and_symlink_do_not_escape(outside, monkeypatch, unisolated) -> None:
+    """Unisolated (the hook alone, as root here), ``os.open(rel, dir_fd=...)`` read a secret
+    and wrote outside at 4df1ece: the open event does not carry ``dir_fd``. Directories cannot
+    be opened now, so there is no ``dir_fd`` to be relative to."""
+    if unisolated:
+        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
     target, secret = outside["target"], outside["secret"]
     stdlib = os.path.dirname(os.__file__)
-    out = _run(f"""
+    source = textwrap.dedent(f"""
         import os
         attempts = []
         def attempt(name, action):
@@ -103,10 +110,14 @@ def test_dir_fd_rename_and_symlink_do_not_escape(outside) -> None:
                 attempts.append((name, action()))
             except Exception as exc:
                 attempts.append((name, type(exc).__name__))
-        here = os.open(".", os.O_RDONLY)
-        lib = os.open({stdlib!r}, os.O_RDONLY)
-        rel = os.path.relpath({secret!r}, os.getcwd())
-        attempt("dir_fd read", lambda: os.read(os.open(rel, os.O_RDONLY, dir_fd=here), 100))
+        fds = {{}}
+        attempt("open dir", lambda: fds.setdefault("here", os.open(".", os.O_RDONLY)))
+        attempt("open lib", lambda: fds.setdefault("lib", os.open({stdlib!r}, os.O_RDONLY)))
+        here, lib = fds.get("here", 999), fds.get("lib", 999)  # 999: no such descriptor
+        os.makedirs("a/b/c/d/e/f/g/h/i/j/k/l")
+        os.chdir("a/b/c/d/e/f/g/h/i/j/k/l")
+        rel = os.path.relpath({secret!r}, {stdlib!r})
+        attempt("dir_fd read", lambda: os.read(os.open(rel, os.O_RDONLY, dir_fd=lib), 100))
         attempt("dir_fd write", lambda: os.open("os.py", os.O_WRONLY | os.O_TRUNC, dir_fd=lib))
         open("inside.txt", "w").write("x")
         attempt("rename", lambda: os.rename("inside.txt", {target!r}))
@@ -116,9 +127,12 @@ def test_dir_fd_rename_and_symlink_do_not_escape(outside) -> None:
         attempt("listing", lambda: os.listdir({os.path.dirname(secret)!r}))
         print(attempts)
     """)
+    result = run_python(source, LIMITS, unisolated=unisolated)
+    out = result.stdout + result.stderr
+    assert result.passed, out
     assert SECRET not in out and "config.yaml" not in out
     assert not Path(target).exists() and not Path(stdlib, "evil.py").exists()
-    assert "attempts" not in out and out.count("Error") >= 6
+    assert out.count("Error") >= 9 and "'open dir', 'PermissionError'" in out, out
 
 
 def test_signals_cannot_reach_processes_outside(victim) -> None:
@@ -240,7 +254,7 @@ def test_the_namespaces_hold_without_the_audit_hook(tmp_path, outside, victim, l
         print("env", dict(os.environ))
     """)
     done = subprocess.run(
-        [*_bwrap_argv(work), "-I", "-S", "-c", source],
+        [*_bwrap_argv(work, 16), "-I", "-S", "-c", source],
         capture_output=True,
         text=True,
         timeout=60,
@@ -252,3 +266,127 @@ def test_the_namespaces_hold_without_the_audit_hook(tmp_path, outside, victim, l
     assert out.count("DENIED") == 5 and SECRET not in out, out
     assert not _connected(listener) and victim.poll() is None
     assert not Path(outside["target"]).exists()
+
+
+# Fake passes found at 4df1ece: each passed the guarded tests there.
+METACLASS = """
+class Meta(type):
+    # type.__getattribute__ gives a metaclass's data descriptor precedence: a guard that asks
+    # it for Yes.__eq__ got str.__eq__ back and took Yes for a faithful str.
+    __eq__ = property(lambda cls: str.__eq__)
+    __ne__ = property(lambda cls: str.__ne__)
+class Yes(str, metaclass=Meta):
+    __hash__ = str.__hash__
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+def f(x):
+    return Yes("no")
+"""
+ARITHMETIC = """
+class Zero:
+    def __sub__(self, other):
+        return 0
+    __rsub__ = __sub__
+def f(x):
+    return Zero()
+"""
+FLOAT_ZERO = """
+class Zero(float):
+    def __sub__(self, other):
+        return 0.0
+    __rsub__ = __sub__
+def f(x):
+    return Zero(7.0)
+"""
+FAKES = {
+    "metaclass property __eq__": (METACLASS, "assert f(2) == 'four'\nassert 'four' == f(2)"),
+    "global abs": (
+        "abs = lambda *a: 0\ndef f(x):\n    return x\n",
+        "assert abs(f(1.33) - 0.33) < 1e-6",
+    ),
+    "global tuple": (
+        "tuple = lambda *a: ()\ndef f(x):\n    return x\n",
+        "assert tuple(f([3, 1])) == tuple([1, 3])",
+    ),
+    "global sorted": (
+        "sorted = lambda *a, **k: [1, 3]\ndef f(x):\n    return [9]\n",
+        "assert sorted(f([3, 1])) == [1, 3]",
+    ),
+    "global set": (
+        "set = lambda *a: {1, 3}\ndef f(x):\n    return [9]\n",
+        "assert set(f([3, 1])) == {1, 3}",
+    ),
+    "arithmetic returns 0": (ARITHMETIC, "assert abs(f([1.0, 2.0]) - 2.0 / 3.0) < 1e-6"),
+    "float subclass arithmetic": (FLOAT_ZERO, "assert abs(f(1) - 0.5) < 1e-6"),
+}
+
+
+@pytest.mark.parametrize("fake", FAKES)
+def test_new_fake_passes_fail(fake) -> None:
+    program, tests = FAKES[fake]
+    result = run_python(program, LIMITS, tests=tests)
+    assert result.status == "failed", (fake, result.stderr)
+
+
+def test_tests_see_only_the_functions_they_call() -> None:
+    program = "import math\nhidden = 1\ndef f(x):\n    return {'a': (x, 2.5), 'b': [None, b'x']}\n"
+    tests = "assert f(1) == {'a': (1, 2.5), 'b': [None, b'x']}\nassert math.pi > 3\n"
+    assert run_python(program, LIMITS, tests=tests).passed
+    only_f = run_python(program, LIMITS, tests="assert f(0) and hidden == 1", names=["f"])
+    assert only_f.status == "failed" and "NameError: name 'hidden'" in only_f.stderr
+    assert sandbox.free_names("assert f(x) == sorted(y)", "x = y = 1") == ("f",)
+
+
+def test_returned_objects_reach_the_tests_as_plain_data() -> None:
+    program = "class C:\n    pass\ndef f():\n    return [C()]\n"
+    result = run_python(program, LIMITS, tests="assert len(f()) == 1")
+    assert result.status == "failed" and "a C was returned, not plain data" in result.stderr
+
+
+def _bytes_written(source: str, limits: SandboxLimits, unisolated: bool = False) -> int:
+    result = run_python(source, limits, unisolated=unisolated)
+    assert result.passed, result.stderr
+    return int(result.stdout.split()[-1])
+
+
+# 48 files of 16 MB each (each under RLIMIT_FSIZE) filled the host's temp folder at 4df1ece.
+FILL_DISK = """
+import os
+written = 0
+for i in range(48):
+    try:
+        with open(f"f{i}", "wb") as f:
+            for _ in range(16):
+                f.write(b"x" * (1 << 20))
+                f.flush()
+                written += 1 << 20
+    except OSError as exc:
+        print(type(exc).__name__)
+print(written)
+"""
+
+
+@pytest.mark.parametrize("unisolated", [False, True], ids=["namespaces", "unisolated"])
+def test_total_bytes_written_are_bounded(monkeypatch, unisolated) -> None:
+    if unisolated:
+        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    limits = LIMITS.model_copy(update={"disk_mb": 32})
+    written = _bytes_written(FILL_DISK, limits, unisolated)
+    assert 0 < written <= 32 << 20
+
+
+@pytest.mark.parametrize("unisolated", [False, True], ids=["namespaces", "unisolated"])
+def test_files_created_are_counted(monkeypatch, unisolated) -> None:
+    if unisolated:
+        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    many = "import os\nfor i in range(300):\n    open(f'f{i}', 'w').close()\nprint('made all')\n"
+    dirs = "import os\nfor i in range(300):\n    os.mkdir(f'd{i}')\nprint('made all')\n"
+    limits = LIMITS.model_copy(update={"max_files": 100})
+    for source in (many, dirs):
+        result = run_python(source, limits, unisolated=unisolated)
+        assert result.status == "failed" and "made all" not in result.stdout
+        assert "files created" in result.stderr
+    rewrite = "for i in range(300):\n    open('same', 'w').write(str(i))\n"
+    assert run_python(rewrite, limits, unisolated=unisolated).passed

@@ -37,7 +37,7 @@ from dataloop.bench.spec import (
 )
 from dataloop.config import LoopConfig, load_config
 from dataloop.environments import load_task
-from dataloop.errors import ConfigError
+from dataloop.errors import ConfigError, DataloopError
 from dataloop.identity import CodeIdentity
 from dataloop.runs import RunDir
 
@@ -129,6 +129,22 @@ def _check_folders(planned: Iterable[tuple[Arm, int, LoopConfig]], out: Path) ->
             )
 
 
+def _check_arms(planned: list[tuple[Arm, int, LoopConfig]]) -> None:
+    """Every check ``dataloop run`` makes before it starts, for each arm (its first seed), so
+    that a typo in the last arm fails now, not after every earlier arm has run."""
+    from dataloop.assemble import check_run  # the engine and its registries: only to run
+
+    checked: set[str] = set()
+    for arm, _, config in planned:
+        if arm.name in checked:
+            continue
+        checked.add(arm.name)
+        try:
+            check_run(config)
+        except DataloopError as exc:
+            raise BenchError(f"arm '{arm.name}': {exc}") from None
+
+
 def run_bench(
     experiment: Experiment,
     base: LoopConfig,
@@ -158,6 +174,8 @@ def run_bench(
     for arm_name in rerun:
         shutil.rmtree(out / arm_name, ignore_errors=True)
     _check_folders(planned, out)
+    if run_missing:
+        _check_arms(planned)
     runs: list[RunResult] = []
     pending: list[str] = []
     for index, (arm, seed, config) in enumerate(planned, start=1):

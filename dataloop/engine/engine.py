@@ -26,9 +26,10 @@ from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
-from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
+from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Sampling
 from dataloop.llm.teacher import Teacher
+from dataloop.plugins import origin, raised
 from dataloop.schema import (
     Budget,
     Example,
@@ -46,10 +47,14 @@ ProgressFn = Callable[[int], None]
 """Called with the number of examples just accepted."""
 
 
+Checked = Check | Literal["error"]
+"""A strategy's check, or ``error``: it raised (the task's ``verify``, say)."""
+
 Verdict = Literal[
     "accepted",
     "unverified",
     "wrong-answer",
+    "error",
     "duplicate",
     "similar",
     "contaminated",
@@ -64,9 +69,12 @@ class Candidate(BaseModel):
     example: Example
     verdict: Verdict
     """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
-    the teacher's (or the seed's) answer found it wrong; ``surplus``: good, but the request was
-    already met; ``similar``: too close to a held question by ROUGE-L (``novelty``); the
-    others name the filter that removed it."""
+    the teacher's (or the seed's) answer found it wrong; ``error``: checking it raised
+    (rejected, see ``error``); ``surplus``: good, but the request was already met; ``similar``:
+    too close to a held question by ROUGE-L (``novelty``); the others name the filter that
+    removed it."""
+    error: str | None = None
+    """What checking it raised, and where (verdict ``error``)."""
 
 
 @dataclass
@@ -128,6 +136,7 @@ class Engine:
             resolve_strategy(strategy)  # fail at construction on an unknown name
         if novelty is not None:
             Novelty(novelty)  # a bad threshold fails here, not mid-run
+        self._raised: dict[str, str] = {}  # candidate id -> what checking it raised
 
     @property
     def budget(self) -> Budget:
@@ -149,7 +158,10 @@ class Engine:
 
         A request the teacher fails is recorded in ``errors`` and the others carry on; but a
         teacher that cannot be reached, or that answered none of the requests, raises
-        :class:`~dataloop.errors.TeacherUnavailable`: there is nothing to train on.
+        :class:`~dataloop.errors.TeacherUnavailable`: there is nothing to train on. A candidate
+        whose check raises (the task's ``verify``, a strategy's answer check) is rejected with
+        the verdict ``error``; when most candidates end so, the fault is the plug-in's, not the
+        teacher's: :class:`~dataloop.errors.PluginError`, naming it.
 
         Each round sends the prompts of every request still short at once; each reply is read
         and checked as it arrives, and the verdicts (dedup, surplus, accepted) are taken in plan
@@ -157,6 +169,7 @@ class Engine:
         in the same order, however the requests raced.
         """
         result = GenerationResult()
+        self._raised.clear()
         seen = Seen(train_set)
         novel = None if self.novelty is None else Novelty(self.novelty, self._seeds)
         uses = _parent_uses(train_set)
@@ -200,6 +213,12 @@ class Engine:
                 f"the teacher answered none of {len(result.errors)} requests; first error: "
                 f"{result.errors[0]}"
             )
+        failed = [c for c in result.candidates if c.verdict == "error"]
+        if 2 * len(failed) > len(result.candidates):
+            raise PluginError(
+                f"environment {origin(self.task)}: checking candidates raised on {len(failed)} "
+                f"of {len(result.candidates)}; first: {failed[0].error}"
+            )
         return result
 
     async def _settle(
@@ -213,11 +232,18 @@ class Engine:
             return exc
         candidates = self._read(job, prompt, reply)
 
-        async def check(candidate: Example) -> tuple[Check, Example]:
+        def run_check(candidate: Example) -> tuple[Checked, Example]:
+            try:
+                return job.strategy.check(candidate, job.ctx, prompt)
+            except Exception as exc:  # the plug-in's fault, not the candidate's: counted
+                self._raised[candidate.id] = raised(exc)
+                return "error", candidate
+
+        async def check(candidate: Example) -> tuple[Checked, Example]:
             async with slots:
                 if self.task.check_workers <= 1:
-                    return job.strategy.check(candidate, job.ctx, prompt)
-                return await asyncio.to_thread(job.strategy.check, candidate, job.ctx, prompt)
+                    return run_check(candidate)
+                return await asyncio.to_thread(run_check, candidate)
 
         checked = await asyncio.gather(*(check(c) for c in candidates))
         settled = _Settled(queries=0 if reply.cached else 1, checked=list(checked))
@@ -228,8 +254,8 @@ class Engine:
         return settled
 
     async def _vote(
-        self, job: _Job, check: Check, example: Example, settled: _Settled
-    ) -> tuple[Check, Example]:
+        self, job: _Job, check: Checked, example: Example, settled: _Settled
+    ) -> tuple[Checked, Example]:
         """Self-consistency: ``votes`` fresh teacher answers to the candidate's question; it
         stays verified only if more than half of them agree with its answer (``score``)."""
         if check != "verified":
@@ -257,7 +283,7 @@ class Engine:
     def _take(
         self,
         job: _Job,
-        checked: list[tuple[Check, Example]],
+        checked: list[tuple[Checked, Example]],
         seen: Seen,
         novel: Novelty | None,
         result: GenerationResult,
@@ -266,7 +292,8 @@ class Engine:
         """The final verdict of every checked candidate of one reply, in order."""
         for check, example in checked:
             verdict, example = self._judge(job, check, example, seen, novel)
-            result.candidates.append(Candidate(example=example, verdict=verdict))
+            error = self._raised.get(example.id) if verdict == "error" else None
+            result.candidates.append(Candidate(example=example, verdict=verdict, error=error))
             if verdict == "accepted":
                 result.accepted.append(example)
                 if on_progress:
@@ -344,9 +371,11 @@ class Engine:
         return await self.teacher.ask(prompt.text, sampling)
 
     def _judge(
-        self, job: _Job, check: Check, example: Example, seen: Seen, novel: Novelty | None
+        self, job: _Job, check: Checked, example: Example, seen: Seen, novel: Novelty | None
     ) -> tuple[Verdict, Example]:
         counts = job.counts
+        if check == "error":
+            counts.errors += 1
         if check != "verified":
             return check, example
         counts.verified += 1
@@ -385,7 +414,7 @@ class _Settled:
     """One reply, read and checked: (check, example as checked) per candidate, in order."""
 
     queries: int
-    checked: list[tuple[Check, Example]]
+    checked: list[tuple[Checked, Example]]
     exhausted: bool = False
     """The budget ran out while asking for votes."""
     errors: list[str] = field(default_factory=list)

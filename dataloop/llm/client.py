@@ -220,6 +220,31 @@ class OpenAIClient:
     def _url(self, index: int | None) -> str:
         return ", ".join(self._urls) if index is None else self._urls[index]
 
+    async def probe(self, timeout: float) -> None:
+        """Ask every endpoint for its model list (``GET /models``: no tokens, no budget) and
+        raise :class:`~dataloop.errors.TeacherUnavailable` for one that cannot be reached,
+        does not answer within ``timeout`` seconds, or refuses the key. An endpoint that
+        answers with any other HTTP error (a server without ``/models``) is up."""
+        for url, api in zip(self._urls, self._endpoints, strict=True):
+            try:
+                await api.with_options(timeout=timeout, max_retries=0).models.list()
+            except openai.APITimeoutError:
+                raise TeacherUnavailable(
+                    f"teacher at {url} did not answer within {timeout:g} s "
+                    "(teacher.probe_timeout): is the server up and not stuck?"
+                ) from None
+            except openai.APIConnectionError as exc:
+                raise TeacherUnavailable(
+                    f"teacher at {url} cannot be reached: {_describe(exc)}"
+                ) from None
+            except openai.AuthenticationError as exc:
+                raise TeacherUnavailable(
+                    f"teacher at {url} refused the key (HTTP {exc.status_code}); check "
+                    "teacher.api_key_env"
+                ) from None
+            except openai.APIStatusError:
+                continue
+
     def _check_reachable(self) -> None:
         failures = self._connection_failures
         if failures >= self.max_connection_failures:

@@ -31,6 +31,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def port_problem(port: int) -> str | None:
+    """Why a server cannot listen on 127.0.0.1:``port``; None when it can (right now)."""
+    if not 1 <= port <= 65535:
+        return "not a TCP port: choose one from 1 to 65535"
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return f"127.0.0.1:{port} cannot be used ({exc.strerror}): choose another port"
+    return None
+
+
 def _die_with_parent() -> None:
     # PR_SET_PDEATHSIG: the kernel sends SIGTERM to the server when the loop process dies.
     if sys.platform.startswith("linux"):
@@ -89,8 +101,8 @@ class ManagedServer:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise TeacherError(
-                    f"server exited with code {self.process.returncode} while starting; "
-                    f"see {self.log_path}:\n{self.log_tail()}"
+                    f"server exited with code {self.process.returncode} while starting: "
+                    f"{self.log_error()}; the whole log: {self.log_path}"
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
@@ -104,12 +116,16 @@ class ManagedServer:
             f"server not healthy after {self.startup_timeout:.0f}s; see {self.log_path}"
         )
 
-    def log_tail(self, lines: int = 15) -> str:
-        """The last lines of the server's log."""
+    def log_error(self) -> str:
+        """The log's last line that mentions an error (else its last line), for a one-line
+        message."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            lines = [x.strip() for x in self.log_path.read_text(errors="replace").splitlines()]
         except OSError:
-            return ""
+            return "no log"
+        lines = [x for x in lines if x]
+        errors = [x for x in lines if "error" in x.lower() or "failed" in x.lower()]
+        return (errors or lines or ["empty log"])[-1]
 
     def wait(self) -> None:
         """Block until the server exits by itself; TeacherError with its exit code and log."""

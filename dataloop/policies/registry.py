@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
-from dataloop.plugins import is_reference, load_reference
+from dataloop.plugins import is_reference, load_reference, origin, raised
 from dataloop.policies.base import STRUCTURES, FunctionPolicy, Policy
 from dataloop.policies.builtin import (
     LLM2LLM,
@@ -77,6 +77,8 @@ def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) ->
         return cls(**options)
     except (TypeError, ValueError) as exc:
         raise RegistryError(f"policy '{spec}': bad option: {exc}") from exc
+    except Exception as exc:
+        raise RegistryError(f"policy {origin(cls)}: __init__ raised {raised(exc)}") from exc
 
 
 def check_policy(spec: str, **options: Any) -> None:

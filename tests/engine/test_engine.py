@@ -10,7 +10,7 @@ import time
 import pytest
 
 from dataloop.engine import Engine
-from dataloop.errors import BudgetExhausted, TeacherError, TeacherUnavailable
+from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.teacher import Teacher
 from dataloop.schema import Budget, Failure, GenerationRequest, Observation, Plan
@@ -359,3 +359,39 @@ def test_novelty_rejects_questions_too_close_to_a_seed(arithmetic) -> None:
     assert [c.verdict for c in result.candidates] == ["similar", "accepted"]
     off = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=1)
     assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [])).accepted) == 2
+
+
+class RaisingTask(SlowTask):
+    """Wraps a task: verify raises on questions that start with one of ``bad``."""
+
+    def __init__(self, task, bad: tuple[str, ...]) -> None:
+        super().__init__(task, 1)
+        self.bad = bad
+
+    def verify(self, example):
+        if example.question.startswith(self.bad):
+            raise ZeroDivisionError("division by zero in my verify")
+        return self.task.verify(example)
+
+
+def test_a_verify_that_raises_rejects_that_candidate_and_is_counted(arithmetic) -> None:
+    text = " 20+10\nA: 30\nQ: 21+10\nA: 31\nQ: 22+10\nA: 32\n"
+    plan = Plan(requests=[GenerationRequest(skill="add", count=3)])
+    engine = Engine(Teacher(ScriptedClient(text)), RaisingTask(arithmetic, ("21",)), max_rounds=1)
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert [c.verdict for c in result.candidates] == ["accepted", "error", "accepted"]
+    error = result.candidates[1].error
+    assert error is not None and error.startswith("ZeroDivisionError: division by zero in my")
+    assert "test_engine.py" in error and "in verify" in error  # the line that raised
+    assert result.report.counts[0].errors == 1
+
+
+def test_when_most_candidates_raise_the_environment_is_named(arithmetic) -> None:
+    text = " 20+10\nA: 30\nQ: 21+10\nA: 31\nQ: 22+10\nA: 32\n"
+    plan = Plan(requests=[GenerationRequest(skill="add", count=3)])
+    task = RaisingTask(arithmetic, ("20", "21"))
+    engine = Engine(Teacher(ScriptedClient(text)), task, max_rounds=1)
+    with pytest.raises(PluginError, match="checking candidates raised on 2 of 3") as caught:
+        asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+    assert "test_engine.py:RaisingTask" in str(caught.value)
+    assert "ZeroDivisionError" in str(caught.value) and "\n" not in str(caught.value)

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -162,7 +163,16 @@ FAKES = {
     "os._exit": "import os\nos._exit(0)\n",
     "atexit": "import atexit, os\natexit.register(os._exit, 0)\n",
     "__eq__": "class Yes:\n    def __eq__(self, other):\n        return True\n",
+    # A str whose always-true __eq__ hides behind a metaclass's properties (passed at 4df1ece).
+    "metaclass __eq__": (
+        "class Meta(type):\n    __eq__ = property(lambda cls: str.__eq__)\n"
+        "    __ne__ = property(lambda cls: str.__ne__)\n"
+        "class Yes(str, metaclass=Meta):\n    __hash__ = str.__hash__\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __ne__(self, other):\n        return False\n"
+    ),
 }
+RETURNS_YES = ("__eq__", "metaclass __eq__")
 
 
 @pytest.mark.parametrize("fake", FAKES)
@@ -172,7 +182,9 @@ def test_fake_passes_are_scored_wrong_and_never_verified(code, fake) -> None:
     mbpp = load_task("code", options={"data_files": str(FIXTURES / "mbpp" / "mbpp.jsonl")})
     humaneval_question = 'def sq(x: int) -> int:\n    """Square x.\n    >>> sq(3)\n    9\n    """\n'
     mbpp_question = "Write a function sq.\nYour code should pass these tests:\nassert sq(3) == 9"
-    body = "return -1" if fake != "__eq__" else FAKES[fake].replace("\n", "\n    ") + "return Yes()"
+    body = "return -1"
+    if fake in RETURNS_YES:
+        body = FAKES[fake].replace("\n", "\n    ") + "return Yes('no')"
     hidden = mbpp.split("train")[0]
     cases = [
         (code, code.split("test")[0], ""),
@@ -181,7 +193,7 @@ def test_fake_passes_are_scored_wrong_and_never_verified(code, fake) -> None:
         (mbpp, Example.make("code", mbpp_question, ""), "sq"),
     ]
     for task, example, name in cases:
-        top = "" if fake == "__eq__" else FAKES[fake]
+        top = "" if fake in RETURNS_YES else FAKES[fake]
         if task.style == "humaneval":  # a completion of the header, then top-level code
             solution = f"    {body}\n{top}"
         else:
@@ -204,3 +216,71 @@ def test_without_namespaces_the_environment_refuses_unless_allowed(monkeypatch) 
         load_task("code", options={"fixture": True})
     assert "\n" not in str(caught.value)
     assert load_task("code", options={"fixture": True, "allow_unisolated": True}).allow_unisolated
+
+
+def _humaneval_row(task_id: str, header: str, solution: str, check: str, entry: str) -> dict:
+    test = "\n\ndef check(candidate):\n" + textwrap.indent(check, "    ")
+    return {"task_id": task_id, "prompt": header, "canonical_solution": solution, "test": test,
+            "entry_point": entry}  # fmt: skip
+
+
+# HumanEval's own tests of this shape (HumanEval/2, /4, /33) passed these at 4df1ece: a
+# top-level global named like a builtin the tests call, and a value whose arithmetic lies.
+SHADOWED = [
+    (
+        _humaneval_row(
+            "attack/2",
+            'def fraction(x: float) -> float:\n    """The part after the point.\n'
+            '    >>> abs(fraction(3.5) - 0.5) < 1e-6\n    True\n    """\n',
+            "    return x - int(x)\n",
+            "assert abs(candidate(1.33) - 0.33) < 1e-6\n",
+            "fraction",
+        ),
+        "    return 0.0\nabs = lambda *a: 0\n",
+    ),
+    (
+        _humaneval_row(
+            "attack/33",
+            'def firsts(xs: list) -> list:\n    """The first of each pair, sorted.\n'
+            '    >>> tuple(firsts([[2, 0], [1, 0]]))\n    (1, 2)\n    """\n',
+            "    return sorted(x[0] for x in xs)\n",
+            "assert tuple(candidate([[3, 1], [2, 1]])) == tuple([2, 3])\n"
+            "assert sorted(candidate([[5, 0], [4, 0]])) == [4, 5]\n"
+            "assert set(candidate([[1, 0]])) == {1}\n",
+            "firsts",
+        ),
+        "    return None\ntuple = lambda *a: ()\nsorted = lambda *a: [4, 5]\n"
+        "set = lambda *a: {1}\n",
+    ),
+    (
+        _humaneval_row(
+            "attack/4",
+            'def mean(xs: list) -> float:\n    """The mean of xs.\n'
+            '    >>> abs(mean([1.0, 2.0]) - 1.5) < 1e-6\n    True\n    """\n',
+            "    return sum(xs) / len(xs)\n",
+            "assert abs(candidate([1.0, 2.0, 3.0]) - 2.0) < 1e-6\n",
+            "mean",
+        ),
+        "    class Zero:\n        def __sub__(self, other):\n            return 0\n"
+        "        __rsub__ = __sub__\n    return Zero()\n",
+    ),
+]
+
+
+def test_globals_named_like_builtins_and_lying_arithmetic_do_not_pass(tmp_path) -> None:
+    rows = [row for row, _ in SHADOWED]
+    data = tmp_path / "attacks.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows * 3))  # every split gets each
+    task = load_task("code", options={"data_files": str(data)})
+    examples = {e.question: e for split in ("train", "test") for e in task.split(split)}
+    for row, attack in SHADOWED:
+        example = examples[row["prompt"]]
+        assert task.score(example, row["canonical_solution"]), row["task_id"]
+        assert not task.score(example, attack), row["task_id"]  # the hidden tests
+        assert task.verify(example.model_copy(update={"answer": row["canonical_solution"]}))
+        assert task.verify(example.model_copy(update={"answer": attack})) is None  # doctest
+    mbpp = load_task("code", options={"data_files": str(FIXTURES / "mbpp" / "mbpp.jsonl")})
+    question = "Write f.\nYour code should pass these tests:\nassert abs(f(2) - 4) < 1e-6"
+    assert mbpp.verify(Example.make("code", question, "def f(x):\n    return x * x\n"))
+    cheat = "def f(x):\n    return 0\nabs = lambda *a: 0\n"
+    assert mbpp.verify(Example.make("code", question, cheat)) is None

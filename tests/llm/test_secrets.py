@@ -13,6 +13,7 @@ from dataloop.config import dump_config, validate_config
 from dataloop.errors import ConfigError
 from dataloop.llm import Sampling
 from dataloop.logs import attach_run_log, detach
+from dataloop.redact import redact_keys
 from dataloop.runs import RunDir
 
 SECRET = "sk-test-7f3a9c1e5b"
@@ -78,3 +79,26 @@ def test_a_missing_key_variable_is_named(tmp_path, monkeypatch) -> None:
         teacher_client(config.teacher, RunDir(tmp_path)),
     ):
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("no model folder at sk-proj-9Zx7TopSecretKey1234567890", "no model folder at ***"),
+        ("'hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ012345' is not a URL", "'***' is not a URL"),
+        ("token aB3dE5gH7jK9mN1pQ3sT5vW7yZ here", "token *** here"),
+        # Names and paths are not keys: shown as they are.
+        ("Meta-Llama-3-8B-Instruct", "Meta-Llama-3-8B-Instruct"),
+        ("Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"),
+        (
+            "/tmp/pytest-of-root/pytest-4/test_a_teacher_mid_0",
+            "/tmp/pytest-of-root/pytest-4/test_a_teacher_mid_0",
+        ),
+        (
+            "lists-bc241ead7287 OPENAI_API_KEY_FOR_THE_TEACHER",
+            "lists-bc241ead7287 OPENAI_API_KEY_FOR_THE_TEACHER",
+        ),
+    ],
+)
+def test_keys_in_messages_are_redacted_and_names_are_not(text, shown) -> None:
+    assert redact_keys(text) == shown

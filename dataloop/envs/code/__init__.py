@@ -49,11 +49,14 @@ Style = Literal["humaneval", "mbpp"]
 
 @dataclass(frozen=True)
 class Tests:
-    """How to check a completion: code put before it, and test code run after it (in its own
-    namespace, holding what the program defined)."""
+    """How to check a completion: code put before it, and test code run after it in its own
+    namespace (see :func:`~dataloop.sandbox.run_python`): ``prefix`` run there first too, then
+    of the program only ``entry``, the function under test (HumanEval), or the names the tests
+    call (MBPP)."""
 
     prefix: str
     tests: str
+    entry: str | None = None
 
 
 def extract_code(completion: str, style: Style) -> str:
@@ -98,12 +101,18 @@ def visible_tests(question: str) -> str | None:
             if line.strip().startswith("assert ")
         ]
         return "\n".join(asserts) or None
+    function = _last_function(question)
+    docstring = ast.get_docstring(function, clean=False) if function else None
+    return doctest_asserts(docstring) if docstring else None
+
+
+def _last_function(question: str) -> ast.FunctionDef | None:
+    """The function a HumanEval-style question asks for: the last one defined in it."""
     try:
         functions = [n for n in ast.walk(ast.parse(question)) if isinstance(n, ast.FunctionDef)]
     except SyntaxError:
         return None
-    docstring = ast.get_docstring(functions[-1], clean=False) if functions else None
-    return doctest_asserts(docstring) if docstring else None
+    return functions[-1] if functions else None
 
 
 def doctest_asserts(docstring: str) -> str | None:
@@ -222,7 +231,7 @@ class CodeTask(DatasetTask):
                 raise DataError(f"{row.where('entry_point')}: missing (HumanEval rows need it)")
             prompt, solution = row.text("prompt"), row.text("canonical_solution")
             entry = row.text("entry_point")
-            tests = Tests(prefix=prompt, tests=f"{row.text('test')}\n\ncheck({entry})\n")
+            tests = Tests(prompt, f"{row.text('test')}\n\ncheck({entry})\n", entry)
             example = Example.make("code", prompt, solution)
         else:
             asserts = row.get("test_list", list)
@@ -251,10 +260,20 @@ class CodeTask(DatasetTask):
             found = visible_tests(example.question)
             if found is None:
                 return SandboxResult(status="failed", returncode=None, stderr="no tests found")
-            prefix = example.question if self.style == "humaneval" else ""
-            tests = Tests(prefix=prefix, tests=found)
+            function = _last_function(example.question) if self.style == "humaneval" else None
+            if function is None:
+                tests = Tests("", found)
+            else:
+                tests = Tests(example.question, found, function.name)
         program = f"{tests.prefix}{self.extract(completion)}\n"
-        return run_python(program, self.limits, tests=tests.tests, unisolated=self.allow_unisolated)
+        return run_python(
+            program,
+            self.limits,
+            tests=tests.tests,
+            setup=tests.prefix,
+            names=None if tests.entry is None else [tests.entry],
+            unisolated=self.allow_unisolated,
+        )
 
     def score(self, example: Example, completion: str) -> bool:
         """pass@1: the completion passes every test within the sandbox's limits."""
