@@ -15,6 +15,7 @@ from typing import Any
 
 from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config, load_config
 from dataloop.display import Display
+from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
@@ -251,10 +252,13 @@ def training_set(run: RunDir) -> list[Example]:
     return examples
 
 
-def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templates]:
+def check_run(
+    config: LoopConfig, run: RunDir
+) -> tuple[TaskEnvironment, Templates, BenchmarkIndex | None]:
     """Every check that needs no student, server or run folder: the task and its options, the
     policy and its options, the strategy, the prompt templates, the teacher's configuration,
-    and (resuming) the run's state. Returns the task and the templates, which are kept."""
+    the benchmarks, and (resuming) the run's state. Returns the task, the templates and the
+    benchmarks' index (None without benchmarks), which are kept."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
             "config field 'env.discover_skills': env.options.skills_file is set too; use your "
@@ -296,10 +300,11 @@ def check_run(config: LoopConfig, run: RunDir) -> tuple[TaskEnvironment, Templat
     _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
+    benchmarks = load_benchmarks(config.engine.benchmarks, config.engine.benchmark_ngram)
     if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
         run.read_state()
         run.read_metrics()
-    return task, templates
+    return task, templates, benchmarks
 
 
 def _check_student(student: StudentConfig) -> None:
@@ -348,11 +353,11 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     the run folder is made, the student built and the teacher started. A start that fails
     removes the run folder it made."""
     run = run or run_dir_for(config)
-    task, templates = check_run(config, run)
+    task, templates, benchmarks = check_run(config, run)
     created = _make_run_folder(run, config)
     started = False
     try:
-        with _set_up(config, display, run, task, templates) as loop:
+        with _set_up(config, display, run, task, templates, benchmarks) as loop:
             started = True
             yield loop
     except BaseException:
@@ -368,6 +373,7 @@ def _set_up(
     run: RunDir,
     task: TaskEnvironment,
     templates: Templates,
+    benchmarks: BenchmarkIndex | None,
 ) -> Iterator[Loop]:
     display.log(f"run folder: {run.path}")
     display.log(f"data: {task.data_source()}")
@@ -425,6 +431,8 @@ def _set_up(
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 novelty=config.engine.novelty,
+                near_duplicates=config.engine.near_duplicates,
+                benchmarks=benchmarks,
                 show_student_answer=config.engine.show_student_answer,
                 seeds=seeds,
                 held_out=feedback,

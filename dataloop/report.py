@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +14,10 @@ from rich.table import Table
 
 from dataloop.atomic import write_text
 from dataloop.runs import Metrics, RunDir, RunState
-from dataloop.schema import GenerationReport, SkillTree
+from dataloop.schema import FilterCounts, GenerationReport, SkillTree
 from dataloop.sunburst import plot_tree
 
-COUNT_FIELDS = ("requested", "generated", "parsed", "verified", "deduplicated", "accepted")
+COUNT_FIELDS = (*FilterCounts.STAGES, *FilterCounts.REMOVED)
 
 
 @dataclass
@@ -33,6 +33,8 @@ class RunSummary:
     """Iteration -> skill tree, for the iterations that have one (``skill-tree`` runs)."""
     data_accuracy: dict[int, dict[str, float]]
     """Iteration -> per-skill accuracy on the data just trained on, where it was recorded."""
+    benchmark_hits: dict[int, dict[str, int]]
+    """Iteration -> candidates removed per benchmark (``engine.benchmarks``)."""
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
@@ -52,13 +54,17 @@ class RunSummary:
         provenance: dict[tuple[str, str], dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
+        benchmark_hits: dict[int, dict[str, int]] = {}
         for k in run.iterations_done():
             run.accepted(k)
             report = run.read_model(f"iterations/{k}/generation.json", GenerationReport)
+            hits: Counter[str] = Counter()
             for c in report.counts:
                 row = provenance[(c.strategy, c.skill)]
                 for field in COUNT_FIELDS:
-                    row[field] += getattr(c, field)
+                    row[field] += c.count(field)
+                hits.update(c.benchmarks)
+            benchmark_hits[k] = dict(hits)
         return cls(
             run.path.name,
             state,
@@ -66,6 +72,7 @@ class RunSummary:
             dict(sorted(provenance.items())),
             trees,
             data_accuracy,
+            benchmark_hits,
         )
 
     @property
@@ -188,12 +195,24 @@ def _subskill_rows(summary: RunSummary) -> Rows:
 
 
 def _provenance_rows(summary: RunSummary) -> Rows:
-    headers = ["strategy", "skill", *COUNT_FIELDS]
+    """Survivors of each stage; what an optional stage removed where it removed any."""
+    counted = summary.provenance.values()
+    removed = [f for f in FilterCounts.REMOVED if any(counts[f] for counts in counted)]
+    fields = [*FilterCounts.STAGES, *removed]
+    headers = ["strategy", "skill", *(f.replace("_", "-") for f in fields)]
     rows = [
-        [strategy, skill, *(str(counts[f]) for f in COUNT_FIELDS)]
+        [strategy, skill, *(str(counts[f]) for f in fields)]
         for (strategy, skill), counts in summary.provenance.items()
     ]
     return headers, rows
+
+
+def _benchmark_rows(summary: RunSummary) -> Rows:
+    """Candidates removed at generation for overlapping each benchmark, per iteration."""
+    hits = summary.benchmark_hits
+    names = sorted({name for counts in hits.values() for name in counts})
+    rows = [[name, *(str(hits[k].get(name, 0)) for k in hits)] for name in names]
+    return ["benchmark", *(_when(k) for k in hits)], rows
 
 
 def _budget_rows(summary: RunSummary) -> Rows:
@@ -233,6 +252,10 @@ def _tables(summary: RunSummary, tree_png: Path | None = None) -> list[_Table]:
     tables.append(
         _Table("Provenance: teacher output by strategy, skill", _provenance_rows(summary))
     )
+    if any(summary.benchmark_hits.values()):
+        tables.append(
+            _Table("Benchmark overlap: candidates removed per benchmark", _benchmark_rows(summary))
+        )
     tables.append(_Table("Budget", _budget_rows(summary)))
     return tables
 

@@ -7,7 +7,7 @@ and carries ``SCHEMA_VERSION`` where it is written to disk on its own.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -319,7 +319,20 @@ class Plan(_Model):
 
 
 class FilterCounts(_Model):
-    """How many candidates of one (skill, strategy) survived each stage."""
+    """How many candidates of one (skill, strategy) survived each stage, and how many the
+    optional stages removed."""
+
+    STAGES: ClassVar[tuple[str, ...]] = (
+        "requested",
+        "generated",
+        "parsed",
+        "verified",
+        "deduplicated",
+        "accepted",
+    )
+    """The survivors' counts, in pipeline order: every run's tables show them."""
+    REMOVED: ClassVar[tuple[str, ...]] = ("near_duplicates", "benchmarks")
+    """What an optional stage removed: a table shows one where some row counts any."""
 
     skill: str
     strategy: str
@@ -330,10 +343,23 @@ class FilterCounts(_Model):
     """Items in the teacher's text that could not be read (junk, cut off by the length limit)."""
     verified: int = 0
     deduplicated: int = 0
+    """Verified candidates that passed every filter after verification (dedup,
+    near-duplicates, novelty, decontamination, length): accepted or surplus."""
+    near_duplicates: int = 0
+    """Verified candidates removed as near-duplicates (MinHash LSH, ``engine.near_duplicates``)."""
+    benchmarks: dict[str, int] = Field(default_factory=dict)
+    """Verified candidates removed for overlapping a benchmark (``engine.benchmarks``), per
+    benchmark (one candidate may count for several)."""
     accepted: int = 0
     seeds: list[str] = Field(default_factory=list)
     """Ids of the seed examples the prompts were built on (their parents), in order of first
     use: which seeds a rotating strategy reached this iteration."""
+
+    def count(self, stage: str) -> int:
+        """The number in a column of :attr:`STAGES` or :attr:`REMOVED` (per-benchmark
+        removals summed)."""
+        value = getattr(self, stage)
+        return sum(value.values()) if isinstance(value, dict) else int(value)
 
 
 class GenerationReport(_Model):

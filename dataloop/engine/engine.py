@@ -3,10 +3,12 @@
 In each round, for every request still short, it sends as many prompts at once as the strategy
 expects to need (about ``missing / per_query``), parses every completion, and passes each
 candidate through, in order: the strategy's check (the task's ``verify``, and for some
-strategies an answer check), dedup (batch and training set), optionally novelty (ROUGE-L against
-the skill's seeds and this iteration's accepted questions), decontamination (validation and
-test), length limits. Candidates are judged in plan order, so the result does not depend on
-which reply came first. It repeats for up to ``max_rounds`` rounds while a request is short.
+strategies an answer check), dedup (batch and training set), optionally near-duplicates
+(MinHash LSH against the training set and the batch's accepted questions) and novelty (ROUGE-L
+against the skill's seeds and this iteration's accepted questions), decontamination (validation
+and test, and the user's ``benchmarks``), length limits. Candidates are judged in plan order, so
+the result does not depend on which reply came first. It repeats for up to ``max_rounds`` rounds
+while a request is short.
 Every candidate is kept with its verdict.
 """
 
@@ -22,7 +24,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
+from dataloop.engine.benchmarks import BenchmarkIndex
+from dataloop.engine.filters import (
+    Decontaminator,
+    NearDuplicates,
+    Novelty,
+    Seen,
+    within_length,
+)
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
@@ -51,8 +60,10 @@ Verdict = Literal[
     "unverified",
     "wrong-answer",
     "duplicate",
+    "near-duplicate",
     "similar",
     "contaminated",
+    "benchmark",
     "too-long",
     "surplus",
 ]
@@ -65,8 +76,10 @@ class Candidate(BaseModel):
     verdict: Verdict
     """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
     the teacher's (or the seed's) answer found it wrong; ``surplus``: good, but the request was
-    already met; ``similar``: too close to a held question by ROUGE-L (``novelty``); the
-    others name the filter that removed it."""
+    already met; ``near-duplicate``: a MinHash LSH match of a held question
+    (``near_duplicates``); ``similar``: too close to a held question by ROUGE-L (``novelty``);
+    ``benchmark``: overlaps a test set of ``benchmarks``; the others name the filter that
+    removed it."""
 
 
 @dataclass
@@ -102,6 +115,8 @@ class Engine:
         max_tokens: int = 128,
         max_chars: int = 2000,
         novelty: float | None = None,
+        near_duplicates: float | None = None,
+        benchmarks: BenchmarkIndex | None = None,
         show_student_answer: bool = False,
         seeds: list[Example] | None = None,
         held_out: list[Example] | None = None,
@@ -118,6 +133,8 @@ class Engine:
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.novelty = novelty
+        self.near_duplicates = near_duplicates
+        self.benchmarks = benchmarks
         self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
         self._seeds = task.split("train") if seeds is None else list(seeds)
@@ -128,6 +145,8 @@ class Engine:
             resolve_strategy(strategy)  # fail at construction on an unknown name
         if novelty is not None:
             Novelty(novelty)  # a bad threshold fails here, not mid-run
+        if near_duplicates is not None:
+            NearDuplicates(near_duplicates)
 
     @property
     def budget(self) -> Budget:
@@ -159,6 +178,9 @@ class Engine:
         result = GenerationResult()
         seen = Seen(train_set)
         novel = None if self.novelty is None else Novelty(self.novelty, self._seeds)
+        near = None
+        if self.near_duplicates is not None:
+            near = NearDuplicates(self.near_duplicates, train_set)
         uses = _parent_uses(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
@@ -191,7 +213,7 @@ class Engine:
                         result.report.queries += outcome.queries
                         result.budget_exhausted |= outcome.exhausted
                         result.errors += outcome.errors
-                        self._take(job, outcome.checked, seen, novel, result, on_progress)
+                        self._take(job, outcome.checked, seen, novel, near, result, on_progress)
             finally:
                 for task in pending:
                     task.cancel()
@@ -260,12 +282,13 @@ class Engine:
         checked: list[tuple[Check, Example]],
         seen: Seen,
         novel: Novelty | None,
+        near: NearDuplicates | None,
         result: GenerationResult,
         on_progress: ProgressFn | None,
     ) -> None:
         """The final verdict of every checked candidate of one reply, in order."""
         for check, example in checked:
-            verdict, example = self._judge(job, check, example, seen, novel)
+            verdict, example = self._judge(job, check, example, seen, novel, near)
             result.candidates.append(Candidate(example=example, verdict=verdict))
             if verdict == "accepted":
                 result.accepted.append(example)
@@ -344,7 +367,13 @@ class Engine:
         return await self.teacher.ask(prompt.text, sampling)
 
     def _judge(
-        self, job: _Job, check: Check, example: Example, seen: Seen, novel: Novelty | None
+        self,
+        job: _Job,
+        check: Check,
+        example: Example,
+        seen: Seen,
+        novel: Novelty | None,
+        near: NearDuplicates | None,
     ) -> tuple[Verdict, Example]:
         counts = job.counts
         if check != "verified":
@@ -355,10 +384,18 @@ class Engine:
         seen.add(example)
         # Answer augmentation keeps the seed's question: only a new question can be novel.
         novelty = None if job.strategy.dedup_on_answer else novel
+        near = None if job.strategy.dedup_on_answer else near
+        if near is not None and near.similar(example):
+            counts.near_duplicates += 1
+            return "near-duplicate", example
         if novelty is not None and novelty.similar(example):
             return "similar", example
         if self._decontaminator.contaminated(example):
             return "contaminated", example
+        if self.benchmarks is not None and (names := self.benchmarks.hits(example)):
+            for name in names:
+                counts.benchmarks[name] = counts.benchmarks.get(name, 0) + 1
+            return "benchmark", example
         if not within_length(example, self.max_chars):
             return "too-long", example
         counts.deduplicated += 1
@@ -367,6 +404,8 @@ class Engine:
         counts.accepted += 1
         if novelty is not None:
             novelty.add(example)
+        if near is not None:
+            near.add(example)
         return "accepted", example
 
 
