@@ -9,10 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from itertools import count
-
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from typing import TYPE_CHECKING
 
 from dataloop.schema import Example
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHashLSH
 
 
 def normalize(text: str) -> str:
@@ -129,6 +131,9 @@ class NearDuplicates:
     """
 
     def __init__(self, threshold: float, held: Iterable[Example] = ()) -> None:
+        # datasketch (numpy, scipy) is imported by a run that uses it: the CLI starts at once.
+        from datasketch import LeanMinHash, MinHash
+
         if not 0 < threshold <= 1:
             raise ValueError("the near-duplicate threshold must be in (0, 1]")
         self.threshold = threshold
@@ -138,20 +143,23 @@ class NearDuplicates:
         # Copies of one empty signature share its permutations: making them anew for every
         # question would take most of the time of a check.
         self._empty = MinHash(num_perm=PERMUTATIONS)
+        self._lean = LeanMinHash
         held = list(held)
         signatures = MinHash.bulk([shingles(e.question) for e in held], num_perm=PERMUTATIONS)
         for example, signature in zip(held, signatures, strict=True):
-            self._insert(example.skill, LeanMinHash(signature))
+            self._insert(example.skill, self._lean(signature))
 
     def _signature(self, question: str) -> LeanMinHash:
         # The engine checks a question, then adds it if it passes the later filters: one hash.
         if self._last is None or self._last[0] != question:
             signature = self._empty.copy()
             signature.update_batch(shingles(question))
-            self._last = (question, LeanMinHash(signature))
+            self._last = (question, self._lean(signature))
         return self._last[1]
 
     def _insert(self, skill: str, signature: LeanMinHash) -> None:
+        from datasketch import MinHashLSH
+
         index = self._index.get(skill)
         if index is None:
             index = self._index[skill] = MinHashLSH(self.threshold, num_perm=PERMUTATIONS)
