@@ -108,7 +108,8 @@ def render_card(summary: RunSummary, examples: list[Example], facts: CardFacts) 
         f"{len(examples)} examples: {len(examples) - len(generated)} seed examples and "
         f"{len(generated)} generated. Columns: `id`, `skill`, `question`, `answer`, and the "
         "provenance of each example (`source`, `strategy`, `parent_ids`, `teacher`, "
-        "`template`, `iteration`, `relabelled`).",
+        "`template`, `iteration`, `relabelled`, and the LLM judge's `judge_score` and "
+        "`judge_reason`, -1 and empty where it did not judge).",
         "",
         _table(["skill", "examples"], [[s, str(n)] for s, n in sorted(skills.items())]),
         "",
@@ -190,12 +191,17 @@ def _curve(summary: RunSummary) -> str:
     return text
 
 
-def write_card(path: Path, text: str) -> Path:
-    """Write the card, refusing to replace a README.md that dataloop did not write."""
+def check_replaceable(path: Path) -> None:
+    """Raise DataloopError when ``path`` is a README.md that dataloop did not write."""
     if path.exists() and MARK not in path.read_text(errors="replace"):
         raise DataloopError(
             f"{path} exists and is not a dataloop dataset card; export to another folder "
             "(the card is written beside the data as README.md)"
         )
+
+
+def write_card(path: Path, text: str) -> Path:
+    """Write the card, refusing to replace a README.md that dataloop did not write."""
+    check_replaceable(path)
     write_text(path, text)
     return path

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dataloop.assemble import task_options, training_set
-from dataloop.card import CardFacts, render_card, write_card
+from dataloop.card import CardFacts, check_replaceable, render_card, write_card
 from dataloop.config import LoopConfig, load_config
 from dataloop.engine.benchmarks import contamination, load_benchmarks
 from dataloop.environments import load_task
@@ -48,6 +48,8 @@ def _filters(config: LoopConfig) -> dict[str, str]:
         on["near-duplicates"] = f"MinHash LSH, Jaccard threshold {engine.near_duplicates}"
     if engine.novelty is not None:
         on["novelty"] = f"ROUGE-L F1 above {engine.novelty} rejected"
+    if engine.judge is not None:
+        on["LLM judge"] = f"scores 1-5 against a rubric, kept at {engine.judge.threshold} or above"
     if engine.benchmarks:
         names = ", ".join(b.name for b in engine.benchmarks)
         on["benchmarks"] = f"{names} (word {engine.benchmark_ngram}-grams)"
@@ -109,14 +111,12 @@ def export_run(
         benchmark_hits=hits,
     )
     text = render_card(RunSummary.load(run), examples, facts)
-    if card.exists():
-        write_card(card, text)  # refuses a README.md that is not a card before writing data
+    check_replaceable(card)  # before any data is written
     export_examples(examples, out, fmt)
     write_card(card, text)
     done = Exported(out, card, len(examples), hits, facts.benchmark_sizes)
     if push_to and token:
-        files = [out] if fmt != "hf" else []
-        done.url = push(push_to, token, out if fmt == "hf" else None, [*files, card], endpoint)
+        done.url = push(push_to, token, out if fmt == "hf" else None, [out, card], endpoint)
     return done
 
 
