@@ -17,6 +17,7 @@ from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_confi
 from dataloop.display import Display
 from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
+from dataloop.engine.judge import Judge, rubric
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
@@ -152,11 +153,16 @@ def teacher_server(teacher: TeacherConfig, log: Path, port: int | None = None) -
 
 
 @contextmanager
-def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
-    """The configured teacher; a server it starts lives as long as the block."""
+def teacher_client(
+    teacher: TeacherConfig, run: RunDir, budget: Budget | None = None
+) -> Iterator[LLMClient]:
+    """The configured teacher; a server it starts lives as long as the block. ``budget``: one
+    to spend instead of a new one made from the section's limits (a judge spends the
+    teacher's)."""
     model = check_teacher(teacher)
+    limits = Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens)
     accounting: dict[str, Any] = {
-        "budget": Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens),
+        "budget": limits if budget is None else budget,
         "cache": ResponseCache(run.cache) if teacher.cache else None,
         "price": teacher.prices.get(model),
         "max_cost": teacher.max_cost,
@@ -300,11 +306,26 @@ def check_run(
     _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
+        _check_judge(config, task, templates)
     benchmarks = load_benchmarks(config.engine.benchmarks, config.engine.benchmark_ngram)
     if run.exists("state.json"):  # resuming: damaged files fail now, not after the set-up
         run.read_state()
         run.read_metrics()
     return task, templates, benchmarks
+
+
+def _check_judge(config: LoopConfig, task: TaskEnvironment, templates: Templates) -> None:
+    """The judge's endpoint (its model, URLs and key) and its rubric template render."""
+    judge = config.engine.judge
+    if judge is None:
+        return
+    if judge.endpoint is not None:
+        try:
+            check_teacher(judge.endpoint)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("'teacher.", "'engine.judge.endpoint.")) from None
+    skill = task.skills()[0]
+    rubric(templates, judge.kind, Example.make(skill.name, "question", "answer"), skill)
 
 
 def _check_student(student: StudentConfig) -> None:
@@ -403,6 +424,7 @@ def _set_up(
             )
             if config.env.discover_skills:
                 task = _discover(config, task, teacher, run, runner, display)
+            judge = _judge(config, teacher, templates, run, stack, runner)
         # Made here, not in check_run: llm-planner needs the teacher.
         policy = make_policy(
             config.policy.name,
@@ -433,6 +455,7 @@ def _set_up(
                 novelty=config.engine.novelty,
                 near_duplicates=config.engine.near_duplicates,
                 benchmarks=benchmarks,
+                judge=judge,
                 show_student_answer=config.engine.show_student_answer,
                 seeds=seeds,
                 held_out=feedback,
@@ -454,6 +477,31 @@ def _set_up(
             else subskill_labeller(SkillDiscovery(teacher), runner),
         )
         yield Loop(env, policy, source, run, display, runner=runner)
+
+
+def _judge(
+    config: LoopConfig,
+    teacher: Teacher,
+    templates: Templates,
+    run: RunDir,
+    stack: ExitStack,
+    runner: asyncio.Runner,
+) -> Judge | None:
+    """The engine's judge (``engine.judge``): the teacher's client, or a client of its own
+    endpoint that spends the teacher's budget; None without one."""
+    settings = config.engine.judge
+    if settings is None:
+        return None
+    client = teacher.client
+    if settings.endpoint is not None:
+        client = stack.enter_context(teacher_client(settings.endpoint, run, teacher.budget))
+        stack.callback(runner.run, client.aclose())
+    return Judge(
+        Teacher(client, settings.kind, templates, seed=teacher.seed),
+        threshold=settings.threshold,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
 
 
 def _control_source(

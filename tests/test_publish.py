@@ -80,7 +80,7 @@ def _card(path: Path) -> tuple[dict, str]:
 
 
 def test_export_writes_the_data_and_a_card_with_its_story(tmp_path) -> None:
-    run = _run(tmp_path, {"near_duplicates": 0.7, "votes": 3})
+    run = _run(tmp_path, {"near_duplicates": 0.7, "votes": 3, "judge": {"threshold": 3}})
     done = export_run(run, tmp_path / "out" / "train.jsonl", "jsonl")
     rows = (tmp_path / "out" / "train.jsonl").read_text().splitlines()
     assert done.rows == len(rows) == 8 + 3 and done.card == tmp_path / "out" / "README.md"
@@ -97,6 +97,7 @@ def test_export_writes_the_data_and_a_card_with_its_story(tmp_path) -> None:
     assert "7 queries (of 50), 900 prompt and 300 completion tokens" in body
     assert "self-consistency: 3 teacher votes per answer" in body
     assert "near-duplicates: MinHash LSH, Jaccard threshold 0.7" in body
+    assert "LLM judge: scores 1-5 against a rubric, kept at 3 or above" in body
     # per-stage counts, the removal stages shown because they removed something
     assert "| strategy | skill | requested | generated | parsed | verified | deduplicated |" in body
     assert "| new-question | add | 2 | 1 | 4 | 4 | 2 | 2 | 1 | 1 |" in body

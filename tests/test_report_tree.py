@@ -4,6 +4,7 @@ a run without a tree reports as before; a damaged tree.json is named."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,25 @@ def test_removal_stages_show_as_columns_only_where_they_removed_something(tmp_pa
     (tmp_path / "plain").mkdir()
     html, _ = _report(_run(tmp_path / "plain", tree=False))
     assert "near-duplicates" not in html and "Benchmark overlap" not in html
+
+
+def test_the_judges_scores_are_shown_per_skill_and_iteration(tmp_path) -> None:
+    run = _run(tmp_path, tree=False)
+
+    def judged(skill: str, score: int | None, verdict: str = "accepted") -> str:
+        example = Example.make(skill, f"q{score}", "a", judge_score=score, judge_reason="why")
+        return json.dumps({"example": example.model_dump(), "verdict": verdict}) + "\n"
+
+    unjudged = {"example": Example.make("words", "x", "y").model_dump(), "verdict": "duplicate"}
+    lines = [judged("add", 5), judged("add", 2, "low-score"), judged("add", 5)]
+    (run.iteration(1) / "generated.jsonl").write_text("".join(lines))
+    lines = [judged("words", None, "low-score"), judged("words", 4), json.dumps(unjudged)]
+    (run.iteration(2) / "generated.jsonl").write_text("".join(lines))
+    html, terminal = _report(run)
+    assert "<h2>Judge scores: candidates per score, by skill and iteration</h2>" in html
+    # skill, iteration, then how many got 1 .. 5, unscored, the mean
+    row = "<td>add</td><td>iter 1</td>" + "<td>0</td><td>1</td><td>0</td><td>0</td><td>2</td>"
+    assert row + "<td>0</td><td>4.00</td>" in html
+    row = "<td>words</td><td>iter 2</td>" + "<td>0</td><td>0</td><td>0</td><td>1</td><td>0</td>"
+    assert row + "<td>1</td><td>4.00</td>" in html
+    assert "judge scores" in terminal

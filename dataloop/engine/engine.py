@@ -6,10 +6,10 @@ candidate through, in order: the strategy's check (the task's ``verify``, and fo
 strategies an answer check), dedup (batch and training set), optionally near-duplicates
 (MinHash LSH against the training set and the batch's accepted questions) and novelty (ROUGE-L
 against the skill's seeds and this iteration's accepted questions), decontamination (validation
-and test, and the user's ``benchmarks``), length limits. Candidates are judged in plan order, so
-the result does not depend on which reply came first. It repeats for up to ``max_rounds`` rounds
-while a request is short.
-Every candidate is kept with its verdict.
+and test, and the user's ``benchmarks``), length limits, and optionally an LLM judge (asked last,
+only for a candidate the request still needs). Candidates are judged in plan order, so the result
+does not depend on which reply came first. It repeats for up to ``max_rounds`` rounds while a
+request is short. Every candidate is kept with its verdict.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataloop.engine.filters import (
     Seen,
     within_length,
 )
+from dataloop.engine.judge import Judge
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
@@ -65,6 +66,7 @@ Verdict = Literal[
     "contaminated",
     "benchmark",
     "too-long",
+    "low-score",
     "surplus",
 ]
 
@@ -78,8 +80,8 @@ class Candidate(BaseModel):
     the teacher's (or the seed's) answer found it wrong; ``surplus``: good, but the request was
     already met; ``near-duplicate``: a MinHash LSH match of a held question
     (``near_duplicates``); ``similar``: too close to a held question by ROUGE-L (``novelty``);
-    ``benchmark``: overlaps a test set of ``benchmarks``; the others name the filter that
-    removed it."""
+    ``benchmark``: overlaps a test set of ``benchmarks``; ``low-score``: the ``judge`` scored it
+    below its threshold (or could not score it); the others name the filter that removed it."""
 
 
 @dataclass
@@ -117,6 +119,7 @@ class Engine:
         novelty: float | None = None,
         near_duplicates: float | None = None,
         benchmarks: BenchmarkIndex | None = None,
+        judge: Judge | None = None,
         show_student_answer: bool = False,
         seeds: list[Example] | None = None,
         held_out: list[Example] | None = None,
@@ -135,6 +138,7 @@ class Engine:
         self.novelty = novelty
         self.near_duplicates = near_duplicates
         self.benchmarks = benchmarks
+        self.judge = judge
         self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
         self._seeds = task.split("train") if seeds is None else list(seeds)
@@ -213,7 +217,9 @@ class Engine:
                         result.report.queries += outcome.queries
                         result.budget_exhausted |= outcome.exhausted
                         result.errors += outcome.errors
-                        self._take(job, outcome.checked, seen, novel, near, result, on_progress)
+                        await self._take(
+                            job, outcome.checked, seen, novel, near, result, on_progress
+                        )
             finally:
                 for task in pending:
                     task.cancel()
@@ -276,7 +282,7 @@ class Engine:
                 agree += bool(answers) and self.task.score(example, answers[0])
         return ("verified" if 2 * agree > self.votes else "wrong-answer"), example
 
-    def _take(
+    async def _take(
         self,
         job: _Job,
         checked: list[tuple[Check, Example]],
@@ -288,7 +294,7 @@ class Engine:
     ) -> None:
         """The final verdict of every checked candidate of one reply, in order."""
         for check, example in checked:
-            verdict, example = self._judge(job, check, example, seen, novel, near)
+            verdict, example = await self._judge(job, check, example, seen, novel, near, result)
             result.candidates.append(Candidate(example=example, verdict=verdict))
             if verdict == "accepted":
                 result.accepted.append(example)
@@ -366,7 +372,7 @@ class Engine:
         )
         return await self.teacher.ask(prompt.text, sampling)
 
-    def _judge(
+    async def _judge(
         self,
         job: _Job,
         check: Check,
@@ -374,6 +380,7 @@ class Engine:
         seen: Seen,
         novel: Novelty | None,
         near: NearDuplicates | None,
+        result: GenerationResult,
     ) -> tuple[Verdict, Example]:
         counts = job.counts
         if check != "verified":
@@ -401,6 +408,16 @@ class Engine:
         counts.deduplicated += 1
         if counts.accepted >= job.ctx.request.count:
             return "surplus", example
+        if self.judge is not None:
+            # Last and in plan order: only a candidate that would be accepted costs a query.
+            judged = await self.judge.judge(example, job.ctx.skill)
+            result.report.queries += judged.queries
+            result.budget_exhausted |= judged.exhausted
+            result.errors += judged.errors
+            example = judged.example
+            if not self.judge.keeps(example):
+                counts.judged_out += 1
+                return "low-score", example
         counts.accepted += 1
         if novelty is not None:
             novelty.add(example)
