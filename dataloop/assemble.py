@@ -15,7 +15,9 @@ from typing import Any
 
 from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config, load_config
 from dataloop.display import Display
+from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
+from dataloop.engine.judge import Judge, rubric
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.env_checker import check_task
@@ -198,11 +200,16 @@ def teacher_servers(teacher: TeacherConfig, log: Path, port: int | None = None) 
 
 
 @contextmanager
-def teacher_client(teacher: TeacherConfig, run: RunDir) -> Iterator[LLMClient]:
-    """The configured teacher; a server it starts lives as long as the block."""
+def teacher_client(
+    teacher: TeacherConfig, run: RunDir, budget: Budget | None = None
+) -> Iterator[LLMClient]:
+    """The configured teacher; a server it starts lives as long as the block. ``budget``: one
+    to spend instead of a new one made from the section's limits (a judge spends the
+    teacher's)."""
     model = check_teacher(teacher)
+    limits = Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens)
     accounting: dict[str, Any] = {
-        "budget": Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens),
+        "budget": limits if budget is None else budget,
         "cache": ResponseCache(run.cache) if teacher.cache else None,
         "price": teacher.prices.get(model),
         "max_cost": teacher.max_cost,
@@ -304,14 +311,17 @@ CHECK_SAMPLE = 2
 """Examples per split that a run tries the task's contract on before it starts."""
 
 
-def check_run(config: LoopConfig, run: RunDir | None = None) -> tuple[TaskEnvironment, Templates]:
+def check_run(
+    config: LoopConfig, run: RunDir | None = None
+) -> tuple[TaskEnvironment, Templates, BenchmarkIndex | None]:
     """Every check that needs no student, server or run folder: the task and its options, its
     contract (as ``dataloop envs --check``, on ``CHECK_SAMPLE`` examples per split), the policy
-    and its options, the strategy, the prompt templates, the teacher's configuration, and
-    (resuming, when ``run`` holds one) the run's state. Raises one line (ConfigError, or a
-    RunError for a damaged run) naming the field; returns the task and the templates.
+    and its options, the strategy, the prompt templates, the teacher's configuration, the
+    judge, the benchmarks, and (resuming, when ``run`` holds one) the run's state. Raises one
+    line (ConfigError, or a RunError for a damaged run) naming the field; returns the task, the
+    templates and the benchmarks' index (None without benchmarks), which are kept.
 
-    ``dataloop bench`` calls it for every run of an experiment before the first one starts, so
+    ``dataloop bench`` calls it for every arm of an experiment before the first run starts, so
     that a typo in the last arm fails at once, not after every earlier arm ran."""
     if config.env.discover_skills and "skills_file" in config.env.options:
         raise ConfigError(
@@ -359,10 +369,26 @@ def check_run(config: LoopConfig, run: RunDir | None = None) -> tuple[TaskEnviro
     _check_student(config.student)
     if config.engine.source == "teacher":
         check_teacher(config.teacher)
+        _check_judge(config, task, templates)
+    benchmarks = load_benchmarks(config.engine.benchmarks, config.engine.benchmark_ngram)
     if run is not None and run.exists("state.json"):  # resuming: damaged files fail now
         run.read_state()
         run.read_metrics()
-    return task, templates
+    return task, templates, benchmarks
+
+
+def _check_judge(config: LoopConfig, task: TaskEnvironment, templates: Templates) -> None:
+    """The judge's endpoint (its model, URLs and key) and its rubric template render."""
+    judge = config.engine.judge
+    if judge is None:
+        return
+    if judge.endpoint is not None:
+        try:
+            check_teacher(judge.endpoint)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("'teacher.", "'engine.judge.endpoint.")) from None
+    skill = task.skills()[0]
+    rubric(templates, judge.kind, Example.make(skill.name, "question", "answer"), skill)
 
 
 def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
@@ -438,11 +464,11 @@ def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -
     the run folder is made, the student built and the teacher started. A start that fails
     removes the run folder it made."""
     run = run or run_dir_for(config)
-    task, templates = check_run(config, run)
+    task, templates, benchmarks = check_run(config, run)
     created = _make_run_folder(run, config)
     started = False
     try:
-        with _set_up(config, display, run, task, templates) as loop:
+        with _set_up(config, display, run, task, templates, benchmarks) as loop:
             started = True
             yield loop
     except BaseException:
@@ -458,6 +484,7 @@ def _set_up(
     run: RunDir,
     task: TaskEnvironment,
     templates: Templates,
+    benchmarks: BenchmarkIndex | None,
 ) -> Iterator[Loop]:
     display.log(f"run folder: {run.path}")
     display.log(f"data: {task.data_source()}")
@@ -492,6 +519,7 @@ def _set_up(
             )
             if config.env.discover_skills:
                 task = _discover(config, task, teacher, run, runner, display)
+            judge = _judge(config, teacher, templates, run, stack, runner)
         # Made here, not in check_run: llm-planner needs the teacher.
         policy = make_policy(
             config.policy.name,
@@ -520,6 +548,9 @@ def _set_up(
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 novelty=config.engine.novelty,
+                near_duplicates=config.engine.near_duplicates,
+                benchmarks=benchmarks,
+                judge=judge,
                 show_student_answer=config.engine.show_student_answer,
                 seeds=seeds,
                 held_out=feedback,
@@ -541,6 +572,31 @@ def _set_up(
             else subskill_labeller(SkillDiscovery(teacher), runner),
         )
         yield Loop(env, policy, source, run, display, runner=runner)
+
+
+def _judge(
+    config: LoopConfig,
+    teacher: Teacher,
+    templates: Templates,
+    run: RunDir,
+    stack: ExitStack,
+    runner: asyncio.Runner,
+) -> Judge | None:
+    """The engine's judge (``engine.judge``): the teacher's client, or a client of its own
+    endpoint that spends the teacher's budget; None without one."""
+    settings = config.engine.judge
+    if settings is None:
+        return None
+    client = teacher.client
+    if settings.endpoint is not None:
+        client = stack.enter_context(teacher_client(settings.endpoint, run, teacher.budget))
+        stack.callback(runner.run, client.aclose())
+    return Judge(
+        Teacher(client, settings.kind, templates, seed=teacher.seed),
+        threshold=settings.threshold,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
 
 
 def _control_source(

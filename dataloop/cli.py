@@ -164,20 +164,41 @@ def export(
     format_: Annotated[
         str, typer.Option("--format", help="hf (datasets.load_from_disk), jsonl or parquet.")
     ] = "hf",
+    license_: Annotated[
+        str | None,
+        typer.Option("--license", help="The seed data's Hub licence id, if the task cannot tell."),
+    ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(help="Push data and card to this Hub dataset repo (token: $HF_TOKEN)."),
+    ] = None,
 ) -> None:
-    """Export the run's final training set (seed + accepted) with provenance columns."""
-    from dataloop.assemble import training_set
-    from dataloop.export import export_examples
+    """Export the run's final training set (seed + accepted) with provenance columns and a
+    dataset card (README.md beside it), leaving out what overlaps the run's benchmarks
+    (engine.benchmarks); optionally push both to the Hugging Face Hub."""
+    from dataloop.publish import export_run
     from dataloop.runs import RunDir
 
     try:
         if format_ not in ("hf", "jsonl", "parquet"):
             raise DataloopError(f"--format '{format_}': choose hf, jsonl or parquet")
-        examples = training_set(RunDir(run_path))
-        export_examples(examples, out, format_)  # type: ignore[arg-type]
+        done = export_run(
+            RunDir(run_path),
+            out,
+            format_,  # type: ignore[arg-type]
+            license=license_,
+            push_to=push_to_hub,
+        )
     except DataloopError as exc:
         raise _fail(exc) from None
-    console.print(f"exported {len(examples)} examples to {out} ({format_})")
+    if done.benchmark_sizes:
+        table = Table("benchmark", "texts", "examples left out", title="benchmark overlap")
+        for name, size in done.benchmark_sizes.items():
+            table.add_row(name, str(size), str(done.benchmark_hits.get(name, 0)))
+        console.print(table)
+    console.print(f"exported {done.rows} examples to {out} ({format_}); dataset card: {done.card}")
+    if done.url is not None:
+        console.print(f"pushed to the Hub: {done.url}")
 
 
 @app.command()

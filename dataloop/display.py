@@ -88,14 +88,13 @@ class Display:
         if self.quiet or not counts:
             return
         table = Table(title="teacher output", title_justify="left")
-        columns: tuple[str, ...] = ("requested", "generated", "parsed", "verified")
-        if any(c.errors for c in counts):  # checks that raised: shown only when there are any
-            columns += ("errors",)
-        columns += ("deduplicated", "accepted")
+        removed = [f for f in FilterCounts.REMOVED if any(c.count(f) for c in counts)]
+        columns = (*FilterCounts.STAGES, *removed)
         for name in ("skill", "strategy", *columns):
-            table.add_column(name, justify="left" if name in ("skill", "strategy") else "right")
+            header = name.replace("_", "-")
+            table.add_column(header, justify="left" if name in ("skill", "strategy") else "right")
         for c in counts:
-            table.add_row(c.skill, c.strategy, *(str(getattr(c, name)) for name in columns))
+            table.add_row(c.skill, c.strategy, *(str(c.count(name)) for name in columns))
         self.console.print(table)
 
     def accuracy_table(self, skills: list[str], history: list[HistoryEntry]) -> None:

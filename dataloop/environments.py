@@ -112,6 +112,12 @@ class TaskEnvironment(ABC):
         makes them itself."""
         return "made by the task itself"
 
+    def data_license(self) -> str | None:
+        """The licence of the seed data as a Hugging Face Hub licence id (``mit``,
+        ``apache-2.0``, ``cc-by-4.0`` ...), for the dataset card ``dataloop export`` writes;
+        None when the task cannot tell (the default: data the user brought)."""
+        return None
+
 
 def belongs(task: TaskEnvironment, subskill: Subskill, example: Example) -> bool:
     """Whether ``example`` (of the subskill's skill) belongs to ``subskill``: by the task's

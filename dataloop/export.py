@@ -31,6 +31,8 @@ def to_rows(examples: list[Example]) -> list[dict[str, Any]]:
                 "template": p.template or "",
                 "iteration": -1 if p.iteration is None else p.iteration,
                 "relabelled": p.relabelled,
+                "judge_score": -1 if p.judge_score is None else p.judge_score,
+                "judge_reason": p.judge_reason or "",
             }
         )
     return rows

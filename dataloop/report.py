@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import base64
 import html
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from dataloop.atomic import write_text
 from dataloop.runs import Metrics, RunDir, RunState
-from dataloop.schema import GenerationReport, SkillTree
+from dataloop.schema import Example, FilterCounts, GenerationReport, SkillTree
 from dataloop.sunburst import plot_tree
 
-COUNT_FIELDS = ("requested", "generated", "parsed", "verified", "deduplicated", "accepted")
+COUNT_FIELDS = (*FilterCounts.STAGES, *FilterCounts.REMOVED)
+
+
+class _Candidate(BaseModel):
+    """A line of ``generated.jsonl`` as the report reads it: the candidate's example."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    example: Example
 
 
 @dataclass
@@ -33,6 +42,11 @@ class RunSummary:
     """Iteration -> skill tree, for the iterations that have one (``skill-tree`` runs)."""
     data_accuracy: dict[int, dict[str, float]]
     """Iteration -> per-skill accuracy on the data just trained on, where it was recorded."""
+    benchmark_hits: dict[int, dict[str, int]]
+    """Iteration -> candidates removed per benchmark (``engine.benchmarks``)."""
+    judge_scores: dict[tuple[str, int], Counter[int | None]]
+    """(skill, iteration) -> the LLM judge's scores of its candidates (None: not scored), for
+    the iterations it judged (``engine.judge``)."""
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
@@ -52,13 +66,24 @@ class RunSummary:
         provenance: dict[tuple[str, str], dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
+        benchmark_hits: dict[int, dict[str, int]] = {}
+        judge_scores: dict[tuple[str, int], Counter[int | None]] = {}
         for k in run.iterations_done():
             run.accepted(k)
             report = run.read_model(f"iterations/{k}/generation.json", GenerationReport)
+            hits: Counter[str] = Counter()
             for c in report.counts:
                 row = provenance[(c.strategy, c.skill)]
                 for field in COUNT_FIELDS:
-                    row[field] += getattr(c, field)
+                    row[field] += c.count(field)
+                hits.update(c.benchmarks)
+            benchmark_hits[k] = dict(hits)
+            if run.exists(f"iterations/{k}/generated.jsonl"):
+                for candidate in run.read_jsonl(f"iterations/{k}/generated.jsonl", _Candidate):
+                    p = candidate.example.provenance
+                    if p.judge_reason is not None:  # judged, if not always scored
+                        key = (candidate.example.skill, k)
+                        judge_scores.setdefault(key, Counter())[p.judge_score] += 1
         return cls(
             run.path.name,
             state,
@@ -66,6 +91,8 @@ class RunSummary:
             dict(sorted(provenance.items())),
             trees,
             data_accuracy,
+            benchmark_hits,
+            dict(sorted(judge_scores.items(), key=lambda item: (item[0][0], item[0][1]))),
         )
 
     @property
@@ -188,11 +215,35 @@ def _subskill_rows(summary: RunSummary) -> Rows:
 
 
 def _provenance_rows(summary: RunSummary) -> Rows:
-    headers = ["strategy", "skill", *COUNT_FIELDS]
+    """Survivors of each stage; what an optional stage removed where it removed any."""
+    counted = summary.provenance.values()
+    removed = [f for f in FilterCounts.REMOVED if any(counts[f] for counts in counted)]
+    fields = [*FilterCounts.STAGES, *removed]
+    headers = ["strategy", "skill", *(f.replace("_", "-") for f in fields)]
     rows = [
-        [strategy, skill, *(str(counts[f]) for f in COUNT_FIELDS)]
+        [strategy, skill, *(str(counts[f]) for f in fields)]
         for (strategy, skill), counts in summary.provenance.items()
     ]
+    return headers, rows
+
+
+def _benchmark_rows(summary: RunSummary) -> Rows:
+    """Candidates removed at generation for overlapping each benchmark, per iteration."""
+    hits = summary.benchmark_hits
+    names = sorted({name for counts in hits.values() for name in counts})
+    rows = [[name, *(str(hits[k].get(name, 0)) for k in hits)] for name in names]
+    return ["benchmark", *(_when(k) for k in hits)], rows
+
+
+def _judge_rows(summary: RunSummary) -> Rows:
+    """How many candidates got each score, per skill and iteration, and their mean."""
+    headers = ["skill", "iteration", "1", "2", "3", "4", "5", "unscored", "mean"]
+    rows = []
+    for (skill, k), scores in summary.judge_scores.items():
+        scored = [s for s in scores.elements() if s is not None]
+        mean = f"{sum(scored) / len(scored):.2f}" if scored else "—"
+        counts = [str(scores.get(s, 0)) for s in (1, 2, 3, 4, 5, None)]
+        rows.append([skill, _when(k), *counts, mean])
     return headers, rows
 
 
@@ -233,6 +284,16 @@ def _tables(summary: RunSummary, tree_png: Path | None = None) -> list[_Table]:
     tables.append(
         _Table("Provenance: teacher output by strategy, skill", _provenance_rows(summary))
     )
+    if summary.judge_scores:
+        tables.append(
+            _Table(
+                "Judge scores: candidates per score, by skill and iteration", _judge_rows(summary)
+            )
+        )
+    if any(summary.benchmark_hits.values()):
+        tables.append(
+            _Table("Benchmark overlap: candidates removed per benchmark", _benchmark_rows(summary))
+        )
     tables.append(_Table("Budget", _budget_rows(summary)))
     return tables
 

@@ -7,9 +7,9 @@ and carries ``SCHEMA_VERSION`` where it is written to disk on its own.
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +38,11 @@ class Provenance(_Model):
     """True when the environment recomputed the teacher's answer."""
     subskill: str | None = None
     """The subskill of the skill tree the request that made it targeted (``skill-tree``)."""
+    judge_score: int | None = None
+    """The LLM judge's score against its rubric, 1 to 5 (``engine.judge``); None when not
+    judged, or when the judge's reply could not be read."""
+    judge_reason: str | None = None
+    """The judge's reason for its score (or why there is none)."""
 
 
 def example_id(skill: str, question: str) -> str:
@@ -153,6 +158,9 @@ class Budget(_Model):
     """Money spent so far at the teacher's price (``teacher.prices``); None without a price."""
     exhausted: bool = False
     """A request was refused for lack of budget: the teacher makes no more data."""
+    _guard: object = PrivateAttr(default=None)
+    # The one BudgetGuard of every client that spends this budget (the teacher's, a judge's on
+    # another endpoint): their reservations add up, so together they cannot overshoot it.
 
     def restore(self, saved: Budget) -> None:
         """Take what ``saved`` records as spent (a resumed run); the limits stay this one's."""
@@ -323,7 +331,21 @@ class Plan(_Model):
 
 
 class FilterCounts(_Model):
-    """How many candidates of one (skill, strategy) survived each stage."""
+    """How many candidates of one (skill, strategy) survived each stage, and how many the
+    optional stages removed."""
+
+    STAGES: ClassVar[tuple[str, ...]] = (
+        "requested",
+        "generated",
+        "parsed",
+        "verified",
+        "deduplicated",
+        "accepted",
+    )
+    """The survivors' counts, in pipeline order: every run's tables show them."""
+    REMOVED: ClassVar[tuple[str, ...]] = ("errors", "near_duplicates", "benchmarks", "judged_out")
+    """What a check that raised or an optional stage removed: a table shows one where some row
+    counts any."""
 
     skill: str
     strategy: str
@@ -337,10 +359,26 @@ class FilterCounts(_Model):
     """Candidates whose check raised (the task's ``verify``, a strategy's answer check):
     rejected, and the run stops if they are most of an iteration's candidates."""
     deduplicated: int = 0
+    """Verified candidates that passed every filter after verification (dedup,
+    near-duplicates, novelty, decontamination, length): accepted or surplus."""
+    near_duplicates: int = 0
+    """Verified candidates removed as near-duplicates (MinHash LSH, ``engine.near_duplicates``)."""
+    benchmarks: dict[str, int] = Field(default_factory=dict)
+    """Verified candidates removed for overlapping a benchmark (``engine.benchmarks``), per
+    benchmark (one candidate may count for several)."""
+    judged_out: int = 0
+    """Verified candidates the LLM judge scored below its threshold, or could not score
+    (``engine.judge``)."""
     accepted: int = 0
     seeds: list[str] = Field(default_factory=list)
     """Ids of the seed examples the prompts were built on (their parents), in order of first
     use: which seeds a rotating strategy reached this iteration."""
+
+    def count(self, stage: str) -> int:
+        """The number in a column of :attr:`STAGES` or :attr:`REMOVED` (per-benchmark
+        removals summed)."""
+        value = getattr(self, stage)
+        return sum(value.values()) if isinstance(value, dict) else int(value)
 
 
 class GenerationReport(_Model):

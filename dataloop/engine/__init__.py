@@ -1,6 +1,8 @@
 """The data engine: strategies, filters, and the Engine that carries out a Plan."""
 
+from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Candidate, Engine, GenerationResult
+from dataloop.engine.judge import Judge, Score
 from dataloop.engine.strategies import (
     BUILTIN_STRATEGIES,
     LLM2LLM,
@@ -15,13 +17,17 @@ __all__ = [
     "BUILTIN_STRATEGIES",
     "LLM2LLM",
     "AnswerAugmentation",
+    "BenchmarkIndex",
     "Candidate",
     "Engine",
     "GenerationResult",
+    "Judge",
     "NewQuestion",
     "Prompt",
     "QuestionRephrase",
     "RequestContext",
+    "Score",
     "Strategy",
+    "load_benchmarks",
     "resolve_strategy",
 ]

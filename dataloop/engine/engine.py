@@ -3,11 +3,13 @@
 In each round, for every request still short, it sends as many prompts at once as the strategy
 expects to need (about ``missing / per_query``), parses every completion, and passes each
 candidate through, in order: the strategy's check (the task's ``verify``, and for some
-strategies an answer check), dedup (batch and training set), optionally novelty (ROUGE-L against
-the skill's seeds and this iteration's accepted questions), decontamination (validation and
-test), length limits. Candidates are judged in plan order, so the result does not depend on
-which reply came first. It repeats for up to ``max_rounds`` rounds while a request is short.
-Every candidate is kept with its verdict.
+strategies an answer check), dedup (batch and training set), optionally near-duplicates
+(MinHash LSH against the training set and the batch's accepted questions) and novelty (ROUGE-L
+against the skill's seeds and this iteration's accepted questions), decontamination (validation
+and test, and the user's ``benchmarks``), length limits, and optionally an LLM judge (asked last,
+only for a candidate the request still needs). Candidates are judged in plan order, so the result
+does not depend on which reply came first. It repeats for up to ``max_rounds`` rounds while a
+request is short. Every candidate is kept with its verdict.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from dataloop.engine.filters import Decontaminator, Novelty, Seen, within_length
+from dataloop.engine.benchmarks import BenchmarkIndex
+from dataloop.engine.filters import (
+    Decontaminator,
+    NearDuplicates,
+    Novelty,
+    Seen,
+    within_length,
+)
+from dataloop.engine.judge import Judge
 from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
@@ -56,9 +66,12 @@ Verdict = Literal[
     "wrong-answer",
     "error",
     "duplicate",
+    "near-duplicate",
     "similar",
     "contaminated",
+    "benchmark",
     "too-long",
+    "low-score",
     "surplus",
 ]
 
@@ -70,9 +83,11 @@ class Candidate(BaseModel):
     verdict: Verdict
     """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
     the teacher's (or the seed's) answer found it wrong; ``error``: checking it raised
-    (rejected, see ``error``); ``surplus``: good, but the request was already met; ``similar``:
-    too close to a held question by ROUGE-L (``novelty``); the others name the filter that
-    removed it."""
+    (rejected, see ``error``); ``surplus``: good, but the request was already met;
+    ``near-duplicate``: a MinHash LSH match of a held question (``near_duplicates``);
+    ``similar``: too close to a held question by ROUGE-L (``novelty``); ``benchmark``: overlaps
+    a test set of ``benchmarks``; ``low-score``: the ``judge`` scored it below its threshold (or
+    could not score it); the others name the filter that removed it."""
     error: str | None = None
     """What checking it raised, and where (verdict ``error``)."""
 
@@ -110,6 +125,9 @@ class Engine:
         max_tokens: int = 128,
         max_chars: int = 2000,
         novelty: float | None = None,
+        near_duplicates: float | None = None,
+        benchmarks: BenchmarkIndex | None = None,
+        judge: Judge | None = None,
         show_student_answer: bool = False,
         seeds: list[Example] | None = None,
         held_out: list[Example] | None = None,
@@ -126,6 +144,9 @@ class Engine:
         self.max_tokens = max_tokens
         self.max_chars = max_chars
         self.novelty = novelty
+        self.near_duplicates = near_duplicates
+        self.benchmarks = benchmarks
+        self.judge = judge
         self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
         self._seeds = task.split("train") if seeds is None else list(seeds)
@@ -137,6 +158,8 @@ class Engine:
         if novelty is not None:
             Novelty(novelty)  # a bad threshold fails here, not mid-run
         self._raised: dict[str, str] = {}  # candidate id -> what checking it raised
+        if near_duplicates is not None:
+            NearDuplicates(near_duplicates)
 
     @property
     def budget(self) -> Budget:
@@ -172,6 +195,9 @@ class Engine:
         self._raised.clear()
         seen = Seen(train_set)
         novel = None if self.novelty is None else Novelty(self.novelty, self._seeds)
+        near = None
+        if self.near_duplicates is not None:
+            near = NearDuplicates(self.near_duplicates, train_set)
         uses = _parent_uses(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
@@ -204,7 +230,9 @@ class Engine:
                         result.report.queries += outcome.queries
                         result.budget_exhausted |= outcome.exhausted
                         result.errors += outcome.errors
-                        self._take(job, outcome.checked, seen, novel, result, on_progress)
+                        await self._take(
+                            job, outcome.checked, seen, novel, near, result, on_progress
+                        )
             finally:
                 for task in pending:
                     task.cancel()
@@ -280,18 +308,19 @@ class Engine:
                 agree += bool(answers) and self.task.score(example, answers[0])
         return ("verified" if 2 * agree > self.votes else "wrong-answer"), example
 
-    def _take(
+    async def _take(
         self,
         job: _Job,
         checked: list[tuple[Checked, Example]],
         seen: Seen,
         novel: Novelty | None,
+        near: NearDuplicates | None,
         result: GenerationResult,
         on_progress: ProgressFn | None,
     ) -> None:
         """The final verdict of every checked candidate of one reply, in order."""
         for check, example in checked:
-            verdict, example = self._judge(job, check, example, seen, novel)
+            verdict, example = await self._judge(job, check, example, seen, novel, near, result)
             error = self._raised.get(example.id) if verdict == "error" else None
             result.candidates.append(Candidate(example=example, verdict=verdict, error=error))
             if verdict == "accepted":
@@ -370,8 +399,15 @@ class Engine:
         )
         return await self.teacher.ask(prompt.text, sampling)
 
-    def _judge(
-        self, job: _Job, check: Checked, example: Example, seen: Seen, novel: Novelty | None
+    async def _judge(
+        self,
+        job: _Job,
+        check: Checked,
+        example: Example,
+        seen: Seen,
+        novel: Novelty | None,
+        near: NearDuplicates | None,
+        result: GenerationResult,
     ) -> tuple[Verdict, Example]:
         counts = job.counts
         if check == "error":
@@ -384,18 +420,38 @@ class Engine:
         seen.add(example)
         # Answer augmentation keeps the seed's question: only a new question can be novel.
         novelty = None if job.strategy.dedup_on_answer else novel
+        near = None if job.strategy.dedup_on_answer else near
+        if near is not None and near.similar(example):
+            counts.near_duplicates += 1
+            return "near-duplicate", example
         if novelty is not None and novelty.similar(example):
             return "similar", example
         if self._decontaminator.contaminated(example):
             return "contaminated", example
+        if self.benchmarks is not None and (names := self.benchmarks.hits(example)):
+            for name in names:
+                counts.benchmarks[name] = counts.benchmarks.get(name, 0) + 1
+            return "benchmark", example
         if not within_length(example, self.max_chars):
             return "too-long", example
         counts.deduplicated += 1
         if counts.accepted >= job.ctx.request.count:
             return "surplus", example
+        if self.judge is not None:
+            # Last and in plan order: only a candidate that would be accepted costs a query.
+            judged = await self.judge.judge(example, job.ctx.skill)
+            result.report.queries += judged.queries
+            result.budget_exhausted |= judged.exhausted
+            result.errors += judged.errors
+            example = judged.example
+            if not self.judge.keeps(example):
+                counts.judged_out += 1
+                return "low-score", example
         counts.accepted += 1
         if novelty is not None:
             novelty.add(example)
+        if near is not None:
+            near.add(example)
         return "accepted", example
 
 

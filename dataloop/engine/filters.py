@@ -1,4 +1,5 @@
-"""Filters that make teacher output trustworthy: dedup, novelty, decontamination, length limits.
+"""Filters that make teacher output trustworthy: dedup, near-duplicates, novelty,
+decontamination, length limits.
 
 Verification lives on the task (:meth:`TaskEnvironment.verify`); these are task-agnostic.
 """
@@ -7,8 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import count
+from typing import TYPE_CHECKING
 
 from dataloop.schema import Example
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash, MinHashLSH
 
 
 def normalize(text: str) -> str:
@@ -98,6 +104,75 @@ class Novelty:
         return any(
             rouge_l(tokens, held) > self.threshold for held in self._held.get(example.skill, [])
         )
+
+
+SHINGLE = 3
+"""Words per shingle of a question's MinHash (a shorter question is one shingle)."""
+PERMUTATIONS = 128
+"""Hash functions per MinHash signature."""
+
+
+def shingles(text: str) -> list[bytes]:
+    """The word 3-grams of the normalised text, as MinHash takes them."""
+    words = normalize(text).split()
+    if len(words) <= SHINGLE:
+        return [" ".join(words).encode()]
+    return [" ".join(words[i : i + SHINGLE]).encode() for i in range(len(words) - SHINGLE + 1)]
+
+
+class NearDuplicates:
+    """Near-duplicate questions by MinHash LSH (``datasketch``): a question is a near-duplicate
+    when the estimated Jaccard similarity of its word 3-gram set with that of a question held
+    of the same skill is at least ``threshold``.
+
+    It holds the questions it starts with (the training set: seeds and earlier accepted data)
+    and each one added (accepted in this batch). Each check and each addition costs the same
+    whatever is held, so a batch costs time linear in its size, unlike :class:`Novelty`.
+    """
+
+    def __init__(self, threshold: float, held: Iterable[Example] = ()) -> None:
+        # datasketch (numpy, scipy) is imported by a run that uses it: the CLI starts at once.
+        from datasketch import LeanMinHash, MinHash
+
+        if not 0 < threshold <= 1:
+            raise ValueError("the near-duplicate threshold must be in (0, 1]")
+        self.threshold = threshold
+        self._index: dict[str, MinHashLSH] = {}
+        self._keys = count()
+        self._last: tuple[str, LeanMinHash] | None = None
+        # Copies of one empty signature share its permutations: making them anew for every
+        # question would take most of the time of a check.
+        self._empty = MinHash(num_perm=PERMUTATIONS)
+        self._lean = LeanMinHash
+        held = list(held)
+        signatures = MinHash.bulk([shingles(e.question) for e in held], num_perm=PERMUTATIONS)
+        for example, signature in zip(held, signatures, strict=True):
+            self._insert(example.skill, self._lean(signature))
+
+    def _signature(self, question: str) -> LeanMinHash:
+        # The engine checks a question, then adds it if it passes the later filters: one hash.
+        if self._last is None or self._last[0] != question:
+            signature = self._empty.copy()
+            signature.update_batch(shingles(question))
+            self._last = (question, self._lean(signature))
+        return self._last[1]
+
+    def _insert(self, skill: str, signature: LeanMinHash) -> None:
+        from datasketch import MinHashLSH
+
+        index = self._index.get(skill)
+        if index is None:
+            index = self._index[skill] = MinHashLSH(self.threshold, num_perm=PERMUTATIONS)
+        index.insert(next(self._keys), signature, check_duplication=False)
+
+    def add(self, example: Example) -> None:
+        """Hold an example's question."""
+        self._insert(example.skill, self._signature(example.question))
+
+    def similar(self, example: Example) -> bool:
+        """Whether the question is a near-duplicate of one held of its skill."""
+        index = self._index.get(example.skill)
+        return index is not None and bool(index.query(self._signature(example.question)))
 
 
 class Decontaminator:

@@ -265,6 +265,10 @@ class ArithmeticTask(TaskEnvironment):
     def skills(self) -> list[SkillInfo]:
         return [SkillInfo(name=s, description=SKILLS[s].description) for s in self._skills]
 
+    def data_license(self) -> str | None:
+        """The problems are made by this code, dataloop's (Apache-2.0)."""
+        return "apache-2.0"
+
     def split(self, name: Split) -> list[Example]:
         return list(self._splits[name])
 

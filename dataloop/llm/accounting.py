@@ -127,7 +127,13 @@ class Meter:
         self.budget = budget
         self.cache = cache
         self.price = price
-        self.guard = BudgetGuard(budget, price, max_cost)
+        # (A copy of a budget carries the guard along: only the budget's own guard counts.)
+        if isinstance(budget._guard, BudgetGuard) and budget._guard.budget is budget:
+            # A second client spending the same budget (a judge on its own endpoint): it
+            # shares the first one's guard, and so its limits and price.
+            self.guard = budget._guard
+            return
+        self.guard = budget._guard = BudgetGuard(budget, price, max_cost)
         # The budget shows the money side too, so an Observation (and a policy) can see it.
         budget.max_cost = max_cost
         budget.cost = budget_cost(budget, price)

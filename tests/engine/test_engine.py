@@ -10,10 +10,11 @@ import time
 import pytest
 
 from dataloop.engine import Engine
+from dataloop.envs.arithmetic import ArithmeticTask
 from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.teacher import Teacher
-from dataloop.schema import Budget, Failure, GenerationRequest, Observation, Plan
+from dataloop.schema import Budget, Example, Failure, GenerationRequest, Observation, Plan
 
 
 class ScriptedClient:
@@ -395,3 +396,35 @@ def test_when_most_candidates_raise_the_environment_is_named(arithmetic) -> None
         asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert "test_engine.py:RaisingTask" in str(caught.value)
     assert "ZeroDivisionError" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_near_duplicates_of_the_training_set_and_the_batch_are_removed_and_counted(
+    arithmetic,
+) -> None:
+    held = Example.make("add", "What is the sum of 12 and 34 when both are added together?", "46")
+    text = (
+        " what is the sum of 12 and 34 when both are added together now?\nA: 46\n"  # near held
+        "Q: Tell me the total of 40 and 2 added together please\nA: 42\n"
+        "Q: tell me the total of 40 and 2 added together please!!\nA: 42\n"  # exact: duplicate
+        "Q: Tell me the total of 40 and 2 added together, please, now\nA: 42\n"  # near the 2nd
+    )
+    task = _Permissive(skills=["add"])
+    engine = Engine(Teacher(ScriptedClient(text)), task, per_query=4, max_rounds=1,
+                    near_duplicates=0.5)  # fmt: skip
+    plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
+    result = asyncio.run(engine.generate(plan, _obs(arithmetic), [held]))
+    verdicts = [c.verdict for c in result.candidates]
+    assert verdicts == ["near-duplicate", "accepted", "duplicate", "near-duplicate"]
+    counts = result.report.counts[0]
+    assert (counts.verified, counts.near_duplicates, counts.deduplicated) == (4, 2, 1)
+    off = Engine(Teacher(ScriptedClient(text)), task, per_query=4, max_rounds=1)
+    assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [held])).accepted) == 3
+    with pytest.raises(ValueError, match="near-duplicate threshold"):
+        Engine(Teacher(ScriptedClient(text)), task, near_duplicates=0)
+
+
+class _Permissive(ArithmeticTask):
+    """Arithmetic's skills, any question accepted as it is (word problems too)."""
+
+    def verify(self, example: Example) -> Example | None:
+        return example

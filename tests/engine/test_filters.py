@@ -1,10 +1,11 @@
-"""The task-agnostic filters: ROUGE-L novelty (as LLM2LLM's, which uses ``rouge_score``)."""
+"""The task-agnostic filters: ROUGE-L novelty (as LLM2LLM's, which uses ``rouge_score``) and
+MinHash LSH near-duplicates."""
 
 from __future__ import annotations
 
 import pytest
 
-from dataloop.engine.filters import Novelty, rouge_l, rouge_tokens
+from dataloop.engine.filters import NearDuplicates, Novelty, rouge_l, rouge_tokens, shingles
 from dataloop.schema import Example
 
 
@@ -29,3 +30,34 @@ def test_novelty_holds_questions_per_skill() -> None:
     assert novelty.similar(Example.make("s", "What is the area of a square of side 5?", "25"))
     with pytest.raises(ValueError, match="ROUGE-L threshold"):
         Novelty(0)
+
+
+ANN = "Ann has 12 apples and gives 5 of them to Bob at lunch. How many apples does Ann have left?"
+
+
+def test_near_duplicates_catch_a_copy_with_a_word_changed_per_skill() -> None:
+    # Word 3-gram Jaccard similarities: the copy 0.89, the rewrite 0.59, the other 0.36 and 0:
+    # far enough from the thresholds that LSH's banding decides them with certainty (> 99.8 %).
+    near = NearDuplicates(0.7, [Example.make("s", ANN, "7")])
+    copy = Example.make("s", ANN.replace("left?", "now?").upper(), "7")
+    other = Example.make("s", "A square has sides of 4 cm. What is the area of the square?", "16")
+    assert near.similar(copy) and not near.similar(other)
+    assert not near.similar(copy.model_copy(update={"skill": "t"}))
+    near.add(other)  # held from now on, as an accepted question of the batch is
+    assert near.similar(
+        Example.make("s", "a square has sides of 4 cm: what is the area of the square", "16")
+    )
+    # a lower threshold reaches further
+    rewrite = "Ann has 12 apples and gives 5 of them to Bob at lunch. How many pears does Tom have?"
+    assert NearDuplicates(0.3, [Example.make("s", ANN, "7")]).similar(
+        Example.make("s", rewrite, "0")
+    )
+    far = Example.make("s", "Ann has 12 apples and gives 5 of them to Tom. How many now?", "7")
+    assert not near.similar(far)
+    with pytest.raises(ValueError, match="near-duplicate threshold"):
+        NearDuplicates(1.5)
+
+
+def test_near_duplicate_shingles_are_word_3grams_of_the_normalised_text() -> None:
+    assert shingles("What is 12 + 34?") == [b"what is 12", b"is 12 34"]
+    assert shingles("Sort: b a") == [b"sort b a"]  # as short as a shingle: one

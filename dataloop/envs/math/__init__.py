@@ -204,6 +204,10 @@ class MathTask(DatasetTask):
         field = skill_field or "one skill: no skill_field or skills_file given"
         self._use_skills(skills_file, lambda n: f"math word problems: {n} ({field})")
 
+    def data_license(self) -> str | None:
+        """The shipped sample is dataloop's (Apache-2.0); other data's licence is unknown."""
+        return "apache-2.0" if self.data_source() == str(DATA) else None
+
     def _example(self, row: Row) -> Example:
         question = row.text(self.question_field)
         solution = flatten(row.text(self.answer_field))
