@@ -324,7 +324,9 @@ def bench(
     from dataloop.display import Display
 
     def progress(arm: str, seed: int, index: int, total: int, status: str) -> None:
-        err_console.print(f"[bold]run {index}/{total}[/]: {arm}, seed {seed} ({status})")
+        err_console.print(
+            f"[bold]run {index}/{total}[/]: {arm}, seed {seed} ({status})", soft_wrap=True
+        )
 
     try:
         spec, base = load_experiment(experiment)

@@ -36,3 +36,21 @@ def llama() -> Iterator[str]:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"dataloop-test-llama-{os.getpid()}.log"
     with llama_server(default_gguf(), log, parallel=4) as server:
         yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A Ray instance on this machine for the whole session (2 CPUs), started as ``dataloop
+    bench --executor ray`` starts one (on 127.0.0.1 only, no token under ~/.ray), then shut
+    down. Without Ray the tests that use it skip, except in CI, where they fail."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("Ray is missing: `make install` installs the [ray] extra for CI")
+        pytest.skip("Ray is not installed (pip install 'dataloop[ray]')")
+    from dataloop.bench.workers import start_local_ray
+
+    start_local_ray(num_cpus=2)
+    yield
+    ray.shutdown()

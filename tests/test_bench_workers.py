@@ -1,6 +1,6 @@
 """Several workers on one experiment: the run lock (a dead worker's lock is stale), the results
-file under concurrent writers, ``--plan``'s commands, one run by ``--arm/--seed``, and a real
-race between two workers, one of them killed with -9."""
+file under concurrent writers, ``--plan``'s commands run as Slurm array tasks, ``--jobs``, and a
+real race between two workers, one of them killed with -9."""
 
 from __future__ import annotations
 
@@ -159,6 +159,9 @@ def test_options_that_do_not_go_together_are_one_line(tmp_path, args, message) -
     assert message in result.output and result.output.count("\n") == 1
 
 
+SBATCH = Path(__file__).resolve().parent.parent / "examples" / "cluster" / "bench-array.sbatch"
+
+
 def _bench(experiment: Path, out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--out", str(out),
             "--quiet", *args]  # fmt: skip
@@ -218,8 +221,8 @@ def test_two_workers_race_and_the_survivor_takes_over_a_killed_workers_run(tmp_p
 
 @pytest.mark.integration
 def test_parallel_jobs_and_one_cell_commands_give_the_runs_one_process_gives(tmp_path) -> None:
-    """--jobs 2 (each run its own process, one CPU thread each) and the --plan commands run by
-    hand make the same numbers as one process making the runs in turn."""
+    """--jobs 2 (each run its own process, one CPU thread each) and the --plan commands run as
+    Slurm array tasks make the same numbers as one process making the runs in turn."""
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
         tables = {}
         for way in ("in turn", "jobs", "plan"):
@@ -229,12 +232,17 @@ def test_parallel_jobs_and_one_cell_commands_give_the_runs_one_process_gives(tmp
             experiment.write_text(SMALL.format(url=server.base_url))
             out = folder / "bench"
             if way == "plan":
-                planned = subprocess.run(_bench(experiment, out, "--plan"), capture_output=True,
-                                         text=True, check=True)  # fmt: skip
-                for line in planned.stdout.splitlines():
-                    cell = shlex.split(line)
-                    one = subprocess.run([sys.executable, "-m", "dataloop.cli", *cell[1:]],
-                                         capture_output=True, text=True, timeout=300)  # fmt: skip
+                commands = folder / "commands"
+                with commands.open("w") as f:
+                    subprocess.run(_bench(experiment, out, "--plan"), stdout=f, check=True)
+                lines = len(commands.read_text().splitlines())
+                # Each command as a Slurm array task runs it (the shipped sbatch script).
+                env = {**os.environ, "SLURM_CPUS_PER_TASK": "1",
+                       "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+                for task in range(1, lines + 1):
+                    one = subprocess.run(["bash", str(SBATCH), str(commands)], capture_output=True,
+                                         text=True, timeout=300,
+                                         env={**env, "SLURM_ARRAY_TASK_ID": str(task)})  # fmt: skip
                     assert one.returncode == 0, one.stderr
                     assert one.stdout.endswith(": ran\n")
                 args = ["--results-only"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -194,10 +195,11 @@ def run_cell(
     *,
     threads: int | None = None,
     display_factory: Callable[[], Display] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> CellOutcome:
     """Make one run unless another worker holds it or it is recorded already: lock it, make
     (or resume) it, record it in the results file. ``threads`` caps the CPU threads of its
-    student and of a teacher server it starts."""
+    student and of a teacher server it starts; ``on_start()`` is called when it starts."""
     assert experiment.results is not None, "load_experiment sets the results file"
     arm, seed, config = cell
     folder = _folder(out, arm.name, seed)
@@ -210,6 +212,8 @@ def run_cell(
         _check_folders([cell], out)  # the experiment file may have changed since it was planned
         if not _missing(experiment, [cell], out, None):
             return CellOutcome(run=name, status="done before")
+        if on_start:
+            on_start()
         started = time.monotonic()
         run = RunDir(folder)
         _execute(config, run, display_factory, threads)
@@ -238,14 +242,13 @@ class InProcess:
         """Make ``cells`` in turn; a run another worker holds is left to it."""
         for cell in cells:
             arm, seed, _ = cell
-            if progress:
-                progress(arm.name, seed, "running")
             outcome = run_cell(
                 self.experiment,
                 self.out,
                 cell,
                 threads=self.threads,
                 display_factory=self.display_factory,
+                on_start=partial(progress, arm.name, seed, "running") if progress else None,
             )
             if progress and outcome.status == "busy":
                 progress(arm.name, seed, f"running in another worker, {outcome.holder}")
