@@ -9,6 +9,7 @@ reads what was made from the results file (:func:`dataloop.bench.execute.run_ben
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import subprocess
@@ -123,20 +124,36 @@ def _ray() -> Any:
     return ray
 
 
+LOCAL_RAY_ENV = {
+    # Ray turns a loopback node address into the machine's own IP, and then listens on every
+    # interface, unless multi-node clusters are off: what a local instance is. Read when Ray
+    # is imported.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_AUTH_MODE": "disabled",  # else a token is written to ~/.ray/auth_token
+    "RAY_USAGE_STATS_ENABLED": "0",
+}
+"""Environment of a local Ray instance that only this machine can reach."""
+
+
 def start_local_ray(num_cpus: int | None = None) -> None:
     """Start a Ray instance on this machine, reachable from this machine only: every Ray
-    process listens on 127.0.0.1 and no token is written under ``~/.ray``."""
-    # Ray resolves a loopback node address to the machine's own IP (and then listens on every
-    # interface) unless multi-node clusters are off, which is what a local instance is.
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    _ray().init(
+    process listens on 127.0.0.1 and no token is written under ``~/.ray``. Refused (BenchError)
+    when Ray was imported before without :data:`LOCAL_RAY_ENV`."""
+    for name, value in LOCAL_RAY_ENV.items():
+        os.environ.setdefault(name, value)
+    ray = _ray()
+    ray.init(
         num_cpus=num_cpus,
         _node_ip_address="127.0.0.1",
         include_dashboard=False,
         log_to_driver=False,
     )
+    if not ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback:
+        ray.shutdown()
+        raise BenchError(
+            "a local Ray would listen on every interface: Ray was imported before "
+            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 was set; set it before importing Ray"
+        )
 
 
 class RayTasks:
@@ -162,13 +179,12 @@ class RayTasks:
     def run(self, cells: Sequence[Cell], progress: Progress | None) -> Failures:
         """Submit every run as a task, then wait for them all; the failed ones, with their
         error (a task whose node died is retried by Ray, and the run resumes)."""
+        started_here = "ray" not in sys.modules or not _ray().is_initialized()
+        if started_here and self.address:
+            _ray().init(address=self.address, log_to_driver=False)
+        elif started_here:
+            start_local_ray()
         ray = _ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                start_local_ray()
         try:
             threads = max(1, int(self.cpus))
             task = ray.remote(run_worker).options(num_cpus=self.cpus, num_gpus=self.gpus)
