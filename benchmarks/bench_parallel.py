@@ -71,8 +71,6 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2, help="seeds per arm (2 arms)")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
-    import ray
-
     started = time.perf_counter()
     start_local_ray(num_cpus=available_cpus())
     ray_start = time.perf_counter() - started
@@ -83,6 +81,8 @@ def main() -> None:
     ):
         for way in ("jobs 1", "jobs 2", "ray"):
             walls[way], numbers[way] = make(way, server.base_url, seeds, Path(tmp))
+    import ray  # after start_local_ray: Ray reads its loopback setting when imported
+
     ray.shutdown()
     runs = 2 * len(seeds)
     same = all(n == numbers["jobs 1"] for n in numbers.values())

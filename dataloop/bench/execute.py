@@ -185,7 +185,6 @@ class CellOutcome(BaseModel):
     holder: Holder | None = None
     """``busy``: the worker that holds the run; ``ran``: a worker that died holding it, whose
     run was taken over (resumed)."""
-    seconds: float = 0.0
 
 
 def run_cell(
@@ -214,13 +213,10 @@ def run_cell(
             return CellOutcome(run=name, status="done before")
         if on_start:
             on_start()
-        started = time.monotonic()
         run = RunDir(folder)
         _execute(config, run, display_factory, threads)
         record_result(experiment.results, read_run(config, arm, seed, run))
-        return CellOutcome(
-            run=name, status="ran", holder=holder, seconds=time.monotonic() - started
-        )
+        return CellOutcome(run=name, status="ran", holder=holder)
     finally:
         lock.release()
 
