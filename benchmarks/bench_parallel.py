@@ -13,12 +13,13 @@ It prints one markdown table: wall time, the ratio to ``jobs 1``, and for Ray it
 run over ``jobs 2`` (same concurrency, a process per run both ways), and whether every way made
 the same numbers.
 
-    .venv/bin/python benchmarks/bench_parallel.py --seeds 2
+    .venv/bin/python benchmarks/bench_parallel.py --seeds 2 --steps 16
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ base:
   teacher: {{backend: openai, model: fake, base_urls: [{url}]}}
   env: {{options: {{skills: [max, sort], validation_per_skill: 10, test_per_skill: 10}}}}
   policy: {{examples_per_iteration: 12}}
-  student: {{steps_per_iteration: 16, batch_size: 16}}
+  student: {{steps_per_iteration: {steps}, batch_size: 16}}
   engine: {{per_query: 4}}
 seeds: {seeds}
 budget: {{queries: 6}}
@@ -47,12 +48,12 @@ arms:
 """
 
 
-def make(way: str, url: str, seeds: list[int], root: Path) -> tuple[float, dict]:
+def make(way: str, url: str, seeds: list[int], steps: int, root: Path) -> tuple[float, dict]:
     """Seconds to make the experiment from scratch one ``way``, and its numbers per run."""
     folder = root / way.replace(" ", "-")
     folder.mkdir()
     experiment = folder / "exp.yaml"
-    experiment.write_text(EXPERIMENT.format(url=url, seeds=seeds))
+    experiment.write_text(EXPERIMENT.format(url=url, seeds=seeds, steps=steps))
     spec, base = load_experiment(experiment)
     out = folder / "bench"
     executor: Executor | None = None
@@ -66,11 +67,22 @@ def make(way: str, url: str, seeds: list[int], root: Path) -> tuple[float, dict]
     return seconds, {(r.arm, r.seed): (r.final, r.test) for r in result.runs}
 
 
+def import_seconds() -> float:
+    """Seconds a fresh process takes to import what a run needs (torch, transformers, trl):
+    what each run pays again when it is a process of its own."""
+    started = time.perf_counter()
+    code = "import dataloop.assemble, dataloop.students.hf"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=2, help="seeds per arm (2 arms)")
+    parser.add_argument("--steps", type=int, default=16, help="training steps per iteration")
     args = parser.parse_args()
     seeds = list(range(args.seeds))
+    imports = import_seconds()
     started = time.perf_counter()
     start_local_ray(num_cpus=available_cpus())
     ray_start = time.perf_counter() - started
@@ -80,14 +92,15 @@ def main() -> None:
         tempfile.TemporaryDirectory() as tmp,
     ):
         for way in ("jobs 1", "jobs 2", "ray"):
-            walls[way], numbers[way] = make(way, server.base_url, seeds, Path(tmp))
+            walls[way], numbers[way] = make(way, server.base_url, seeds, args.steps, Path(tmp))
     import ray  # after start_local_ray: Ray reads its loopback setting when imported
 
     ray.shutdown()
     runs = 2 * len(seeds)
     same = all(n == numbers["jobs 1"] for n in numbers.values())
-    print(f"{runs} runs (2 arms x {len(seeds)} seeds), {available_cpus()} CPUs; local Ray "
-          f"started in {ray_start:.1f} s (not in the times below)")  # fmt: skip
+    print(f"{runs} runs (2 arms x {len(seeds)} seeds, {args.steps} steps an iteration), "
+          f"{available_cpus()} CPUs; local Ray started in {ray_start:.1f} s (not in the times "
+          f"below); a run process's imports: {imports:.1f} s")  # fmt: skip
     print()
     print("| way | wall (s) | vs jobs 1 | overhead per run vs jobs 2 (s) |")
     print("|---|---:|---:|---:|")

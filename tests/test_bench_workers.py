@@ -20,12 +20,14 @@ from fakeserver import FakeOpenAI, few_shot_variations
 from typer.testing import CliRunner
 
 from dataloop.bench import (
+    BenchError,
     CurvePoint,
     RunResult,
     config_digest,
     load_experiment,
     planned_runs,
     read_results,
+    run_bench,
 )
 from dataloop.bench.lock import RunLock
 from dataloop.bench.results import record_result
@@ -160,6 +162,25 @@ def test_options_that_do_not_go_together_are_one_line(tmp_path, args, message) -
 
 
 SBATCH = Path(__file__).resolve().parent.parent / "examples" / "cluster" / "bench-array.sbatch"
+
+
+class _Failing:
+    """An executor whose worker processes all fail (e.g. a teacher that is down)."""
+
+    def run(self, cells, progress):  # type: ignore[no-untyped-def]
+        return {(arm.name, seed): "teacher unreachable" for arm, seed, _ in cells}
+
+
+def test_failed_runs_are_named_after_the_tables_of_the_others(tmp_path) -> None:
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(SMALL.format(url="http://127.0.0.1:9/v1"))
+    spec, base = load_experiment(experiment)
+    with pytest.raises(BenchError, match=r"^4 runs failed \(seed-only/seed-0: teacher unreach"):
+        run_bench(spec, base, tmp_path / "out", executor=_Failing())
+    assert (
+        "Not finished yet: seed-only/seed-0, uniform/seed-0"
+        in (tmp_path / "out" / "results.md").read_text()
+    )
 
 
 def _bench(experiment: Path, out: Path, *args: str) -> list[str]:
