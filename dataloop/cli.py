@@ -364,20 +364,90 @@ def bench(
         bool, typer.Option(help="Pair runs made by different code (refused by default).")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No per-run progress display.")] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Runs at once on this machine, each its own process; CPUs divided."
+        ),
+    ] = 1,
+    executor: Annotated[
+        str, typer.Option(help="local (this machine, --jobs) or ray (one Ray task per run).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="ray: the cluster (ray://... or HOST:PORT); default: a local one."),
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="ray: CPUs each run's task declares (default 1).")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None, typer.Option(help="ray: GPUs each run's task declares (default 0).")
+    ] = None,
+    plan: Annotated[
+        bool,
+        typer.Option(
+            help="Run nothing: write each run folder's config, print one command per run."
+        ),
+    ] = False,
+    arm: Annotated[
+        str | None, typer.Option(help="Make only this arm's runs (with --seed: one run), here.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Make only this seed's runs, here.")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="CPU threads per run (student, teacher server); default: all / --jobs."
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment: every arm once per seed under one budget; tables with 95 % CIs.
 
     Each finished run is recorded in the experiment's results file (default
-    results/<name>.jsonl beside the experiment file); recorded runs are not run again."""
-    from dataloop.bench import load_experiment, markdown, run_bench
+    results/<name>.jsonl beside the experiment file); recorded runs are not run again. Runs
+    can be made several at once (--jobs), as Ray tasks (--executor ray), or by any scheduler
+    from the commands --plan prints (each makes one run: --arm A --seed S)."""
+    from dataloop.bench import BenchError, load_experiment, markdown, run_bench
+    from dataloop.bench.execute import plan_bench, run_cell, select_runs
+    from dataloop.bench.workers import cell_command, choose_executor
     from dataloop.display import Display
 
     def progress(arm: str, seed: int, index: int, total: int, status: str) -> None:
-        err_console.print(f"[bold]run {index}/{total}[/]: {arm}, seed {seed} ({status})")
+        err_console.print(
+            f"[bold]run {index}/{total}[/]: {arm}, seed {seed} ({status})", soft_wrap=True
+        )
 
     try:
         spec, base = load_experiment(experiment)
         folder = out or Path("runs") / (spec.name or experiment.stem)
+        # Options that do not go together: parsing, so here.
+        if plan and (arm is not None or seed is not None):
+            raise BenchError("--plan lists every run; leave out --arm and --seed")
+        if (plan or arm is not None or seed is not None) and (jobs != 1 or executor != "local"):
+            raise BenchError(
+                "--plan, --arm and --seed start no workers; leave out --jobs, --executor"
+            )
+        if plan:
+            todo = plan_bench(spec, base, folder)
+            for cell in todo:
+                typer.echo(cell_command(experiment, folder, cell[0].name, cell[1]))
+            err_console.print(
+                f"{len(todo)} runs to make; each run folder's config is in {folder}; then "
+                f"gather: dataloop bench {experiment} --out {folder} --results-only",
+                highlight=False,
+            )
+            return
+        if arm is not None or seed is not None:
+            for cell in select_runs(spec, base, folder, arm, seed):
+                outcome = run_cell(
+                    spec,
+                    folder,
+                    cell,
+                    threads=threads,
+                    display_factory=lambda: Display(err_console, quiet=quiet),
+                )
+                held = f", {outcome.holder}" if outcome.holder else ""
+                typer.echo(f"{outcome.run}: {outcome.status}{held}")
+            return
         result = run_bench(
             spec,
             base,
@@ -387,6 +457,17 @@ def bench(
             allow_mixed_commits=allow_mixed_commits,
             on_run=progress,
             display_factory=lambda: Display(err_console, quiet=quiet),
+            executor=choose_executor(
+                experiment,
+                folder,
+                executor=executor,
+                jobs=jobs,
+                threads=threads,
+                address=address,
+                cpus=cpus_per_run,
+                gpus=gpus_per_run,
+            ),
+            threads=threads,
         )
     except DataloopError as exc:
         raise _fail(exc) from None

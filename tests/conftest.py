@@ -64,3 +64,23 @@ def llama_replicas(tmp_path_factory) -> Iterator[list[str]]:
     finally:
         serve.send_signal(signal.SIGINT)
         assert serve.wait(timeout=30) == 0, serve.stdout.read()
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """A Ray instance on this machine for the whole session (2 CPUs), started as ``dataloop
+    bench --executor ray`` starts one (on 127.0.0.1 only, no token under ~/.ray), then shut
+    down. Without Ray the tests that use it skip, except in CI, where they fail."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:  # not imported: Ray reads its settings then
+        if os.environ.get("CI"):
+            pytest.fail("Ray is missing: `make install` installs the [ray] extra for CI")
+        pytest.skip("Ray is not installed (pip install 'dataloop[ray]')")
+    from dataloop.bench.workers import start_local_ray
+
+    start_local_ray(num_cpus=2)
+    yield
+    import ray
+
+    ray.shutdown()

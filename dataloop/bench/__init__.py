@@ -8,13 +8,25 @@ with a teacher, generated examples for the oracle) and, registered before its fi
     dataloop bench experiments/gap.yaml
 
 - :mod:`dataloop.bench.spec`: the experiment file (definition only);
-- :mod:`dataloop.bench.execute`: plan the runs, run the missing ones, record each finished run
+- :mod:`dataloop.bench.execute`: plan the runs, make the missing ones, record each finished run
   in the results file (``experiments/results/<name>.jsonl``, meant to be committed);
+- :mod:`dataloop.bench.workers`: where runs are made, one process each: several at once on this
+  machine, as Ray tasks, or from the commands ``--plan`` prints, by any scheduler;
+- :mod:`dataloop.bench.lock`: the run lock that keeps two workers off one run;
 - :mod:`dataloop.bench.results`: statistics, the registered decision, ``results.md``,
   ``results.json`` and ``curves.png``, all from the per-run records alone.
 """
 
-from dataloop.bench.execute import planned_runs, read_run, recorded_results, run_bench
+from dataloop.bench.execute import (
+    CellOutcome,
+    plan_bench,
+    planned_runs,
+    read_run,
+    recorded_results,
+    run_bench,
+    run_cell,
+    select_runs,
+)
 from dataloop.bench.results import (
     ArmSummary,
     ComparisonRow,
@@ -59,6 +71,7 @@ __all__ = [
     "ArmSummary",
     "BenchBudget",
     "BenchError",
+    "CellOutcome",
     "ComparisonRow",
     "CurvePoint",
     "Decision",
@@ -76,15 +89,18 @@ __all__ = [
     "examples_budget",
     "load_experiment",
     "markdown",
+    "plan_bench",
     "planned_runs",
     "power_rows",
     "read_results",
     "read_run",
     "recorded_results",
     "run_bench",
+    "run_cell",
     "run_config",
     "run_config_data",
     "same_config",
+    "select_runs",
     "summarize",
     "write_results",
 ]

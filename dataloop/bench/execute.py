@@ -1,32 +1,39 @@
-"""Running an experiment: plan its (arm, seed) runs, run the missing ones, record each finished
+"""Running an experiment: plan its (arm, seed) runs, make the missing ones (here, in parallel
+processes, as Ray tasks, or by any scheduler from the planned commands), record each finished
 run in the results file, then summarise.
 
 Every (arm, seed) is an ordinary run folder, ``OUT/<arm>/seed-<seed>``, so ``dataloop resume``,
 ``report`` and ``export`` work on each; running the experiment again skips finished runs and
 resumes unfinished ones. A run recorded in the experiment's results file (committed, perhaps
-made on another machine) is not run again.
+made on another machine) is not run again. A worker holds the run's lock
+(:class:`~dataloop.bench.lock.RunLock`) while it makes it, so that no two workers make one run.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel
 
 from dataloop.atomic import write_text
+from dataloop.bench.lock import Holder, RunLock
 from dataloop.bench.results import (
     ExperimentResult,
     RunResult,
     area,
     curve,
+    drop_results,
     read_results,
+    record_result,
     run_config_data,
     same_config,
     summarize,
     write_results,
-    write_results_file,
 )
 from dataloop.bench.spec import (
     Arm,
@@ -35,7 +42,8 @@ from dataloop.bench.spec import (
     examples_budget,
     run_config,
 )
-from dataloop.config import LoopConfig, load_config
+from dataloop.bench.workers import Cell, Executor, Failures, Progress
+from dataloop.config import LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError, DataloopError
 from dataloop.identity import CodeIdentity
@@ -112,17 +120,27 @@ def _saved_config(path: Path) -> LoopConfig | None:
         return None
 
 
-def _check_folders(planned: Iterable[tuple[Arm, int, LoopConfig]], out: Path) -> None:
+def _same_run(saved: LoopConfig | None, planned: LoopConfig) -> bool:
+    """Whether a run folder's config is the planned one. The teacher server's thread count is
+    how the run was executed, not what it is: a worker sets it to its share of the CPUs."""
+    if saved is None:
+        return False
+    teacher = saved.teacher.model_copy(update={"threads": planned.teacher.threads})
+    # Where the folder lives is not part of the run either (an experiment folder may move).
+    return saved.model_copy(update={"teacher": teacher, "runs_dir": planned.runs_dir}) == planned
+
+
+def _folder(out: Path, arm: str, seed: int) -> Path:
+    return out / arm / f"seed-{seed}"
+
+
+def _check_folders(planned: Iterable[Cell], out: Path) -> None:
     for arm, seed, config in planned:
-        folder = out / arm.name / f"seed-{seed}"
+        folder = _folder(out, arm.name, seed)
         saved = folder / "config.yaml"
         # Compared as configs, not text: a field added to dataloop since the run was made
-        # reads back as its default, and the default leaves the run as it was. Where the
-        # folder lives is not part of the run (an experiment folder may be moved).
-        made = _saved_config(saved) if saved.is_file() else None
-        if made is not None:
-            made.runs_dir = config.runs_dir
-        if saved.is_file() and made != config:
+        # reads back as its default, and the default leaves the run as it was.
+        if saved.is_file() and not _same_run(_saved_config(saved), config):
             raise BenchError(
                 f"{saved} differs from what the experiment now asks for; delete {folder} to "
                 "run it again, or restore the experiment file"
@@ -145,6 +163,119 @@ def _check_arms(planned: list[tuple[Arm, int, LoopConfig]]) -> None:
             raise BenchError(f"arm '{arm.name}': {exc}") from None
 
 
+def _check_record(experiment: Experiment, record: RunResult, config: LoopConfig) -> None:
+    if not same_config(record, config):
+        raise BenchError(
+            f"{experiment.results} holds {record.arm}/seed-{record.seed} made with another "
+            "config; remove its line to run it again, or restore the experiment file"
+        )
+
+
+def _missing(
+    experiment: Experiment, cells: Iterable[Cell], out: Path, progress: Progress | None
+) -> list[Cell]:
+    """The runs neither recorded nor finished; a finished run not yet recorded is recorded."""
+    assert experiment.results is not None, "load_experiment sets the results file"
+    recorded = {(r.arm, r.seed): r for r in read_results(experiment.results)}
+    todo = []
+    for arm, seed, config in cells:
+        record = recorded.get((arm.name, seed))
+        run = RunDir(_folder(out, arm.name, seed))
+        if record is not None:
+            _check_record(experiment, record, config)
+        elif _finished(run):
+            record_result(experiment.results, read_run(config, arm, seed, run))
+        else:
+            todo.append((arm, seed, config))
+            continue
+        if progress:
+            progress(arm.name, seed, "done before")
+    return todo
+
+
+class CellOutcome(BaseModel):
+    """What a worker did with one (arm, seed) run."""
+
+    run: str
+    """``<arm>/seed-<seed>``."""
+    status: Literal["ran", "done before", "busy"]
+    """``busy``: another worker holds the run; it is left to that worker."""
+    holder: Holder | None = None
+    """``busy``: the worker that holds the run; ``ran``: a worker that died holding it, whose
+    run was taken over (resumed)."""
+
+
+def run_cell(
+    experiment: Experiment,
+    out: Path,
+    cell: Cell,
+    *,
+    threads: int | None = None,
+    display_factory: Callable[[], Display] | None = None,
+    on_start: Callable[[], None] | None = None,
+) -> CellOutcome:
+    """Make one run unless another worker holds it or it is recorded already: lock it, make
+    (or resume) it, record it in the results file. ``threads`` caps the CPU threads of its
+    student and of a teacher server it starts; ``on_start()`` is called when it starts."""
+    assert experiment.results is not None, "load_experiment sets the results file"
+    arm, seed, config = cell
+    folder = _folder(out, arm.name, seed)
+    name = f"{arm.name}/seed-{seed}"
+    lock = RunLock(folder)
+    taken, holder = lock.acquire()
+    if not taken:
+        return CellOutcome(run=name, status="busy", holder=holder)
+    try:
+        _check_folders([cell], out)  # the experiment file may have changed since it was planned
+        if not _missing(experiment, [cell], out, None):
+            return CellOutcome(run=name, status="done before")
+        if on_start:
+            on_start()
+        run = RunDir(folder)
+        _execute(config, run, display_factory, threads)
+        record_result(experiment.results, read_run(config, arm, seed, run))
+        return CellOutcome(run=name, status="ran", holder=holder)
+    finally:
+        lock.release()
+
+
+class InProcess:
+    """Runs one after another in this process (``--jobs 1``): a failure stops the experiment."""
+
+    def __init__(
+        self,
+        experiment: Experiment,
+        out: Path,
+        display_factory: Callable[[], Display] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.experiment, self.out = experiment, out
+        self.display_factory, self.threads = display_factory, threads
+
+    def run(self, cells: Sequence[Cell], progress: Progress | None) -> Failures:
+        """Make ``cells`` in turn; a run another worker holds is left to it."""
+        for cell in cells:
+            arm, seed, _ = cell
+            outcome = run_cell(
+                self.experiment,
+                self.out,
+                cell,
+                threads=self.threads,
+                display_factory=self.display_factory,
+                on_start=partial(progress, arm.name, seed, "running") if progress else None,
+            )
+            if progress and outcome.status == "busy":
+                progress(arm.name, seed, f"running in another worker, {outcome.holder}")
+            elif progress and outcome.holder is not None:
+                progress(arm.name, seed, f"taken over from {outcome.holder}, now gone")
+        return {}
+
+
+ROUNDS = 5
+"""Times a run is handed out before the experiment gives up on it: again only when the
+worker that held it died."""
+
+
 def run_bench(
     experiment: Experiment,
     base: LoopConfig,
@@ -155,14 +286,20 @@ def run_bench(
     allow_mixed_commits: bool = False,
     on_run: ProgressFn | None = None,
     display_factory: Callable[[], Display] | None = None,
+    executor: Executor | None = None,
+    threads: int | None = None,
 ) -> ExperimentResult:
-    """Run every (arm, seed) that is neither finished here nor in the results file, record
-    each in the results file as it finishes, then write the tables.
+    """Make every (arm, seed) run that is neither finished here nor in the results file, each
+    recorded in the results file as it finishes, then write the tables.
 
-    ``rerun`` names arms whose runs are made again (folders and recorded results dropped), e.g.
-    a baseline at the current commit. ``on_run(arm, seed, index, total, status)`` reports
-    progress; ``display_factory()`` makes each run's :class:`~dataloop.display.Display`. With
-    ``run_missing=False`` only what is recorded or finished is tabulated.
+    ``executor`` makes the runs (default: one after another in this process, with ``threads``
+    CPU threads each; see :mod:`dataloop.bench.workers`). Runs another worker holds are waited
+    for, and taken over if that worker dies. ``rerun`` names arms whose runs are made again
+    (folders and recorded results dropped), e.g. a baseline at the current commit.
+    ``on_run(arm, seed, index, total, status)`` reports progress; ``display_factory()`` makes
+    each in-process run's :class:`~dataloop.display.Display`. With ``run_missing=False`` only
+    what is recorded or finished is tabulated. Runs that failed are left out of the tables and
+    named in one BenchError after them.
     """
     assert experiment.results is not None, "load_experiment sets the results file"
     rerun = set(rerun)
@@ -170,36 +307,36 @@ def run_bench(
     if unknown:
         raise BenchError(f"--rerun names {unknown}, not arms of {experiment.name}")
     planned = planned_runs(experiment, base, out)
-    recorded = {(r.arm, r.seed): r for r in read_results(experiment.results) if r.arm not in rerun}
-    for arm_name in rerun:
-        shutil.rmtree(out / arm_name, ignore_errors=True)
+    if rerun:
+        drop_results(experiment.results, rerun)
+        for arm_name in rerun:
+            shutil.rmtree(out / arm_name, ignore_errors=True)
     _check_folders(planned, out)
     if run_missing:
         _check_arms(planned)
-    runs: list[RunResult] = []
-    pending: list[str] = []
-    for index, (arm, seed, config) in enumerate(planned, start=1):
-        record = recorded.get((arm.name, seed))
-        if record is not None and not same_config(record, config):
-            raise BenchError(
-                f"{experiment.results} holds {arm.name}/seed-{seed} made with another config; "
-                "remove its line to run it again, or restore the experiment file"
-            )
-        run = RunDir(out / arm.name / f"seed-{seed}")
-        if record is None and not _finished(run):
-            if not run_missing:
-                pending.append(f"{arm.name}/seed-{seed}")
-                continue
-            if on_run:
-                on_run(arm.name, seed, index, len(planned), "running")
-            _execute(config, run, display_factory)
-        elif on_run:
-            on_run(arm.name, seed, index, len(planned), "done before")
-        if record is None:
-            record = read_run(config, arm, seed, run)
-            recorded[(arm.name, seed)] = record
-            write_results_file(experiment.results, list(recorded.values()))
-        runs.append(record)
+    index = {(arm.name, seed): i for i, (arm, seed, _) in enumerate(planned, start=1)}
+
+    def progress(arm: str, seed: int, status: str) -> None:
+        if on_run:
+            on_run(arm, seed, index[(arm, seed)], len(planned), status)
+
+    failures: Failures = {}
+    todo = _missing(experiment, planned, out, progress)
+    executor = executor or InProcess(experiment, out, display_factory, threads)
+    for _ in range(ROUNDS if run_missing else 0):
+        if not todo:
+            break
+        failures.update(executor.run(todo, progress))
+        left = [c for c in todo if (c[0].name, c[1]) not in failures]
+        for arm, seed, _ in left:  # runs other workers hold: until they finish, or die
+            RunLock(_folder(out, arm.name, seed)).wait()
+        todo = _missing(experiment, left, out, None)
+    if run_missing and todo:
+        names = ", ".join(f"{a.name}/seed-{s}" for a, s, _ in todo)
+        raise BenchError(f"{names} still not made after {ROUNDS} workers took them; see run.log")
+    recorded = {(r.arm, r.seed): r for r in read_results(experiment.results)}
+    runs = [recorded[k] for k in index if k in recorded]
+    pending = [f"{arm}/seed-{seed}" for arm, seed in index if (arm, seed) not in recorded]
     result = summarize(
         experiment,
         runs,
@@ -208,7 +345,41 @@ def run_bench(
         allow_mixed=allow_mixed_commits,
     )
     write_results(result, out)
+    if failures:
+        shown = "; ".join(f"{a}/seed-{s}: {error}" for (a, s), error in failures.items())
+        raise BenchError(f"{len(failures)} runs failed ({shown}); the tables leave them out")
     return result
+
+
+def select_runs(
+    experiment: Experiment, base: LoopConfig, out: Path, arm: str | None, seed: int | None
+) -> list[Cell]:
+    """The planned runs of arm ``arm`` and seed ``seed`` (None: any)."""
+    if arm is not None and arm not in {a.name for a in experiment.arms}:
+        known = ", ".join(a.name for a in experiment.arms)
+        raise BenchError(f"--arm {arm} is not an arm of {experiment.name}; arms: {known}")
+    if seed is not None and seed not in experiment.seeds:
+        known = ", ".join(map(str, experiment.seeds))
+        raise BenchError(f"--seed {seed} is not a seed of {experiment.name}; seeds: {known}")
+    return [
+        cell
+        for cell in planned_runs(experiment, base, out)
+        if arm in (None, cell[0].name) and seed in (None, cell[1])
+    ]
+
+
+def plan_bench(experiment: Experiment, base: LoopConfig, out: Path) -> list[Cell]:
+    """Write every run folder's config (``OUT/<arm>/seed-<seed>/config.yaml``), and return the
+    runs still to make: neither recorded nor finished. A folder whose config differs from the
+    plan is an error, as when running."""
+    planned = planned_runs(experiment, base, out)
+    _check_folders(planned, out)
+    for arm, seed, config in planned:
+        run = RunDir(_folder(out, arm.name, seed))
+        if not run.exists("config.yaml"):
+            run.path.mkdir(parents=True, exist_ok=True)
+            run.write_config(dump_config(config))
+    return _missing(experiment, planned, out, None)
 
 
 def recorded_results(
@@ -225,11 +396,8 @@ def recorded_results(
         record = recorded.get((arm.name, seed))
         if record is None:
             pending.append(f"{arm.name}/seed-{seed}")
-        elif not same_config(record, config):
-            raise BenchError(
-                f"{experiment.results} holds {arm.name}/seed-{seed} made with another config"
-            )
         else:
+            _check_record(experiment, record, config)
             runs.append(record)
     return summarize(
         experiment, runs, examples_budget(experiment, base), pending, allow_mixed_commits
@@ -237,12 +405,23 @@ def recorded_results(
 
 
 def _execute(
-    config: LoopConfig, run: RunDir, display_factory: Callable[[], Display] | None
+    config: LoopConfig,
+    run: RunDir,
+    display_factory: Callable[[], Display] | None,
+    threads: int | None = None,
 ) -> None:
     """One run, from scratch or resumed; its wall time is added to ``bench-seconds.txt``."""
     from dataloop.assemble import open_loop  # torch + transformers: only when a run is due
     from dataloop.display import Display
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+        teacher = config.teacher.model_copy(
+            update={"threads": min(config.teacher.threads, threads)}
+        )
+        config = config.model_copy(update={"teacher": teacher})
     display = display_factory() if display_factory else Display(quiet=True)
     started = time.monotonic()
     with open_loop(config, display, run) as loop:

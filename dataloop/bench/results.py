@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from dataloop.atomic import write_text
+from dataloop.bench.lock import results_lock
 from dataloop.bench.spec import METRIC_NAMES, METRICS, BenchBudget, BenchError, Experiment
 from dataloop.config import LoopConfig, validate_config
 from dataloop.errors import ConfigError
@@ -212,6 +213,22 @@ def write_results_file(path: Path, runs: list[RunResult]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     ordered = sorted(runs, key=lambda r: (r.arm, r.seed))
     write_text(path, "".join(r.model_dump_json() + "\n" for r in ordered))
+
+
+def record_result(path: Path, run: RunResult) -> None:
+    """Add ``run`` to the results file (replacing a record of the same arm and seed), under the
+    file's lock: workers that finish at once all keep their records."""
+    with results_lock(path):
+        kept = [r for r in read_results(path) if (r.arm, r.seed) != (run.arm, run.seed)]
+        write_results_file(path, [*kept, run])
+
+
+def drop_results(path: Path, arms: set[str]) -> None:
+    """Remove the records of ``arms`` from the results file, under its lock."""
+    with results_lock(path):
+        runs = read_results(path)
+        if any(r.arm in arms for r in runs):
+            write_results_file(path, [r for r in runs if r.arm not in arms])
 
 
 # statistics
