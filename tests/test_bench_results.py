@@ -184,3 +184,14 @@ def test_published_tables_regenerate_from_the_committed_results() -> None:
     for name in blocks:
         assert (root / "experiments/results" / f"{name}.jsonl").is_file(), name
     assert module.regenerate(docs) == docs, "run: python benchmarks/docs_tables.py"
+
+
+def test_no_verdict_before_every_registered_seed_is_in() -> None:
+    spec = _experiment(primary={"arm": "mine", "baseline": "uniform", "smallest_effect": 0.03})
+    runs = [_run("uniform", s, 0.50) for s in range(3)]
+    runs += [_run("mine", s, 0.60 + s / 100) for s in range(3)]
+    result = summarize(spec, runs, examples=9, pending=["mine/seed-3", "uniform/seed-3"])
+    assert result.primary is not None and result.primary.verdict == "incomplete"
+    assert "over 3 of 4 seeds — **incomplete** (no verdict" in markdown(result)
+    other = summarize(spec, runs, examples=9, pending=["oracle/seed-3"])  # not a primary arm
+    assert other.primary is not None and other.primary.verdict == "supported"

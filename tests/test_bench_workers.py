@@ -178,7 +178,7 @@ def test_failed_runs_are_named_after_the_tables_of_the_others(tmp_path) -> None:
     with pytest.raises(BenchError, match=r"^4 runs failed \(seed-only/seed-0: teacher unreach"):
         run_bench(spec, base, tmp_path / "out", executor=_Failing())
     assert (
-        "Not finished yet: seed-only/seed-0, uniform/seed-0"
+        "Not finished yet: 4 of 4 runs (seed-only/seed-0, uniform/seed-0"
         in (tmp_path / "out" / "results.md").read_text()
     )
 

@@ -108,7 +108,9 @@ class Decision(BaseModel):
     smallest_effect: float
     result: PairedDifference | None
     """None before any seed has both runs."""
-    verdict: Literal["supported", "refuted", "inconclusive", "no data"]
+    verdict: Literal["supported", "refuted", "inconclusive", "incomplete", "no data"]
+    """``incomplete``: some registered run of the two arms is not finished; the rule is applied
+    only to the whole set of seeds (no early verdict)."""
 
 
 class ExperimentResult(BaseModel):
@@ -321,6 +323,9 @@ def summarize(
             result=outcome,
             verdict=decide(outcome, p.smallest_effect),  # type: ignore[arg-type]
         )
+        waiting = [r for r in pending if r.split("/")[0] in (p.arm, p.baseline)]
+        if waiting and primary.verdict != "no data":
+            primary.verdict = "incomplete"
     comparisons = []
     for baseline in experiment.baselines:
         for arm, results in by_arm.items():
@@ -454,8 +459,13 @@ def markdown(result: ExperimentResult) -> str:
         lines += [
             f"**Primary comparison** (registered): {p.arm} − {p.baseline}, "
             f"{METRIC_NAMES[p.metric]}, smallest effect of interest "
-            f"{100 * p.smallest_effect:.1f} points: {shown} over {pairs} seeds — "
-            f"**{p.verdict}**.",
+            f"{100 * p.smallest_effect:.1f} points: {shown} over {pairs} of "
+            f"{len(result.seeds)} seeds — **{p.verdict}**"
+            + (
+                " (no verdict before every registered seed is in)."
+                if p.verdict == "incomplete"
+                else "."
+            ),
             "",
         ]
     on_target = any(a.on_target is not None for a in result.arms)
@@ -494,7 +504,9 @@ def markdown(result: ExperimentResult) -> str:
                 f"{_signed(c.result.difference)} | {_p(c.result)} |"
             )
     if result.pending:
-        lines += ["", f"Not finished yet: {', '.join(result.pending)}."]
+        total = len(result.pending) + len(result.runs)
+        shown = ", ".join(result.pending) if len(result.pending) <= 12 else "see the runs column"
+        lines += ["", f"Not finished yet: {len(result.pending)} of {total} runs ({shown})."]
     return "\n".join(lines) + "\n"
 
 
