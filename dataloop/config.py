@@ -158,7 +158,8 @@ class StudentConfig(_Section):
     """``plain``: the task's prompt text as it is; ``chat``: a user turn rendered by the
     tokenizer's chat template (the answer is the assistant turn)."""
     chat_template: Path | None = None
-    """A Jinja chat template file, for tokenizers that have none (used with ``chat``)."""
+    """A Jinja chat template file, for tokenizers that have none (used with ``chat``); a Gemma 3
+    GGUF without one gets Gemma 3's own."""
     method: Literal["full", "lora"] = "full"
     """Full fine-tuning or PEFT LoRA."""
     lora: LoraSettings = Field(default_factory=LoraSettings)

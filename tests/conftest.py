@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +38,36 @@ def llama() -> Iterator[str]:
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"dataloop-test-llama-{os.getpid()}.log"
     with llama_server(default_gguf(), log, parallel=4) as server:
         yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory) -> Iterator[Path]:
+    """The packaged Gemma 3 270M GGUF converted to a transformers folder (``convert_gguf``),
+    offline; shared by the Gemma student and the vLLM tests. ``DATALOOP_GEMMA_DIR`` names an
+    earlier conversion, to rerun those tests fast."""
+    if os.environ.get("DATALOOP_GEMMA_DIR"):
+        yield Path(os.environ["DATALOOP_GEMMA_DIR"])
+        return
+    import huggingface_hub.constants
+
+    from dataloop.llm.server import default_gguf
+    from dataloop.students.loading import convert_gguf
+
+    path = default_gguf()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    real_connect = socket.socket.connect
+
+    def loopback_only(self, address):
+        assert address[0] in ("127.0.0.1", "::1"), f"tried to reach {address}"
+        return real_connect(self, address)
+
+    mp.setattr(socket.socket, "connect", loopback_only)
+    try:
+        start = time.monotonic()
+        out = convert_gguf(path.parent, path.name, tmp_path_factory.mktemp("gemma"))
+        print(f"GGUF -> safetensors in {time.monotonic() - start:.0f}s")
+    finally:
+        mp.undo()
+    yield out
