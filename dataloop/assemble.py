@@ -19,7 +19,7 @@ from dataloop.engine.engine import Engine
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
-from dataloop.errors import ConfigError, RegistryError
+from dataloop.errors import ConfigError, RegistryError, TeacherError
 from dataloop.gym import Environment, feedback_split
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
@@ -30,6 +30,7 @@ from dataloop.llm.server import (
     default_gguf,
     llama_server,
     llama_server_binary,
+    vllm_command,
     vllm_server,
 )
 from dataloop.llm.teacher import Teacher
@@ -93,11 +94,12 @@ def check_teacher(teacher: TeacherConfig) -> str:
         raise ConfigError(
             f"config field 'teacher.model': the {teacher.backend} backend needs a model"
         )
-    if teacher.backend == "vllm" and shutil.which("vllm") is None:
-        raise ConfigError(
-            "config field 'teacher.backend': 'vllm' is not on PATH: pip install 'dataloop[vllm]' "
-            "on a GPU machine, or start vllm serve yourself and use the 'openai' backend"
-        )
+    if teacher.backend == "vllm":
+        try:
+            vllm_command(model, teacher.vllm_python)
+        except TeacherError as exc:
+            field = "teacher.vllm_python" if teacher.vllm_python else "teacher.backend"
+            raise ConfigError(f"config field '{field}': {exc}") from None
     if teacher.backend == "vllm-offline" and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "config field 'teacher.backend': 'vllm-offline' needs vLLM: pip install "
@@ -133,6 +135,7 @@ def teacher_server(teacher: TeacherConfig, log: Path, port: int | None = None) -
             max_lora_rank=teacher.max_lora_rank,
             extra_args=teacher.server_args,
             port=port,
+            python=teacher.vllm_python,
         )
     if teacher.backend == "llama-server":
         return llama_server(

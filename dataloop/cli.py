@@ -223,6 +223,10 @@ def serve(
         typer.Option(help="vllm: serve a LoRA adapter, name=path (repeatable)."),
     ] = None,
     max_lora_rank: Annotated[int | None, typer.Option(help="vllm: largest LoRA rank.")] = None,
+    vllm_python: Annotated[
+        str | None,
+        typer.Option(help="vllm: the python of a venv with vLLM (e.g. the CPU build's)."),
+    ] = None,
     log: Annotated[Path | None, typer.Option(help="Server log file.")] = None,
 ) -> None:
     """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve."""
@@ -241,6 +245,7 @@ def serve(
         "max_model_len": max_model_len,
         "lora_modules": modules,
         "max_lora_rank": max_lora_rank,
+        "vllm_python": vllm_python,
     }
     try:
         if backend not in ("llama-server", "vllm"):

@@ -141,9 +141,14 @@ class VLLMSettings(_Section):
     """Largest adapter rank vLLM accepts (``--max-lora-rank``); must be >= ``lora.r``."""
     sleep: bool = True
     """Put the engine to sleep (level 1: weights to CPU RAM, KV cache dropped) while the student
-    trains, so trainer and engine never hold the GPU at once."""
+    trains, so trainer and engine never hold the GPU at once; where vLLM has no sleep mode (the
+    CPU) the engine stays awake."""
     extra_args: list[str] = Field(default_factory=list)
     """More ``vllm serve`` flags, passed as they are (server mode)."""
+    python: str | None = None
+    """Server mode: the Python of an environment that has vLLM (e.g. the CPU build that ``make
+    vllm-venv`` puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
+    vllm.entrypoints.openai.api_server``; default: ``vllm serve`` from PATH."""
 
 
 class StudentConfig(_Section):
@@ -275,6 +280,10 @@ class TeacherConfig(_Section):
     """``vllm``: the name requests use, e.g. one of ``lora_modules`` (default: ``model``)."""
     max_lora_rank: int | None = Field(None, ge=1)
     """``vllm``: largest adapter rank to accept (``--max-lora-rank``)."""
+    vllm_python: str | None = None
+    """``vllm``: the Python of an environment that has vLLM (e.g. the CPU build that ``make
+    vllm-venv`` puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
+    vllm.entrypoints.openai.api_server``; default: ``vllm serve`` from PATH."""
     server_args: list[str] = Field(default_factory=list)
     """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
     are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""
