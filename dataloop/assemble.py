@@ -22,7 +22,7 @@ from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_strategy
 from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
-from dataloop.errors import ConfigError, RegistryError
+from dataloop.errors import ConfigError, RegistryError, TeacherError
 from dataloop.gym import Environment, feedback_split
 from dataloop.identity import code_identity
 from dataloop.llm.base import LLMClient
@@ -34,6 +34,7 @@ from dataloop.llm.server import (
     default_gguf,
     llama_server,
     llama_server_binary,
+    vllm_command,
     vllm_server,
 )
 from dataloop.llm.teacher import Teacher
@@ -121,11 +122,12 @@ def check_teacher(teacher: TeacherConfig) -> str:
         raise ConfigError(
             f"config field 'teacher.model': the {teacher.backend} backend needs a model"
         )
-    if teacher.backend == "vllm" and shutil.which("vllm") is None:
-        raise ConfigError(
-            "config field 'teacher.backend': 'vllm' is not on PATH: pip install 'dataloop[vllm]' "
-            "on a GPU machine, or start vllm serve yourself and use the 'openai' backend"
-        )
+    if teacher.backend == "vllm":
+        try:
+            vllm_command(model, teacher.vllm_python)
+        except TeacherError as exc:
+            field = "teacher.vllm_python" if teacher.vllm_python else "teacher.backend"
+            raise ConfigError(f"config field '{field}': {exc}") from None
     if teacher.backend == "vllm-offline" and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "config field 'teacher.backend': 'vllm-offline' needs vLLM: pip install "
@@ -184,6 +186,7 @@ def teacher_servers(teacher: TeacherConfig, log: Path, port: int | None = None) 
                 max_model_len=teacher.max_model_len,
                 lora_modules=teacher.lora_modules,
                 max_lora_rank=teacher.max_lora_rank,
+                python=teacher.vllm_python,
                 **common,
             )
         else:

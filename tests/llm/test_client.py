@@ -183,7 +183,7 @@ def test_a_json_schema_reaches_each_server_in_its_own_field(
         await client.chat([Message(role="user", content="x")], Sampling(json_schema=SCHEMA))
         await client.aclose()
 
-    with FakeOpenAI() as server:
+    with FakeOpenAI(reply=lambda prompt: '{"answer": 1}') as server:
         asyncio.run(go(_client(server.base_url, flavor=flavor)))
     completion, chat = server.bodies
     extra = {"json_schema", "structured_outputs", "response_format"} & set(completion)
@@ -192,6 +192,22 @@ def test_a_json_schema_reaches_each_server_in_its_own_field(
         assert completion[field] == value
     assert chat["response_format"]["type"] == "json_schema"
     assert chat["response_format"]["json_schema"]["schema"] == SCHEMA
+
+
+@pytest.mark.parametrize("flavor", ["llama.cpp", "vllm"])
+def test_a_server_that_ignores_the_schema_field_names_the_flavor_setting(flavor: str) -> None:
+    # vLLM answers llama.cpp's json_schema (and its own old guided_json) with a 200 and
+    # unconstrained text, as this server does.
+    async def go(client: OpenAIClient) -> None:
+        try:
+            await client.complete("x", Sampling(json_schema=SCHEMA))
+        finally:
+            await client.aclose()
+
+    with FakeOpenAI(reply=lambda prompt: " The answer is 4.") as server:
+        with pytest.raises(TeacherError, match=r"config field 'teacher\.flavor' is probably wrong"):
+            asyncio.run(go(_client(server.base_url, flavor=flavor)))
+        assert server.requests == 1  # not retried: the same request would be ignored again
 
 
 def test_cost_follows_the_price_and_a_cost_budget_stops_requests() -> None:

