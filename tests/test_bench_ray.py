@@ -29,6 +29,7 @@ def _loopback(ip: str) -> bool:
     return address.is_loopback
 
 
+@pytest.mark.integration  # starts a real Ray (the floors venv has no [ray] extra)
 def test_the_local_ray_listens_on_loopback_only_and_writes_no_token(local_ray) -> None:
     me = psutil.Process()
     ips = [ip for p in [me, *me.children(recursive=True)] for ip in _listening(p)]
