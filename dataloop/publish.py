@@ -14,7 +14,7 @@ from dataloop.engine.benchmarks import contamination, load_benchmarks
 from dataloop.environments import load_task
 from dataloop.errors import DataloopError
 from dataloop.export import ExportFormat, export_examples
-from dataloop.llm.server import default_gguf
+from dataloop.llm.server import PACKAGED_GGUF_NAME
 from dataloop.report import RunSummary
 from dataloop.runs import RunDir
 
@@ -64,7 +64,8 @@ def _teacher(config: LoopConfig, run: RunDir) -> str:
                 return example.provenance.teacher
     teacher = config.teacher
     if teacher.backend == "llama-server" and teacher.model is None:
-        return default_gguf().stem
+        # By name: exporting needs neither the packaged model nor its package.
+        return Path(PACKAGED_GGUF_NAME).stem
     return teacher.served_model or teacher.model or teacher.backend
 
 

