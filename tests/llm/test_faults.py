@@ -77,8 +77,8 @@ def test_a_fleet_with_one_endpoint_down_one_slow_one_throttling_loses_and_repeat
         urls = [fast.base_url, slow.base_url, throttling.base_url, down]
         client = OpenAIClient(
             "fake", urls, concurrency=4, max_concurrency=8, retries=6, backoff_max=0.05,
-            timeout=5.0, budget=budget, cooldown=600.0,
-        )  # fmt: skip  (no re-probe of the dead one within the test, however slow the machine)
+            timeout=5.0, budget=budget, cooldown=600.0,  # no re-probe, however slow the machine
+        )  # fmt: skip
         results = _gather(client, prompts)
         servers = [fast, slow, throttling]
         served = [b["prompt"] for s in servers for b in s.bodies]
