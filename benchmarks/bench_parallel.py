@@ -28,24 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakeserver import FakeOpenAI, few_shot_variations
+from tinybench import tiny_experiment
 
 from dataloop.bench import load_experiment, run_bench
 from dataloop.bench.workers import Executor, Processes, RayTasks, available_cpus, start_local_ray
-
-EXPERIMENT = """
-base:
-  iterations: 2
-  teacher: {{backend: openai, model: fake, base_urls: [{url}]}}
-  env: {{options: {{skills: [max, sort], validation_per_skill: 10, test_per_skill: 10}}}}
-  policy: {{examples_per_iteration: 12}}
-  student: {{steps_per_iteration: {steps}, batch_size: 16}}
-  engine: {{per_query: 4}}
-seeds: {seeds}
-budget: {{queries: 6}}
-arms:
-  - name: seed-only
-  - name: uniform
-"""
 
 
 def make(way: str, url: str, seeds: list[int], steps: int, root: Path) -> tuple[float, dict]:
@@ -53,7 +39,7 @@ def make(way: str, url: str, seeds: list[int], steps: int, root: Path) -> tuple[
     folder = root / way.replace(" ", "-")
     folder.mkdir()
     experiment = folder / "exp.yaml"
-    experiment.write_text(EXPERIMENT.format(url=url, seeds=seeds, steps=steps))
+    experiment.write_text(tiny_experiment(url, seeds=seeds, steps=steps, baseline=None))
     spec, base = load_experiment(experiment)
     out = folder / "bench"
     executor: Executor | None = None

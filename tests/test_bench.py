@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fakeserver import FakeOpenAI, few_shot_variations
+from tinybench import tiny_experiment
 
 from dataloop.bench import (
     Arm,
@@ -183,24 +184,6 @@ def test_an_arm_that_sets_a_structure_gets_its_policy_and_old_runs_stay_valid(tm
     assert _saved_config(folder / "config.yaml") == arms["list"]
 
 
-EXPERIMENT = """
-base:
-  iterations: 2
-  teacher: {{backend: openai, model: fake, base_urls: [{url}]}}
-  env: {{options: {{skills: [max, sort], validation_per_skill: 10, test_per_skill: 10}}}}
-  policy: {{examples_per_iteration: 12}}
-  student: {{steps_per_iteration: 8, batch_size: 16}}
-  engine: {{per_query: 4}}
-seeds: [0, 1]
-budget: {{queries: 6}}
-baselines: [seed-only]
-arms:
-  - name: seed-only
-  - name: oracle
-  - name: uniform
-"""
-
-
 def _started(out: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out)) for p in out.glob("*/seed-*/state.json"))
 
@@ -209,7 +192,10 @@ def _started(out: Path) -> list[str]:
 def test_bench_killed_with_sigkill_resumes_without_rerunning_finished_runs(tmp_path) -> None:
     """The real CLI, the tiny student trained for real, a scripted loopback teacher."""
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
-        experiment = _write(tmp_path / "exp.yaml", EXPERIMENT.format(url=server.base_url))
+        experiment = _write(
+            tmp_path / "exp.yaml",
+            tiny_experiment(server.base_url, arms=("seed-only", "oracle", "uniform")),
+        )
         out = tmp_path / "bench"
         command = [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--quiet",
                    "--out", str(out)]  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 from fakeserver import FakeOpenAI, few_shot_variations
-from test_bench_workers import SMALL
+from tinybench import tiny_experiment
 
 from dataloop.bench import load_experiment, read_results, run_bench
 from dataloop.bench.workers import RayTasks
@@ -46,7 +46,7 @@ def test_each_run_is_a_ray_task_and_recorded_once(local_ray, tmp_path) -> None:
     progress: list[tuple[str, int, str]] = []
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
         experiment = tmp_path / "exp.yaml"
-        experiment.write_text(SMALL.format(url=server.base_url))
+        experiment.write_text(tiny_experiment(server.base_url, iterations=1))
         spec, base = load_experiment(experiment)
         out = tmp_path / "bench"
         result = run_bench(

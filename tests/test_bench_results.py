@@ -152,6 +152,9 @@ def test_a_record_matches_its_config_wherever_stored_and_after_new_fields(tmp_pa
     record.config = run_config_data(one)
     assert same_config(record, validate_config({"seed": 3, "runs_dir": str(tmp_path / "else")}))
     assert not same_config(record, validate_config({"seed": 4}))
+    # The teacher server's thread count is how a worker ran it, not what was run.
+    assert same_config(record, validate_config({"seed": 3, "teacher": {"threads": 1}}))
+    assert not same_config(record, validate_config({"seed": 3, "teacher": {"parallel": 2}}))
     # A record written before dataloop added a field (here: teacher.timeout) still matches.
     del record.config["teacher"]["timeout"]
     assert same_config(record, one)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fakeserver import FakeOpenAI, few_shot_variations
+from tinybench import tiny_experiment
 from typer.testing import CliRunner
 
 from dataloop.bench import (
@@ -98,26 +99,9 @@ def test_workers_finishing_at_once_all_keep_their_records(tmp_path) -> None:
     assert len(read_results(path)) == 60
 
 
-SMALL = """
-base:
-  iterations: 1
-  teacher: {{backend: openai, model: fake, base_urls: [{url}]}}
-  env: {{options: {{skills: [max, sort], validation_per_skill: 10, test_per_skill: 10}}}}
-  policy: {{examples_per_iteration: 12}}
-  student: {{steps_per_iteration: 8, batch_size: 16}}
-  engine: {{per_query: 4}}
-seeds: [0, 1]
-budget: {{queries: 6}}
-baselines: [seed-only]
-arms:
-  - name: seed-only
-  - name: uniform
-"""
-
-
 def test_plan_writes_every_config_and_prints_the_runs_still_to_make(tmp_path) -> None:
     experiment = tmp_path / "exp.yaml"
-    experiment.write_text(SMALL.format(url="http://127.0.0.1:9/v1"))
+    experiment.write_text(tiny_experiment("http://127.0.0.1:9/v1", iterations=1))
     spec, base = load_experiment(experiment)
     out = tmp_path / "out"
     done = next(c for c in planned_runs(spec, base, out) if (c[0].name, c[1]) == ("uniform", 1))
@@ -155,7 +139,7 @@ def test_plan_writes_every_config_and_prints_the_runs_still_to_make(tmp_path) ->
 )
 def test_options_that_do_not_go_together_are_one_line(tmp_path, args, message) -> None:
     experiment = tmp_path / "exp.yaml"
-    experiment.write_text(SMALL.format(url="http://127.0.0.1:9/v1"))
+    experiment.write_text(tiny_experiment("http://127.0.0.1:9/v1", iterations=1))
     result = CliRunner().invoke(app, ["bench", str(experiment), "--out", str(tmp_path), *args])
     assert result.exit_code == 2
     assert message in result.output and result.output.count("\n") == 1
@@ -173,7 +157,7 @@ class _Failing:
 
 def test_failed_runs_are_named_after_the_tables_of_the_others(tmp_path) -> None:
     experiment = tmp_path / "exp.yaml"
-    experiment.write_text(SMALL.format(url="http://127.0.0.1:9/v1"))
+    experiment.write_text(tiny_experiment("http://127.0.0.1:9/v1", iterations=1))
     spec, base = load_experiment(experiment)
     with pytest.raises(BenchError, match=r"^4 runs failed \(seed-only/seed-0: teacher unreach"):
         run_bench(spec, base, tmp_path / "out", executor=_Failing())
@@ -201,7 +185,7 @@ def test_two_workers_race_and_the_survivor_takes_over_a_killed_workers_run(tmp_p
     scripted loopback teacher); the first is killed with -9 while it holds a run."""
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
         experiment = tmp_path / "exp.yaml"
-        experiment.write_text(SMALL.format(url=server.base_url))
+        experiment.write_text(tiny_experiment(server.base_url, iterations=1))
         out = tmp_path / "bench"
         first = subprocess.Popen(_bench(experiment, out), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # fmt: skip
@@ -250,7 +234,7 @@ def test_parallel_jobs_and_one_cell_commands_give_the_runs_one_process_gives(tmp
             folder = tmp_path / way.replace(" ", "-")
             folder.mkdir()
             experiment = folder / "exp.yaml"
-            experiment.write_text(SMALL.format(url=server.base_url))
+            experiment.write_text(tiny_experiment(server.base_url, iterations=1))
             out = folder / "bench"
             if way == "plan":
                 commands = folder / "commands"

@@ -44,6 +44,7 @@ from dataloop.bench.results import (
     read_results,
     run_config_data,
     same_config,
+    same_run,
     summarize,
     write_results,
 )
@@ -100,6 +101,7 @@ __all__ = [
     "run_config",
     "run_config_data",
     "same_config",
+    "same_run",
     "select_runs",
     "summarize",
     "write_results",

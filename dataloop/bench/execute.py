@@ -32,6 +32,7 @@ from dataloop.bench.results import (
     record_result,
     run_config_data,
     same_config,
+    same_run,
     summarize,
     write_results,
 )
@@ -120,16 +121,6 @@ def _saved_config(path: Path) -> LoopConfig | None:
         return None
 
 
-def _same_run(saved: LoopConfig | None, planned: LoopConfig) -> bool:
-    """Whether a run folder's config is the planned one. The teacher server's thread count is
-    how the run was executed, not what it is: a worker sets it to its share of the CPUs."""
-    if saved is None:
-        return False
-    teacher = saved.teacher.model_copy(update={"threads": planned.teacher.threads})
-    # Where the folder lives is not part of the run either (an experiment folder may move).
-    return saved.model_copy(update={"teacher": teacher, "runs_dir": planned.runs_dir}) == planned
-
-
 def _folder(out: Path, arm: str, seed: int) -> Path:
     return out / arm / f"seed-{seed}"
 
@@ -138,9 +129,10 @@ def _check_folders(planned: Iterable[Cell], out: Path) -> None:
     for arm, seed, config in planned:
         folder = _folder(out, arm.name, seed)
         saved = folder / "config.yaml"
-        # Compared as configs, not text: a field added to dataloop since the run was made
-        # reads back as its default, and the default leaves the run as it was.
-        if saved.is_file() and not _same_run(_saved_config(saved), config):
+        if not saved.is_file():
+            continue
+        made = _saved_config(saved)
+        if made is None or not same_run(made, config):
             raise BenchError(
                 f"{saved} differs from what the experiment now asks for; delete {folder} to "
                 "run it again, or restore the experiment file"

@@ -140,14 +140,26 @@ def run_config_data(config: LoopConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude={"runs_dir"})
 
 
+_HOW_NOT_WHAT: dict[str, Any] = {"runs_dir": True, "teacher": {"threads"}}
+"""Config fields that say how a run was executed, not what it is: where its folder lives (an
+experiment folder may move) and the teacher server's thread count (a worker sets it to its
+share of the CPUs)."""
+
+
+def same_run(made: LoopConfig, planned: LoopConfig) -> bool:
+    """Whether a run made with ``made`` is the run ``planned`` asks for. Compared as configs,
+    not text: a field added to dataloop since the run was made reads back as its default, and
+    the default leaves the run as it was."""
+    return made.model_dump(exclude=_HOW_NOT_WHAT) == planned.model_dump(exclude=_HOW_NOT_WHAT)
+
+
 def same_config(record: RunResult, config: LoopConfig) -> bool:
-    """Whether ``record`` was made with ``config`` (wherever either was stored)."""
+    """Whether ``record`` was made with ``config`` (see :func:`same_run`)."""
     try:
         made = validate_config(dict(record.config), origin=f"{record.run} in the results file")
     except ConfigError:
         return False
-    made.runs_dir = config.runs_dir
-    return made == config
+    return same_run(made, config)
 
 
 def _share(config: LoopConfig, entry_queries: int, entry_examples: int, iteration: int) -> float:
