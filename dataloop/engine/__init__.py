@@ -6,6 +6,7 @@ from dataloop.engine.judge import Judge, Score
 from dataloop.engine.strategies import (
     BUILTIN_STRATEGIES,
     LLM2LLM,
+    STRATEGIES,
     AnswerAugmentation,
     NewQuestion,
     QuestionRephrase,
@@ -16,6 +17,7 @@ from dataloop.engine.strategy import Prompt, RequestContext, Strategy
 __all__ = [
     "BUILTIN_STRATEGIES",
     "LLM2LLM",
+    "STRATEGIES",
     "AnswerAugmentation",
     "BenchmarkIndex",
     "Candidate",
