@@ -19,7 +19,7 @@ from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
 from dataloop.engine.judge import Judge, rubric
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
-from dataloop.engine.strategies import resolve_strategy
+from dataloop.engine.strategies import resolve_solver, resolve_strategy
 from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError, TeacherError
@@ -355,6 +355,10 @@ def check_run(
                 resolve_strategy(strategy)
             except RegistryError as exc:
                 raise ConfigError(f"config field '{field}': {exc}") from None
+    try:
+        resolve_solver(config.engine.solver)
+    except RegistryError as exc:
+        raise ConfigError(f"config field 'engine.solver': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     try:
         resolve_policy(config.policy.name)
@@ -548,6 +552,7 @@ def _set_up(
                 per_query=config.engine.per_query,
                 max_rounds=config.engine.max_rounds,
                 votes=config.engine.votes,
+                solver=config.engine.solver,
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 novelty=config.engine.novelty,

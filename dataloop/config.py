@@ -497,6 +497,9 @@ class EngineConfig(_Section):
     than half of them agree with its answer, graded by the task's ``score``. Each vote is one
     query. 0 turns it off; worth it for math and multiple choice, where ``verify`` checks the
     form of an answer but cannot tell whether it is right."""
+    solver: str = "answer-augmentation"
+    """The strategy that writes the votes' fresh answers: a built-in, entry-point or
+    ``path/to/file.py:Class`` strategy that can answer a question (``Strategy.solves``)."""
     novelty: float | None = Field(None, gt=0, le=1)
     """Reject a new question whose ROUGE-L F1 with a seed question of its skill, or with a
     question accepted earlier in the iteration, exceeds this (verdict ``similar``); LLM2LLM

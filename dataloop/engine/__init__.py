@@ -10,6 +10,7 @@ from dataloop.engine.strategies import (
     AnswerAugmentation,
     NewQuestion,
     QuestionRephrase,
+    resolve_solver,
     resolve_strategy,
 )
 from dataloop.engine.strategy import Prompt, RequestContext, Strategy
@@ -31,5 +32,6 @@ __all__ = [
     "Score",
     "Strategy",
     "load_benchmarks",
+    "resolve_solver",
     "resolve_strategy",
 ]

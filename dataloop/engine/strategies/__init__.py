@@ -10,6 +10,7 @@ from dataloop.engine.strategies.llm2llm import LLM2LLM
 from dataloop.engine.strategies.new_question import NewQuestion
 from dataloop.engine.strategies.question_rephrase import QuestionRephrase
 from dataloop.engine.strategy import Strategy
+from dataloop.errors import RegistryError
 from dataloop.plugins import Registry
 
 BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
@@ -42,6 +43,18 @@ def resolve_strategy(spec: str) -> type[Strategy]:
     return STRATEGIES.resolve(spec)
 
 
+def resolve_solver(spec: str) -> type[Strategy]:
+    """The strategy ``spec`` names, refused unless it can answer a question on its own
+    (:attr:`~dataloop.engine.strategy.Strategy.solves`): the self-consistency votes' solver."""
+    found = resolve_strategy(spec)
+    if not found.solves:
+        raise RegistryError(
+            f"strategy '{spec}' cannot answer a question (its class does not set solves); "
+            "name one that can, e.g. answer-augmentation"
+        )
+    return found
+
+
 __all__ = [
     "BUILTIN_STRATEGIES",
     "ENTRY_POINT_GROUP",
@@ -50,5 +63,6 @@ __all__ = [
     "AnswerAugmentation",
     "NewQuestion",
     "QuestionRephrase",
+    "resolve_solver",
     "resolve_strategy",
 ]
