@@ -7,13 +7,20 @@ import importlib.util
 import inspect
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config, load_config
+from dataloop.config import (
+    LoopConfig,
+    StudentConfig,
+    TeacherConfig,
+    dump_config,
+    load_config,
+    validate_config,
+)
 from dataloop.display import Display
 from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
@@ -45,7 +52,7 @@ from dataloop.plugins import origin
 from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
 from dataloop.redact import REDACTED, redact_keys
 from dataloop.runs import RunDir, RunError
-from dataloop.schema import Budget, Example
+from dataloop.schema import Budget, Example, HistoryEntry
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
 
 
@@ -465,11 +472,28 @@ def _remove_failed_start(run: RunDir) -> None:
         shutil.rmtree(run.path, ignore_errors=True)
 
 
+def run_loop(
+    config: LoopConfig | Mapping[str, Any] | str | Path, display: Display | None = None
+) -> list[HistoryEntry]:
+    """Run a whole loop from ``config`` (a LoopConfig, its fields as a dict, or the path of a
+    YAML file) in a new run folder, and return its history: one HistoryEntry per observation,
+    the reset's first. ``dataloop.run`` is this; nothing is shown unless ``display`` says so."""
+    if isinstance(config, str | Path):
+        config = load_config(Path(config))
+    elif not isinstance(config, LoopConfig):
+        config = validate_config(dict(config), origin="the config given to dataloop.run")
+    with open_loop(config, display, new_run_dir(config)) as loop:
+        return loop.run()
+
+
 @contextmanager
-def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -> Iterator[Loop]:
+def open_loop(
+    config: LoopConfig, display: Display | None = None, run: RunDir | None = None
+) -> Iterator[Loop]:
     """Everything a run needs, set up in order of cost: every check (:func:`check_run`) before
     the run folder is made, the student built and the teacher started. A start that fails
-    removes the run folder it made."""
+    removes the run folder it made. Without a ``display`` nothing is shown."""
+    display = display or Display(quiet=True)
     run = run or run_dir_for(config)
     task, templates, benchmarks = check_run(config, run)
     created = _make_run_folder(run, config)
