@@ -7,19 +7,26 @@ import importlib.util
 import inspect
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from dataloop.config import LoopConfig, StudentConfig, TeacherConfig, dump_config, load_config
+from dataloop.config import (
+    LoopConfig,
+    StudentConfig,
+    TeacherConfig,
+    dump_config,
+    load_config,
+    validate_config,
+)
 from dataloop.display import Display
 from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
 from dataloop.engine.judge import Judge, rubric
 from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
-from dataloop.engine.strategies import resolve_strategy
+from dataloop.engine.strategies import resolve_solver, resolve_strategy
 from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
 from dataloop.errors import ConfigError, RegistryError, TeacherError
@@ -45,7 +52,7 @@ from dataloop.plugins import origin
 from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
 from dataloop.redact import REDACTED, redact_keys
 from dataloop.runs import RunDir, RunError
-from dataloop.schema import Budget, Example
+from dataloop.schema import Budget, Example, HistoryEntry
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
 
 
@@ -355,6 +362,10 @@ def check_run(
                 resolve_strategy(strategy)
             except RegistryError as exc:
                 raise ConfigError(f"config field '{field}': {exc}") from None
+    try:
+        resolve_solver(config.engine.solver)
+    except RegistryError as exc:
+        raise ConfigError(f"config field 'engine.solver': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     try:
         resolve_policy(config.policy.name)
@@ -461,11 +472,28 @@ def _remove_failed_start(run: RunDir) -> None:
         shutil.rmtree(run.path, ignore_errors=True)
 
 
+def run_loop(
+    config: LoopConfig | Mapping[str, Any] | str | Path, display: Display | None = None
+) -> list[HistoryEntry]:
+    """Run a whole loop from ``config`` (a LoopConfig, its fields as a dict, or the path of a
+    YAML file) in a new run folder, and return its history: one HistoryEntry per observation,
+    the reset's first. ``dataloop.run`` is this; nothing is shown unless ``display`` says so."""
+    if isinstance(config, str | Path):
+        config = load_config(Path(config))
+    elif not isinstance(config, LoopConfig):
+        config = validate_config(dict(config), origin="the config given to dataloop.run")
+    with open_loop(config, display, new_run_dir(config)) as loop:
+        return loop.run()
+
+
 @contextmanager
-def open_loop(config: LoopConfig, display: Display, run: RunDir | None = None) -> Iterator[Loop]:
+def open_loop(
+    config: LoopConfig, display: Display | None = None, run: RunDir | None = None
+) -> Iterator[Loop]:
     """Everything a run needs, set up in order of cost: every check (:func:`check_run`) before
     the run folder is made, the student built and the teacher started. A start that fails
-    removes the run folder it made."""
+    removes the run folder it made. Without a ``display`` nothing is shown."""
+    display = display or Display(quiet=True)
     run = run or run_dir_for(config)
     task, templates, benchmarks = check_run(config, run)
     created = _make_run_folder(run, config)
@@ -548,6 +576,7 @@ def _set_up(
                 per_query=config.engine.per_query,
                 max_rounds=config.engine.max_rounds,
                 votes=config.engine.votes,
+                solver=config.engine.solver,
                 temperature=config.teacher.temperature,
                 max_tokens=config.teacher.max_tokens,
                 novelty=config.engine.novelty,

@@ -22,6 +22,7 @@ from pydantic import (
 
 from dataloop.errors import ConfigError
 from dataloop.llm.accounting import Price
+from dataloop.policies.registry import default_policy
 from dataloop.redact import looks_like_key, redact_url
 
 
@@ -373,12 +374,16 @@ class TeacherConfig(_Section):
 class PolicyConfig(_Section):
     """How the teacher decides what to generate."""
 
-    name: str = "weakest-skills"
+    name: str = Field(
+        default_factory=lambda: default_policy(EnvConfig.model_fields["structure"].default)
+    )
     """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list,
-    llm2llm, budget-ratio, error-guided, skill-tree, llm-planner), or ``path/to/file.py:Name``
-    / ``module:Name`` naming a Policy subclass or a function ``obs -> Plan`` (see
-    docs/policies.md). The default follows ``env.structure``: ``error-guided`` for open-ended,
-    ``skill-tree`` for skill-tree, ``weakest-skills`` otherwise."""
+    llm2llm, budget-ratio, error-guided, skill-tree, llm-planner), an entry point in the group
+    ``dataloop.policies``, or ``path/to/file.py:Name`` / ``module:Name`` naming a Policy
+    subclass or a function ``obs -> Plan`` (see docs/policies.md). The default follows
+    ``env.structure``: the built-in that declares itself the structure's default
+    (``error-guided`` for open-ended, ``skill-tree`` for skill-tree, ``weakest-skills``
+    otherwise)."""
     examples_per_iteration: int = Field(150, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)
@@ -492,6 +497,9 @@ class EngineConfig(_Section):
     than half of them agree with its answer, graded by the task's ``score``. Each vote is one
     query. 0 turns it off; worth it for math and multiple choice, where ``verify`` checks the
     form of an answer but cannot tell whether it is right."""
+    solver: str = "answer-augmentation"
+    """The strategy that writes the votes' fresh answers: a built-in, entry-point or
+    ``path/to/file.py:Class`` strategy that can answer a question (``Strategy.solves``)."""
     novelty: float | None = Field(None, gt=0, le=1)
     """Reject a new question whose ROUGE-L F1 with a seed question of its skill, or with a
     question accepted earlier in the iteration, exceeds this (verdict ``similar``); LLM2LLM
@@ -550,8 +558,8 @@ class LoopConfig(_Section):
         # budget-ratio: the Balancing paper spends one teacher query per generated example.
         # Each structure's own rule policy, unless the user named one.
         # (Assigned only when it changes: an assignment marks the field as set by the user.)
-        own = {"open-ended": "error-guided", "skill-tree": "skill-tree"}.get(self.env.structure)
-        if own is not None and "name" not in self.policy.model_fields_set:
+        own = default_policy(self.env.structure)
+        if own != self.policy.name and "name" not in self.policy.model_fields_set:
             self.policy.name = own
         # dataenvgym-skill-list shows the student's failed feedback probes: it needs some.
         if self.policy.name == "dataenvgym-skill-list":

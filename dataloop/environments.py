@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any, ClassVar, Literal
 
 from dataloop.errors import RegistryError
-from dataloop.plugins import entry_point_targets, is_reference, load_entry_point, load_reference
+from dataloop.plugins import Registry
 from dataloop.schema import Example, SkillInfo, Subskill
 
 Split = Literal["train", "validation", "test"]
@@ -148,31 +148,31 @@ def _task_class_in(module: ModuleType, origin: str) -> type[TaskEnvironment]:
     return found[0]
 
 
+def _task_class(obj: Any, spec: str) -> type[TaskEnvironment] | None:
+    if isinstance(obj, ModuleType):  # a file named alone: the one task class it defines
+        return _task_class_in(obj, spec)
+    if inspect.isclass(obj) and issubclass(obj, TaskEnvironment):
+        return obj
+    return None
+
+
+ENVIRONMENTS: Registry[type[TaskEnvironment]] = Registry(
+    "environment", ENTRY_POINT_GROUP, "a TaskEnvironment subclass", _task_class
+)
+"""Task environments by entry point (``dataloop.environments``: the built-ins, registered in
+dataloop's own ``pyproject.toml``, and any plug-in), ``path/to/env.py[:Class]`` or
+``module:Class``."""
+
+
 def available() -> dict[str, str]:
     """Every environment known by name -> the class it names (``module:Class``): the
     ``dataloop.environments`` entry points, the built-ins (:mod:`dataloop.envs`) among them."""
-    return dict(sorted(entry_point_targets(ENTRY_POINT_GROUP).items()))
+    return ENVIRONMENTS.names()
 
 
 def resolve(spec: str) -> type[TaskEnvironment]:
     """A task class by registered name, ``file.py[:Class]`` or ``module:Class``."""
-    if is_reference(spec):
-        obj = load_reference(spec)
-        if isinstance(obj, ModuleType):
-            return _task_class_in(obj, spec)
-        if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
-            raise RegistryError(f"'{spec}' is not a TaskEnvironment subclass")
-        return obj
-    known = available()
-    if spec in known:
-        obj = load_entry_point(ENTRY_POINT_GROUP, spec)
-        if not (inspect.isclass(obj) and issubclass(obj, TaskEnvironment)):
-            raise RegistryError(f"entry point '{spec}' is not a TaskEnvironment subclass")
-        return obj
-    raise RegistryError(
-        f"unknown environment '{spec}'; known: {', '.join(known)} (or give a path: "
-        "path/to/env.py:ClassName)"
-    )
+    return ENVIRONMENTS.resolve(spec)
 
 
 def load_task(spec: str, seed: int = 0, options: dict[str, Any] | None = None) -> TaskEnvironment:

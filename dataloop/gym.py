@@ -11,9 +11,10 @@ more data) or the target accuracy is reached, and is *truncated* at the iteratio
 
 How much the observation shows is the environment's ``structure`` (DataEnvGym's three teacher
 environments): ``open-ended`` (mean accuracy and failed feedback probes), ``skill-list``
-(per-skill accuracy, the default) or ``skill-tree`` (per-skill accuracy and a tree of subskills
-that :meth:`Environment.grow` extends). Every observation after a step also says how well the
-student does on the data it was just given (``data_accuracy``).
+(per-skill accuracy, the default) or ``skill-tree`` (per-skill accuracy and a tree of
+subskills, :mod:`dataloop.tree`, that :meth:`Environment.explore` grows). Every observation
+after a step also says how well the student does on the data it was just given
+(``data_accuracy``).
 
 ``info`` holds ``eval`` (the validation :class:`~dataloop.schema.EvalResult`), ``checkpoint``
 (the student's, or None when reset did not train), ``added`` (new examples trained on),
@@ -27,12 +28,12 @@ import errno
 import logging
 import random
 import shutil
+import warnings
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from dataloop.environments import Split, TaskEnvironment, belongs
+from dataloop.environments import Split, TaskEnvironment
 from dataloop.errors import DiskFull
 from dataloop.schema import (
     Budget,
@@ -42,21 +43,15 @@ from dataloop.schema import (
     Failure,
     HistoryEntry,
     Observation,
-    SkillInfo,
-    SkillNode,
     SkillResult,
     SkillTree,
     Structure,
     Subskill,
 )
-from dataloop.skills import slug
 from dataloop.students.base import Student, TrainRecord
+from dataloop.tree import Labeller, grow_tree, new_tree, score_tree
 
 log = logging.getLogger(__name__)
-
-Labeller = Callable[[list[Example], list[SkillInfo]], dict[str, str | None]]
-"""Places examples (all of one skill) in one of that skill's teacher-made subskills: example id
--> subskill name, or None where none fits. The run's is the teacher (:mod:`dataloop.skills`)."""
 
 DATA_FEEDBACK_SAMPLE = 256
 """Most of a step's new examples the student is scored on for ``data_accuracy``."""
@@ -147,7 +142,10 @@ class Environment:
         self.structure: Structure = structure
         self.labeller = labeller
         self.data_feedback = data_feedback
-        self.tree: SkillTree | None = self.new_tree() if structure == "skill-tree" else None
+        self.tree: SkillTree | None = new_tree(task) if structure == "skill-tree" else None
+        """The skill tree (``skill-tree`` only), as :meth:`explore` grew it; observations show
+        a copy."""
+        self._obs: Observation | None = None  # the latest observation, what explore builds on
         self.train_set: list[Example] = []
         self.iteration = 0
         self.history: list[HistoryEntry] = []
@@ -159,7 +157,7 @@ class Environment:
         self.train_set = list(self.seed_set)
         self.history = []
         if self.structure == "skill-tree":
-            self.tree = self.new_tree()
+            self.tree = new_tree(self.task)
         checkpoint = self._train() if self.train_on_seed else None
         obs, info = self._observe(accepted={})
         info["checkpoint"] = checkpoint
@@ -196,15 +194,20 @@ class Environment:
         history: list[HistoryEntry],
         checkpoint: Path,
         tree: SkillTree | None = None,
+        observation: Observation | None = None,
     ) -> None:
-        """Return to the end of ``iteration``: its training set, history, skill tree (as its
-        observation showed it) and student checkpoint.
+        """Return to the end of ``iteration``: its training set, history, ``observation``
+        (what :meth:`explore` builds on), skill tree and student checkpoint.
 
-        Without a checkpoint (reset did not train) the student stays as built.
+        The tree is ``tree`` when given (the next plan's, already grown), else the
+        observation's. Without a checkpoint (reset did not train) the student stays as built.
         """
         self.iteration = iteration
         self.train_set = list(self.seed_set) + list(accepted)
         self.history = list(history)
+        self._obs = observation
+        if tree is None and observation is not None:
+            tree = observation.tree
         if tree is not None:
             self.tree = tree.model_copy(deep=True)
         if checkpoint.is_dir():
@@ -265,100 +268,49 @@ class Environment:
 
     # the skill tree
 
-    def new_tree(self) -> SkillTree:
-        """Every skill of the task, no subskills yet, the task's subskills as candidates."""
-        return SkillTree(
-            skills=[
-                SkillNode(
-                    name=s.name, description=s.description, candidates=self.task.subskills(s.name)
-                )
-                for s in self.task.skills()
-            ]
-        )
+    def explore(self, explore: list[Explore]) -> Observation:
+        """Grow the skill tree by the plan's ``explore`` actions (:func:`dataloop.tree.grow_tree`:
+        the subskills are labelled by the task, or by the ``labeller``, the teacher); return the
+        latest observation showing the tree as grown, which the next step's data is made for.
+
+        Outside ``skill-tree`` the actions are ignored (and logged) and the latest observation
+        is returned as it was. Call :meth:`reset` first.
+        """
+        if self._obs is None:
+            raise RuntimeError("explore() needs an observation: call reset() first")
+        self._grow(explore)
+        if self.tree is None:
+            return self._obs
+        return self._obs.model_copy(update={"tree": self.tree.model_copy(deep=True)})
 
     def grow(self, explore: list[Explore]) -> list[Subskill]:
-        """Add the subskills ``explore`` asks for to the tree; return those added.
+        """Deprecated: call :meth:`explore`, which returns the observation with the grown tree
+        (the subskills added are those of ``iteration`` ``env.iteration + 1``); removed in
+        0.3.0."""
+        warnings.warn(
+            "Environment.grow is deprecated; call Environment.explore, which returns the "
+            "observation with the grown tree (removed in 0.3.0)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self._grow(explore)
 
-        A subskill the task offers (a candidate) is labelled by the task's rule; any other by
-        the ``labeller`` (the teacher), which then places the skill's validation and seed
-        examples among all its teacher-made subskills. An unknown skill, a name already in the
-        tree, or (without a labeller) a subskill the task does not offer is skipped and logged.
-        """
+    def new_tree(self) -> SkillTree:
+        """Every skill of the task, no subskills yet (:func:`dataloop.tree.new_tree`)."""
+        return new_tree(self.task)
+
+    def _grow(self, explore: list[Explore]) -> list[Subskill]:
         if self.tree is None:
             if explore:
                 log.warning("explore ignored: env.structure is %s, not skill-tree", self.structure)
             return []
-        added: list[Subskill] = []
-        relabel: set[str] = set()
-        for action in explore:
-            node = self.tree.node(action.skill)
-            name = slug(action.name)
-            if node is None or not name or node.subskill(name) is not None:
-                log.warning(
-                    "explore %s/%s skipped: unknown skill or known name", action.skill, name
-                )
-                continue
-            offered = next((c for c in node.candidates if c.name == name), None)
-            if offered is not None:
-                sub = Subskill(
-                    name=name,
-                    description=action.description or offered.description,
-                    iteration=self.iteration + 1,
-                    labelled_by="task",
-                )
-                node.candidates = [c for c in node.candidates if c.name != name]
-            elif self.labeller is None or not action.description.strip():
-                log.warning(
-                    "explore %s/%s skipped: the task cannot label it and %s",
-                    action.skill,
-                    name,
-                    "no teacher labels" if self.labeller is None else "it has no description",
-                )
-                continue
-            else:
-                sub = Subskill(
-                    name=name,
-                    description=action.description.strip(),
-                    iteration=self.iteration + 1,
-                    labelled_by="teacher",
-                )
-                relabel.add(node.name)
-            node.subskills.append(sub)
-            added.append(sub)
-        for skill in relabel:
-            self._label(skill)
-        return added
-
-    def _label(self, skill: str) -> None:
-        """The teacher places the skill's validation and seed examples in its teacher-made
-        subskills (each example in at most one)."""
-        assert self.tree is not None and self.labeller is not None
-        node = self.tree.node(skill)
-        assert node is not None
-        made = [s for s in node.subskills if s.labelled_by == "teacher"]
-        examples = [e for e in self.task.split("validation") + self.seed_set if e.skill == skill]
-        labels = self.labeller(
-            examples, [SkillInfo(name=s.name, description=s.description) for s in made]
+        return grow_tree(
+            self.tree,
+            explore,
+            iteration=self.iteration + 1,
+            examples=self.task.split("validation") + self.seed_set,
+            labeller=self.labeller,
         )
-        for sub in made:
-            sub.members = [e.id for e in examples if labels.get(e.id) == sub.name]
-
-    def _update_tree(self, examples: list[Example], scores: list[bool]) -> None:
-        """Per-node accuracy, items and data from a validation grading."""
-        assert self.tree is not None
-        for node in self.tree.skills:
-            graded = [
-                (e, ok) for e, ok in zip(examples, scores, strict=True) if e.skill == node.name
-            ]
-            node.accuracy = sum(ok for _, ok in graded) / len(graded) if graded else 0.0
-            node.items = len(graded)
-            data = [e for e in self.train_set if e.skill == node.name]
-            node.data = len(data)
-            for sub in node.subskills:
-                inside = [ok for e, ok in graded if belongs(self.task, sub, e)]
-                sub.items = len(inside)
-                sub.accuracy = sum(inside) / len(inside) if inside else None
-                sub.data = sum(belongs(self.task, sub, e) for e in data)
 
     def _train(self) -> Path:
         folder = self.checkpoints_dir / f"iteration-{self.iteration}"
@@ -390,7 +342,7 @@ class Environment:
             _, missed, _ = self._grade(self.feedback, "feedback")
             probes = self._sample_probes(missed)
         if self.tree is not None:
-            self._update_tree(validation, scores)
+            score_tree(self.tree, self.task, validation, scores, self.train_set)
         queries = self.budget.queries - sum(h.queries for h in self.history)
         self.history.append(
             HistoryEntry(
@@ -418,6 +370,7 @@ class Environment:
             tree=None if self.tree is None else self.tree.model_copy(deep=True),
             data_accuracy=data_accuracy or {},
         )
+        self._obs = obs
         return obs, {"eval": result, "queries": queries}
 
 

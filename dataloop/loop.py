@@ -77,9 +77,7 @@ class Loop:
         self.display.accuracy_table(skills, self.metrics.iterations)
         while not self.state.done:
             k = self.env.iteration + 1
-            plan = self._plan(k, obs, runner)
-            if self.env.tree is not None:  # the engine builds on the tree as the plan grew it
-                obs = obs.model_copy(update={"tree": self.env.tree.model_copy(deep=True)})
+            plan, obs = self._plan(k, obs, runner)  # obs: with the tree as the plan grew it
             accepted = self._generate(k, plan, obs, runner)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
             obs, reward, terminated, truncated, info = self.env.step(accepted)
@@ -99,24 +97,27 @@ class Loop:
         self._finish_iteration(0, obs, info, "test" in info)
         return obs
 
-    def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> Plan:
+    def _plan(self, k: int, obs: Observation, runner: asyncio.Runner) -> tuple[Plan, Observation]:
+        """The plan of iteration ``k``, and the observation as its explore actions grew the
+        skill tree (what the engine builds on)."""
         if self._at(k, "planned", "generated") and self.run_dir is not None:
-            if self.env.tree is not None:  # the tree as this iteration's plan grew it
-                self.env.tree = self.run_dir.read_model(f"iterations/{k}/tree.json", SkillTree)
-            return self.run_dir.read_model(f"iterations/{k}/plan.json", Plan)
+            # Restored with the tree as this plan grew it: nothing grows twice.
+            return self.run_dir.read_model(f"iterations/{k}/plan.json", Plan), self.env.explore([])
         plan = self._ask_policy(obs, runner)
         self.display.log(f"[bold]iteration {k}[/]: {plan.total} examples asked — {plan.rationale}")
+        # The teacher may be asked to label examples into new subskills (queries counted).
+        obs = self.env.explore(plan.explore)
         if plan.explore:
-            # The teacher may be asked to label examples into new subskills (queries counted).
-            added = self.env.grow(plan.explore)
+            nodes = obs.tree.skills if obs.tree is not None else []
+            added = [s for n in nodes for s in n.subskills if s.iteration == k]
             names = ", ".join(f"{s.name} ({s.labelled_by})" for s in added) or "none"
             self.display.log(f"[bold]iteration {k}[/]: subskills added: {names}")
         if self.run_dir is not None:
             self.run_dir.write_model(f"iterations/{k}/plan.json", plan)
-            if self.env.tree is not None:
-                self.run_dir.write_model(f"iterations/{k}/tree.json", self.env.tree)
+            if obs.tree is not None:
+                self.run_dir.write_model(f"iterations/{k}/tree.json", obs.tree)
         self._commit(k, "planned")
-        return plan
+        return plan, obs
 
     def _ask_policy(self, obs: Observation, runner: asyncio.Runner) -> Plan:
         """The policy's plan; a policy that raises, or returns anything but a Plan, stops the
@@ -213,6 +214,10 @@ class Loop:
             accepted += self.run_dir.accepted(k)
         history = [h for h in self.metrics.iterations if h.iteration <= trained]
         obs = self.run_dir.read_model(f"iterations/{trained}/observation.json", Observation)
-        self.env.restore(trained, accepted, history, self.run_dir.checkpoint(trained), obs.tree)
+        planned: SkillTree | None = None  # the next plan grew the tree before the crash
+        if obs.tree is not None and state.phase in ("planned", "generated"):
+            planned = self.run_dir.read_model(f"iterations/{state.iteration}/tree.json", SkillTree)
+        checkpoint = self.run_dir.checkpoint(trained)
+        self.env.restore(trained, accepted, history, checkpoint, planned, observation=obs)
         self.engine.budget.restore(self.state.budget)
         return obs

@@ -1,4 +1,8 @@
-"""Load user code named by ``path/to/file.py:Name``, ``module:Name`` or an entry point."""
+"""Load user code named by ``path/to/file.py:Name``, ``module:Name`` or an entry point.
+
+:class:`Registry` is the one lookup every kind of plug-in goes through (strategies, policies,
+environments): a built-in name, a name in the kind's entry-point group, or a reference.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ import inspect
 import re
 import sys
 import traceback
+from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dataloop.errors import RegistryError
 from dataloop.resources import checkout_entry_points
@@ -87,6 +92,66 @@ def load_entry_point(group: str, name: str) -> Any:
         raise RegistryError(
             f"entry point '{name}' in group '{group}' ({target}) failed to load: {exc}"
         ) from exc
+
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Finds a plug-in of one ``kind`` by its spec, the same way for every kind:
+
+    1. ``path/to/file.py:Name`` or ``package.module:Name`` (:func:`load_reference`);
+    2. a built-in name (``builtins``);
+    3. a name in the entry-point group ``group`` (an installed package's plug-in).
+
+    ``accept(obj, spec)`` returns what the registry hands out for a found object (the object
+    itself, or a class a module defines), or None when it is not of the kind, which is then
+    refused as not being ``what``. Every failure is one :class:`~dataloop.errors.RegistryError`
+    line naming the spec and what would do.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        what: str,
+        accept: Callable[[Any, str], T | None],
+        builtins: Mapping[str, T] | None = None,
+    ) -> None:
+        self.kind = kind
+        self.group = group
+        self.what = what
+        self.accept = accept
+        self.builtins: Mapping[str, T] = builtins if builtins is not None else {}
+
+    def names(self) -> dict[str, str]:
+        """Every name known: the built-ins (-> ``built-in``), then the entry points (-> their
+        ``module:attr``); a plug-in cannot take a built-in's name."""
+        plugged = entry_point_targets(self.group)
+        return {
+            **{name: "built-in" for name in self.builtins},
+            **{n: t for n, t in sorted(plugged.items()) if n not in self.builtins},
+        }
+
+    def resolve(self, spec: str) -> T:
+        """What ``spec`` names; raises RegistryError (one line) if nothing of the kind."""
+        if is_reference(spec):
+            obj, where = load_reference(spec), f"'{spec}'"
+        elif spec in self.builtins:
+            return self.builtins[spec]
+        elif spec in entry_point_targets(self.group):
+            obj = load_entry_point(self.group, spec)
+            where = f"entry point '{spec}' (group '{self.group}')"
+        else:
+            known = ", ".join(self.names())
+            raise RegistryError(
+                f"unknown {self.kind} '{spec}'; known: {known} (or path/to/file.py:Class, or an "
+                f"entry point in group '{self.group}')"
+            )
+        found = self.accept(obj, spec)
+        if found is None:
+            raise RegistryError(f"{self.kind} {where} is not {self.what}")
+        return found
 
 
 def origin(obj: Any) -> str:

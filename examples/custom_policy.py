@@ -12,10 +12,8 @@ From Python, with a teacher already serving on 127.0.0.1:8080 (``dataloop serve`
 
     from pathlib import Path
 
-    from dataloop import Engine, Environment, Loop, load_task
-    from dataloop.config import StudentConfig
-    from dataloop.llm import OpenAIClient, Teacher
-    from dataloop.students.hf import HFStudent
+    from dataloop import (Engine, Environment, HFStudent, Loop, OpenAIClient, StudentConfig,
+                          Teacher, load_task)
 
     task = load_task("arithmetic")
     engine = Engine(Teacher(OpenAIClient("gemma", ["http://127.0.0.1:8080/v1"])), task)
@@ -27,6 +25,12 @@ From Python, with a teacher already serving on 127.0.0.1:8080 (``dataloop serve`
     )
     history = Loop(env, FocusOnFailures(examples_per_iteration=120), engine).run()
     # or: Loop(env, retry_failures, engine).run()
+
+or in one call, the teacher started and stopped by the run::
+
+    import dataloop
+
+    history = dataloop.run({"policy": {"name": "examples/custom_policy.py:FocusOnFailures"}})
 """
 
 from __future__ import annotations

@@ -6,10 +6,13 @@ import asyncio
 
 import pytest
 
+from dataloop.config import validate_config
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
 from dataloop.policies import (
+    BUILTIN_POLICIES,
     LLM2LLM,
+    STRUCTURES,
     BudgetRatio,
     FunctionPolicy,
     LearningProgress,
@@ -19,7 +22,9 @@ from dataloop.policies import (
     allocate,
     as_policy,
     check_structure,
+    default_policy,
     make_policy,
+    policies_for,
 )
 from dataloop.schema import (
     Budget,
@@ -314,6 +319,29 @@ def test_check_structure_passes_what_a_policy_can_plan_for(tmp_path) -> None:
         check_structure(f"{path}:Plain", structure)  # a class that says nothing: all
     with pytest.raises(RegistryError, match="OnlyOpen' plans for open-ended only; use one of: "):
         check_structure(f"{path}:OnlyOpen", "skill-tree")
+
+
+def test_each_structure_has_one_default_policy_declared_by_the_policy_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = {s: default_policy(s) for s in STRUCTURES}
+    assert defaults == {
+        "open-ended": "error-guided",
+        "skill-list": "weakest-skills",
+        "skill-tree": "skill-tree",
+    }
+    for structure, name in defaults.items():
+        assert BUILTIN_POLICIES[name].default_for == structure
+        assert name in policies_for(structure)  # a default can plan for its structure
+        # The config's default follows the declaration: there is no second statement of it.
+        assert validate_config({"env": {"structure": structure}}).policy.name == name
+    assert LearningProgress.default_for == "skill-list"  # inherited from WeakestSkills ...
+    assert default_policy("skill-list") == "weakest-skills"  # ... but only the declarer counts
+    monkeypatch.setattr(Uniform, "default_for", "skill-list", raising=False)
+    with pytest.raises(RegistryError, match="'skill-list' has 2 default policies"):
+        default_policy("skill-list")
+    monkeypatch.setattr(WeakestSkills, "default_for", None)
+    assert validate_config({}).policy.name == "uniform"  # the new declaration decides
 
 
 def _history(*accuracies: dict[str, float]) -> list[HistoryEntry]:

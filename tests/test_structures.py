@@ -128,8 +128,8 @@ def test_growing_a_task_subskill_scores_it_on_the_questions_its_rule_selects(
     tmp_path: Path,
 ) -> None:
     env = _env(tmp_path, structure="skill-tree")
-    env.reset()
-    added = env.grow(
+    reset, _ = env.reset()
+    grown = env.explore(
         [
             Explore(skill="sort", name="Repeated Digits"),  # made a slug
             Explore(skill="sort", name="repeated-digits"),  # now known: skipped
@@ -137,8 +137,11 @@ def test_growing_a_task_subskill_scores_it_on_the_questions_its_rule_selects(
             Explore(skill="max", name="made-up", description="no labeller: skipped"),
         ]
     )
+    added = [s for n in grown.tree.skills for s in n.subskills]
     assert [(s.name, s.labelled_by, s.iteration) for s in added] == [("repeated-digits", "task", 1)]
-    node = env.tree.node("sort")
+    assert grown.model_copy(update={"tree": reset.tree}) == reset  # only the tree is new
+    assert reset.tree.node("sort").subskills == []  # an earlier observation is not changed
+    node = grown.tree.node("sort")
     assert [c.name for c in node.candidates] == ["distinct-digits", "sorted-already"]  # left
     validation = [e for e in env.task.split("validation") if e.skill == "sort"]
     inside = [e for e in validation if env.task.in_subskill(e, "repeated-digits")]
@@ -161,11 +164,12 @@ def test_the_teacher_labels_a_subskill_the_task_cannot(tmp_path: Path) -> None:
 
     env = _env(tmp_path, structure="skill-tree", labeller=labeller)
     env.reset()
-    added = env.grow([Explore(skill="sort", name="even-end", description="last digit even")])
+    grown = env.explore([Explore(skill="sort", name="even-end", description="last digit even")])
+    added = grown.tree.node("sort").subskills
     assert [(s.name, s.labelled_by) for s in added] == [("even-end", "teacher")]
     n_sort = sum(e.skill == "sort" for e in env.task.split("validation") + env.seed_set)
     assert asked == [(n_sort, ["even-end"])]
-    sub = env.tree.node("sort").subskill("even-end")
+    sub = grown.tree.node("sort").subskill("even-end")
     assert sub.members and all(
         e.id in sub.members
         for e in env.task.split("validation")
@@ -178,9 +182,8 @@ def test_the_teacher_labels_a_subskill_the_task_cannot(tmp_path: Path) -> None:
 def test_the_engine_describes_the_subskill_and_builds_on_its_seeds(tmp_path: Path) -> None:
     task = _task(train_per_skill=24)
     env = _env(tmp_path, task, structure="skill-tree")
-    obs, _ = env.reset()
-    env.grow([Explore(skill="reverse", name="five-letters")])
-    obs = obs.model_copy(update={"tree": env.tree})
+    env.reset()
+    obs = env.explore([Explore(skill="reverse", name="five-letters")])
     engine = Engine(Teacher(None, "base", Templates()), task)  # type: ignore[arg-type]
     request = GenerationRequest(skill="reverse", count=3, subskill="five-letters")
     skill, seeds = engine._target(request, obs)
@@ -196,9 +199,8 @@ def test_the_oracle_serves_a_subskill_request_with_questions_of_that_subskill(
 ) -> None:
     task = _task()
     env = _env(tmp_path, task, structure="skill-tree")
-    obs, _ = env.reset()
-    env.grow([Explore(skill="max", name="same-tens")])
-    obs = obs.model_copy(update={"tree": env.tree})
+    env.reset()
+    obs = env.explore([Explore(skill="max", name="same-tens")])
     plan = Plan(
         requests=[
             GenerationRequest(skill="max", count=12, subskill="same-tens"),
@@ -283,8 +285,20 @@ def test_the_tree_is_saved_each_iteration_and_survives_a_crash_after_planning(
 
 def test_explore_outside_a_skill_tree_is_ignored(tmp_path: Path) -> None:
     env = _env(tmp_path)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) first"):
+        env.explore([])
+    obs, _ = env.reset()
+    assert env.explore([Explore(skill="sort", name="repeated-digits")]) == obs
+    assert obs.tree is None
+
+
+def test_grow_still_works_and_warns(tmp_path: Path) -> None:
+    env = _env(tmp_path, structure="skill-tree")
     env.reset()
-    assert env.grow([Explore(skill="sort", name="repeated-digits")]) == []
+    with pytest.warns(DeprecationWarning, match="Environment.explore"):
+        added = env.grow([Explore(skill="sort", name="repeated-digits")])
+    assert [s.name for s in added] == ["repeated-digits"]
+    assert env.explore([]).tree.node("sort").subskill("repeated-digits") == added[0]
 
 
 def test_arithmetic_subskill_rules_read_the_question() -> None:

@@ -6,9 +6,11 @@ from dataloop.engine.judge import Judge, Score
 from dataloop.engine.strategies import (
     BUILTIN_STRATEGIES,
     LLM2LLM,
+    STRATEGIES,
     AnswerAugmentation,
     NewQuestion,
     QuestionRephrase,
+    resolve_solver,
     resolve_strategy,
 )
 from dataloop.engine.strategy import Prompt, RequestContext, Strategy
@@ -16,6 +18,7 @@ from dataloop.engine.strategy import Prompt, RequestContext, Strategy
 __all__ = [
     "BUILTIN_STRATEGIES",
     "LLM2LLM",
+    "STRATEGIES",
     "AnswerAugmentation",
     "BenchmarkIndex",
     "Candidate",
@@ -29,5 +32,6 @@ __all__ = [
     "Score",
     "Strategy",
     "load_benchmarks",
+    "resolve_solver",
     "resolve_strategy",
 ]

@@ -33,7 +33,7 @@ from dataloop.engine.filters import (
     within_length,
 )
 from dataloop.engine.judge import Judge
-from dataloop.engine.strategies import AnswerAugmentation, resolve_strategy
+from dataloop.engine.strategies import resolve_solver, resolve_strategy
 from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
@@ -108,7 +108,9 @@ class Engine:
 
     ``seeds`` are the examples prompts are built on (default: the task's train split; a run
     with a feedback split passes what is left of it); ``held_out`` are examples no generated
-    one may copy besides validation and test (the feedback probes).
+    one may copy besides validation and test (the feedback probes). With ``votes`` each
+    verified candidate whose answer is the teacher's is put to that many fresh answers, asked
+    of the ``solver`` strategy (any that sets :attr:`~dataloop.engine.strategy.Strategy.solves`).
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Engine:
         per_query: int = 6,
         max_rounds: int = 3,
         votes: int = 0,
+        solver: str = "answer-augmentation",
         temperature: float = 0.9,
         max_tokens: int = 128,
         max_chars: int = 2000,
@@ -139,7 +142,7 @@ class Engine:
         self.per_query = per_query
         self.max_rounds = max_rounds
         self.votes = votes
-        self._solver = AnswerAugmentation(teacher.templates, teacher.kind)
+        self._solver = resolve_solver(solver)(teacher.templates, teacher.kind)
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.max_chars = max_chars
@@ -303,9 +306,8 @@ class Engine:
                 raise reply
             else:
                 settled.queries += 0 if reply.cached else 1
-                read = self._solver.read(reply.texts[0], prompt, cut=False)
-                answers = [item["answer"] for item in read.items]
-                agree += bool(answers) and self.task.score(example, answers[0])
+                answer = self._solver.answer(reply.texts[0], prompt)
+                agree += answer is not None and self.task.score(example, answer)
         return ("verified" if 2 * agree > self.votes else "wrong-answer"), example
 
     async def _take(

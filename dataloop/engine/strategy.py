@@ -110,6 +110,10 @@ class Strategy(ABC):
     voted: ClassVar[bool] = True
     """Whether ``engine.votes`` applies: the candidate's answer is the teacher's (or a seed's
     kept for a reworded question) and no check so far graded it against a reference."""
+    solves: ClassVar[bool] = False
+    """Whether the strategy can answer a question on its own (:meth:`solve` and
+    :meth:`answer`): the engine's self-consistency votes (``engine.votes``) ask the strategy
+    named by ``engine.solver`` (``answer-augmentation`` by default), which must set it."""
 
     def __init__(self, templates: Templates, kind: TeacherKind = "base") -> None:
         self.templates = templates
@@ -132,6 +136,17 @@ class Strategy(ABC):
     @abstractmethod
     def read(self, text: str, prompt: Prompt, cut: bool) -> Parsed[Item]:
         """Items (``question`` / ``answer``) in one completion; ``cut``: hit the token limit."""
+
+    def solve(self, ctx: RequestContext, target: Example, index: int) -> Prompt:
+        """A prompt asking for one fresh answer to ``target``'s question (the ``index``-th
+        asked); a strategy that sets :attr:`solves` implements it."""
+        raise NotImplementedError(f"strategy '{self.name}' cannot answer a question")
+
+    def answer(self, text: str, prompt: Prompt) -> str | None:
+        """The answer in the teacher's completion of a :meth:`solve` prompt; None if it gave
+        none. Default: the answer of the first item :meth:`read` finds."""
+        items = self.read(text, prompt, cut=False).items
+        return items[0].get("answer") if items else None
 
     def complete(self, item: Item, prompt: Prompt) -> tuple[str, str] | None:
         """The (question, answer) of a read item; None drops it. Default: both as written."""

@@ -26,9 +26,12 @@ from dataloop.policies.dataenvgym import DataEnvGymSkillList
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
+    POLICIES,
     check_policy,
     check_structure,
+    default_policy,
     make_policy,
+    policies_for,
     resolve_policy,
 )
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
@@ -36,6 +39,7 @@ from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 __all__ = [
     "BUILTIN_POLICIES",
     "LLM2LLM",
+    "POLICIES",
     "STRUCTURES",
     "BudgetRatio",
     "DataEnvGymSkillList",
@@ -54,7 +58,9 @@ __all__ = [
     "check_plan",
     "check_policy",
     "check_structure",
+    "default_policy",
     "make_policy",
     "plan_schema",
+    "policies_for",
     "resolve_policy",
 ]

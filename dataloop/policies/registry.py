@@ -1,4 +1,7 @@
-"""Policies by name: the built-ins, or user code named ``path/to/file.py:Name``/``module:Name``."""
+"""Policies by name: the built-ins, an entry point (``dataloop.policies``), or user code named
+``path/to/file.py:Name`` / ``module:Name``; and what a structure implies for them, read from
+what each policy class declares (:attr:`~dataloop.policies.base.Policy.structures`,
+:attr:`~dataloop.policies.base.Policy.default_for`)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any, cast
 
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
-from dataloop.plugins import is_reference, load_reference, origin, raised
+from dataloop.plugins import Registry, origin, raised
 from dataloop.policies.base import STRUCTURES, FunctionPolicy, Policy
 from dataloop.policies.builtin import (
     LLM2LLM,
@@ -36,26 +39,56 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
     )
 }
 
+ENTRY_POINT_GROUP = "dataloop.policies"
+"""The entry-point group a package registers its policies in (``name = "module:Class"``)."""
+
+PolicySpec = type[Policy] | Callable[..., Any]
+"""What a policy name resolves to: a Policy class or a plain function ``obs -> Plan``."""
+
+
+def _policy(obj: Any, spec: str) -> PolicySpec | None:
+    if inspect.isclass(obj):
+        return obj if issubclass(obj, Policy) else None
+    return cast(Callable[..., Any], obj) if callable(obj) else None
+
+
+POLICIES: Registry[PolicySpec] = Registry(
+    "policy",
+    ENTRY_POINT_GROUP,
+    "a Policy subclass or a function obs -> Plan",
+    _policy,
+    BUILTIN_POLICIES,
+)
+"""Policies by built-in name, entry point (``dataloop.policies``) or
+``path/to/file.py:Name``."""
+
 # What a structure shows that the one before it (in STRUCTURES) does not.
 _SHOWS = {"skill-list": "per-skill accuracy", "skill-tree": "the skill tree"}
 
 
-def resolve_policy(spec: str) -> type[Policy] | Callable[..., Any]:
+def resolve_policy(spec: str) -> PolicySpec:
     """The Policy class or plain function that ``spec`` names; raises RegistryError if none.
 
     Cheap (no client needed), so a run checks its policy name before any slow set-up.
     """
-    if is_reference(spec):
-        obj = load_reference(spec)
-        if inspect.isclass(obj) and issubclass(obj, Policy):
-            return obj
-        if callable(obj) and not inspect.isclass(obj):
-            return cast(Callable[..., Any], obj)
-        raise RegistryError(f"'{spec}' is neither a Policy subclass nor a function obs -> Plan")
-    if spec in BUILTIN_POLICIES:
-        return BUILTIN_POLICIES[spec]
-    known = ", ".join(BUILTIN_POLICIES)
-    raise RegistryError(f"unknown policy '{spec}'; known: {known} (or path/to/file.py:Class)")
+    return POLICIES.resolve(spec)
+
+
+def default_policy(structure: str) -> str:
+    """The built-in policy a config with ``env.structure: structure`` runs unless it names
+    one: the one whose class declares ``default_for = structure``."""
+    found = [n for n, cls in BUILTIN_POLICIES.items() if vars(cls).get("default_for") == structure]
+    if len(found) != 1:
+        raise RegistryError(
+            f"structure '{structure}' has {len(found)} default policies ({', '.join(found)}); "
+            "exactly one built-in must declare default_for"
+        )
+    return found[0]
+
+
+def policies_for(structure: str) -> list[str]:
+    """The built-in policies that can plan from ``structure`` observations."""
+    return [name for name, cls in BUILTIN_POLICIES.items() if structure in cls.structures]
 
 
 def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) -> Policy:
@@ -112,7 +145,7 @@ def check_structure(spec: str, structure: str) -> None:
     supported = getattr(found, "structures", STRUCTURES) if inspect.isclass(found) else STRUCTURES
     if structure in supported:
         return
-    able = ", ".join(name for name, cls in BUILTIN_POLICIES.items() if structure in cls.structures)
+    able = ", ".join(policies_for(structure))
     article = "an" if structure[0] in "aeiou" else "a"
     least = min(supported, key=STRUCTURES.index, default=structure)
     if STRUCTURES.index(least) > STRUCTURES.index(structure):

@@ -64,6 +64,7 @@ class ErrorGuided(Policy):
     """
 
     name = "error-guided"
+    default_for = "open-ended"
 
     def __init__(
         self,
@@ -163,6 +164,7 @@ class SkillTreePolicy(Policy):
 
     name = "skill-tree"
     structures = frozenset({"skill-tree"})
+    default_for = "skill-tree"
 
     def __init__(
         self,

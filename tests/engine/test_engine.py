@@ -319,6 +319,64 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     assert [c.verdict for c in result.candidates] == ["accepted", "accepted"]
 
 
+SOLVER = """
+from dataloop.engine import AnswerAugmentation, NewQuestion, Prompt
+
+
+class Crowd(AnswerAugmentation):
+    \"\"\"Asks 'SOLVE: question' and reads 'ANSWER=x': a solver with its own format.\"\"\"
+
+    name = "crowd"
+
+    def solve(self, ctx, target, index):
+        return Prompt(text="SOLVE: " + target.question, template="crowd", parents=[target])
+
+    def answer(self, text, prompt):
+        return text.split("ANSWER=", 1)[1].strip() if "ANSWER=" in text else None
+
+
+class CannotSolve(NewQuestion):
+    name = "cannot"
+"""
+
+
+class SolvingClient(VotingClient):
+    """Answers the crowd solver's prompts in its own format: the crowd's answer to the
+    question, or nothing readable for Ann's."""
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        if prompt.startswith("SOLVE: "):
+            self.prompts.append(prompt)
+            question = prompt.removeprefix("SOLVE: ")
+            said = CROWD[question].rsplit("#### ", 1)[1]
+            return Completion(texts=["no idea" if question.startswith("Ann") else f"ANSWER={said}"])
+        return await super().complete(prompt, sampling)
+
+
+def test_votes_ask_the_configured_solver_strategy(tmp_path) -> None:
+    from dataloop.environments import load_task
+    from dataloop.errors import RegistryError
+
+    path = tmp_path / "solvers.py"
+    path.write_text(SOLVER)
+    math = load_task("math")
+    plan = Plan(requests=[GenerationRequest(skill=math.skills()[0].name, count=2)])
+    client = SolvingClient()
+    client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 5 = 8. #### 8")
+    engine = Engine(
+        Teacher(client), math, per_query=2, max_rounds=1, votes=3, solver=f"{path}:Crowd"
+    )
+    result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
+    verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
+    # Ann's votes read no answer (none agree); Bo's crowd answer 8 agrees with the candidate's.
+    assert verdicts == {"Ann": "wrong-answer", "Bo": "accepted"}
+    assert sum(p.startswith("SOLVE: ") for p in client.prompts) == 2 * 3
+    with pytest.raises(RegistryError, match="strategy 'new-question' cannot answer a question"):
+        Engine(Teacher(client), math, solver="new-question")
+    with pytest.raises(RegistryError, match="cannot answer a question"):
+        Engine(Teacher(client), math, solver=f"{path}:CannotSolve")
+
+
 class FailingClient(ScriptedClient):
     """Fails every request the way the client reports a request lost after its retries."""
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import BaseModel, Field
 
+import dataloop
+from dataloop import Example, load_task
 from dataloop.engine import Engine
 from dataloop.llm import Message, OpenAIClient, Sampling, Teacher, parse_json
 from dataloop.llm.structured import json_schema
@@ -47,6 +50,32 @@ def test_generate_and_verify_through_the_engine(llama: str, arithmetic) -> None:
     for example in result.accepted:
         assert arithmetic.verify(example) is not None  # every accepted answer is right
         assert example.provenance.source == "generated" and example.provenance.teacher == "gemma"
+
+
+def test_dataloop_run_with_the_real_teacher(llama: str, tmp_path) -> None:
+    # The one-call entry point on the embedded arithmetic task, against the session's server.
+    history = dataloop.run(
+        {
+            "name": "api",
+            "runs_dir": str(tmp_path),
+            "iterations": 1,
+            "env": {"options": {"validation_per_skill": 8, "test_per_skill": 4}},
+            "student": {"steps_per_iteration": 2},
+            "policy": {"examples_per_iteration": 12},
+            "teacher": {
+                "backend": "openai",
+                "model": "gemma",
+                "base_urls": [llama],
+                "concurrency": 4,  # the session's server has 4 slots
+                "max_tokens": 96,
+            },
+        }
+    )
+    assert [h.iteration for h in history] == [0, 1] and history[1].queries > 0
+    accepted = [json.loads(line) for line in (tmp_path / "api/iterations/1/accepted.jsonl").open()]
+    assert sum(history[1].accepted.values()) == len(accepted) > 0
+    task = load_task("arithmetic")
+    assert all(task.verify(Example.model_validate(e)) is not None for e in accepted)
 
 
 class Problem(BaseModel):

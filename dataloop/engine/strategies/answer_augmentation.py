@@ -24,6 +24,7 @@ class AnswerAugmentation(Strategy):
     template_dir = "answer_augmentation"
     dedup_on_answer = True
     voted = False  # its check already grades each answer against the seed's
+    solves = True  # the engine's self-consistency votes ask it by default (engine.solver)
 
     def per_prompt(self, per_query: int) -> int:
         return 1
