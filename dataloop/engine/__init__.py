@@ -7,8 +7,10 @@ from dataloop.engine.strategies import (
     BUILTIN_STRATEGIES,
     LLM2LLM,
     AnswerAugmentation,
+    Harder,
     NewQuestion,
     QuestionRephrase,
+    Refine,
     resolve_strategy,
 )
 from dataloop.engine.strategy import Prompt, RequestContext, Strategy
@@ -21,10 +23,12 @@ __all__ = [
     "Candidate",
     "Engine",
     "GenerationResult",
+    "Harder",
     "Judge",
     "NewQuestion",
     "Prompt",
     "QuestionRephrase",
+    "Refine",
     "RequestContext",
     "Score",
     "Strategy",

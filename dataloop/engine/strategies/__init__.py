@@ -5,15 +5,17 @@ from __future__ import annotations
 import inspect
 
 from dataloop.engine.strategies.answer_augmentation import AnswerAugmentation
+from dataloop.engine.strategies.harder import Harder
 from dataloop.engine.strategies.llm2llm import LLM2LLM
 from dataloop.engine.strategies.new_question import NewQuestion
 from dataloop.engine.strategies.question_rephrase import QuestionRephrase
+from dataloop.engine.strategies.refine import Refine
 from dataloop.engine.strategy import Strategy
 from dataloop.errors import RegistryError
 from dataloop.plugins import is_reference, load_reference
 
 BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
-    s.name: s for s in (NewQuestion, AnswerAugmentation, QuestionRephrase, LLM2LLM)
+    s.name: s for s in (NewQuestion, AnswerAugmentation, QuestionRephrase, LLM2LLM, Refine, Harder)
 }
 
 
@@ -34,7 +36,9 @@ __all__ = [
     "BUILTIN_STRATEGIES",
     "LLM2LLM",
     "AnswerAugmentation",
+    "Harder",
     "NewQuestion",
     "QuestionRephrase",
+    "Refine",
     "resolve_strategy",
 ]
