@@ -375,10 +375,11 @@ class PolicyConfig(_Section):
 
     name: str = "weakest-skills"
     """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list,
-    llm2llm, budget-ratio, error-guided, skill-tree, llm-planner), or ``path/to/file.py:Name``
-    / ``module:Name`` naming a Policy subclass or a function ``obs -> Plan`` (see
-    docs/policies.md). The default follows ``env.structure``: ``error-guided`` for open-ended,
-    ``skill-tree`` for skill-tree, ``weakest-skills`` otherwise."""
+    llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner), or
+    ``path/to/file.py:Name`` / ``module:Name`` naming a Policy subclass or a function
+    ``obs -> Plan`` (see docs/policies.md). The default follows ``env.structure``:
+    ``error-guided`` for open-ended, ``skill-tree`` for skill-tree, ``weakest-skills``
+    otherwise."""
     examples_per_iteration: int = Field(150, ge=0)
     """Examples the policy asks for in each iteration."""
     options: dict[str, Any] = Field(default_factory=dict)

@@ -50,7 +50,7 @@ from dataloop.schema import (
     Subskill,
 )
 from dataloop.skills import slug
-from dataloop.students.base import Student, TrainRecord
+from dataloop.students.base import LossStudent, Student, TrainRecord
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,11 @@ class Environment:
     every skill and no subskill, the task's
     :meth:`~dataloop.environments.TaskEnvironment.subskills` as candidates, and ``labeller``
     (the teacher) places examples in subskills the task cannot label.
+
+    With ``losses`` each observation also carries the student's SFT loss on every seed example
+    (``Observation.losses``, from :meth:`~dataloop.students.base.LossStudent.losses`): one
+    forward pass over the seed set, no generation, after the student's accuracy is measured.
+    Off by default, so only a policy that reads it (``high-loss``) pays for it.
     """
 
     def __init__(
@@ -132,7 +137,13 @@ class Environment:
         probes_shown: int | None = None,
         labeller: Labeller | None = None,
         data_feedback: bool = True,
+        losses: bool = False,
     ) -> None:
+        if losses and not isinstance(student, LossStudent):
+            raise TypeError(
+                f"student {type(student).__name__} has no losses(records) method, which the "
+                "policy needs (it reads the student's loss): add one or choose another policy"
+            )
         self.task = task
         self.student = student
         self.checkpoints_dir = checkpoints_dir
@@ -147,6 +158,7 @@ class Environment:
         self.structure: Structure = structure
         self.labeller = labeller
         self.data_feedback = data_feedback
+        self.losses = losses
         self.tree: SkillTree | None = self.new_tree() if structure == "skill-tree" else None
         self.train_set: list[Example] = []
         self.iteration = 0
@@ -417,8 +429,20 @@ class Environment:
             probes=probes,
             tree=None if self.tree is None else self.tree.model_copy(deep=True),
             data_accuracy=data_accuracy or {},
+            losses=self._losses(),
         )
         return obs, {"eval": result, "queries": queries}
+
+    def _losses(self) -> dict[str, dict[str, float]]:
+        """Per skill, seed example id -> the student's loss on it, when ``losses`` is on."""
+        if not self.losses:
+            return {}
+        assert isinstance(self.student, LossStudent)
+        values = self.student.losses(self.records(self.seed_set))
+        out: dict[str, dict[str, float]] = {}
+        for example, loss in zip(self.seed_set, values, strict=True):
+            out.setdefault(example.skill, {})[example.id] = loss
+        return out
 
 
 def _disk_full(exc: BaseException | None, folder: Path) -> bool:

@@ -44,6 +44,11 @@ class Policy(ABC):
     reads per-skill accuracy cannot plan from an ``open-ended`` observation, one that reads the
     skill tree needs ``skill-tree``. Default: all; see
     :func:`~dataloop.policies.registry.check_structure`."""
+    observes_loss: ClassVar[bool] = False
+    """Whether the policy reads the student's loss on each seed example
+    (``Observation.losses``): a run then has the environment compute it at every observation
+    (one forward pass over the seed set), and the student must have
+    :meth:`~dataloop.students.base.LossStudent.losses`. Other policies pay nothing for it."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:
