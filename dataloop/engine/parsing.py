@@ -17,9 +17,9 @@ _ITEM_START = re.compile(r"^\s*Q:", re.MULTILINE)
 _JSON_LINE = re.compile(r"^\s*\{.*$", re.MULTILINE)
 # A numbered marker needs a space after it, so "1.5 kg of flour" is not item 1.
 _LIST_LINE = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)](?=[ \t]))[ \t]*(?P<text>.*)$", re.MULTILINE)
-# A refine item in text: a feedback line (after the prompt's "Feedback:"), then "A: <answer>".
-_FEEDBACK_THEN_ANSWER = re.compile(
-    r"^[ \t]*(?:Feedback:)?[ \t]*(?P<f>[^\n]*?)[ \t]*\n[ \t]*A:[ \t]*(?P<a>[^\n]*)", re.MULTILINE
+# A refine item in text: "A: <answer>" (the prompt ends at "A:"), then "Feedback: <text>".
+_ANSWER_THEN_FEEDBACK = re.compile(
+    r"^[ \t]*A:[ \t]*(?P<a>[^\n]*)(?:\n[ \t]*Feedback:[ \t]*(?P<f>[^\n]*))?", re.MULTILINE
 )
 
 
@@ -120,8 +120,8 @@ def parse_answer(text: str, cut: bool = False, json_only: bool = False) -> Parse
 
 
 def parse_correction(text: str, cut: bool = False, json_only: bool = False) -> Parsed[Item]:
-    """One corrected answer with the feedback before it: a JSON ``{"feedback": …, "answer": …}``
-    object, or else a feedback line followed by an ``A: …`` line.
+    """One corrected answer and the feedback on the student's mistake: a JSON object with
+    ``answer`` and ``feedback``, or else an ``A: …`` line with a ``Feedback: …`` line after it.
 
     The answer is required; without (or with empty) feedback the item has none. ``json_only``
     (chat prompts ask for JSON) refuses bare text; a ``cut`` completion's answer may be
@@ -129,10 +129,10 @@ def parse_correction(text: str, cut: bool = False, json_only: bool = False) -> P
     """
     found = _json_items(text, ("answer",), optional=("feedback",))
     if not found.items and not json_only:
-        match = _FEEDBACK_THEN_ANSWER.search(text)
+        match = _ANSWER_THEN_FEEDBACK.search(text)
         if match and match["a"].strip():
             item = {"answer": match["a"].strip()}
-            if match["f"].strip():
+            if match["f"] and match["f"].strip():
                 item["feedback"] = match["f"].strip()
             found = Parsed(items=[item])
     if cut or not found.items:

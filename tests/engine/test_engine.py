@@ -443,7 +443,9 @@ class CorrectsEachPrompt(ScriptedClient):
         self.prompts.append(prompt)
         question = prompt.rsplit("Q: ", 1)[1].split("\n", 1)[0]
         a, b = question.split("+")
-        return Completion(texts=[f" the carry was dropped\nA: {int(a) + int(b) + self.off}\n"])
+        return Completion(
+            texts=[f" {int(a) + int(b) + self.off}\nFeedback: the carry was dropped\n"]
+        )
 
 
 def test_refine_corrects_each_failure_with_feedback_and_keeps_only_right_answers(

@@ -346,8 +346,8 @@ def test_refine_shows_the_students_answer_and_reads_feedback_then_answer(arithme
     said = "Student's answer: 12" if kind == "base" else '"student_answer": "12"'
     assert target.question in prompt.text and said in prompt.text
     if kind == "base":
-        assert prompt.text.endswith(f"Q: {target.question}\nStudent's answer: 12\nFeedback:")
-        text = f" it dropped the carry\nA: {target.answer}\nQ: 1+1"
+        assert prompt.text.endswith(f"Q: {target.question}\nStudent's answer: 12\nA:")
+        text = f" {target.answer}\nFeedback: it dropped the carry\nQ: 1+1"
     else:
         text = json.dumps({"feedback": "it dropped the carry", "answer": target.answer})
     (got,) = strategy.parse(text, ctx, prompt).items
@@ -355,7 +355,7 @@ def test_refine_shows_the_students_answer_and_reads_feedback_then_answer(arithme
     p = got.provenance
     assert (p.strategy, p.parent_ids, p.feedback) == ("refine", [target.id], "it dropped the carry")
     assert got.id != target.id  # a new answer to the seed's question is its own example
-    assert strategy.parse(" no answer line", ctx, prompt).items == []
+    assert strategy.parse("", ctx, prompt).items == []
     assert strategy.parse(text, ctx, prompt, cut=True).items == []  # the answer may be cut short
 
 
@@ -363,11 +363,11 @@ def test_refine_keeps_a_correction_only_if_graded_right_against_the_seed(arithme
     strategy, ctx = Refine(Templates(), "base"), _ctx(arithmetic, failed=1)
     prompt = strategy.prompt(ctx, 0, 1)
     target = prompt.parents[0]
-    right = strategy.parse(f" carry\nA: {target.answer}", ctx, prompt).items[0]
-    wrong = strategy.parse(f" carry\nA: {int(target.answer) + 1}", ctx, prompt).items[0]
+    right = strategy.parse(f" {target.answer}\nFeedback: carry", ctx, prompt).items[0]
+    wrong = strategy.parse(f" {int(target.answer) + 1}\nFeedback: carry", ctx, prompt).items[0]
     assert strategy.check(right, ctx, prompt)[0] == "verified"
     assert strategy.check(wrong, ctx, prompt)[0] == "wrong-answer"
-    assert strategy.parse(" \nA: 5", ctx, prompt).items[0].provenance.feedback is None
+    assert strategy.parse(" 5\n\n", ctx, prompt).items[0].provenance.feedback is None
 
 
 def test_refine_corrects_seed_failures_only_and_honours_seed_ids(arithmetic) -> None:
@@ -407,14 +407,15 @@ def test_harder_builds_on_solved_seeds_one_problem_per_prompt(arithmetic) -> Non
     assert strategy.targets(everything) == []  # no solved seed: the request cannot be served
 
 
-def test_multiline_refine_leaves_a_json_line_open_at_the_feedback() -> None:
+def test_multiline_refine_leaves_a_json_line_open_at_the_answer() -> None:
     ctx = _code_ctx()
     strategy = Refine(Templates(), "base")
     prompt = strategy.prompt(ctx, 0, 1)
     target = prompt.parents[0]
-    opened = f'{{"question": {json.dumps(target.question)}, "student_answer": "pass", "feedback": "'
+    opened = f'{{"question": {json.dumps(target.question)}, "student_answer": "pass", "answer": "'
     assert prompt.text.endswith(opened) and prompt.stop == ("\n",)
-    (got,) = strategy.parse(f'no body", "answer": {json.dumps(CODE_A)}}}', ctx, prompt).items
+    text = json.dumps(CODE_A)[1:] + ', "feedback": "no body"}'
+    (got,) = strategy.parse(text, ctx, prompt).items
     assert (got.question, got.answer, got.provenance.feedback) == (
         target.question,
         CODE_A,
