@@ -14,15 +14,15 @@ class Refine(AnswerAugmentation):
 
     Personalised Distillation (Chen et al., 2023, arXiv:2310.18628) has the student attempt a
     task first and the teacher refine only the failed attempts, so the student learns from
-    corrections of its own mistakes; UNDO (2025) likewise has the teacher target the student's
-    errors. The corrected answer must be graded right against the seed's reference answer by
-    the task's ``score``, exactly as the student is graded: for the code task that runs the
-    seed's tests, so a correction must pass them. The example trained on is the seed's
-    question with the corrected answer (PERsD's text-to-code form); the feedback is recorded
-    in its provenance (``feedback``), not trained on. Dedup is on (question, answer), as for
-    answer-augmentation: where an answer is a single value (arithmetic) the only correct one is
-    the seed's own, a duplicate of the seed; the strategy pays where answers are worked
-    solutions (math, code).
+    corrections of its own mistakes; UNDO (Jain et al., 2025, arXiv:2504.02521) likewise has
+    the teacher refine its rationales for the student's errors. The corrected answer must be
+    graded right against the seed's reference answer by the task's ``score``, exactly as the
+    student is graded: for the code task that runs the seed's tests, so a correction must pass
+    them. The example trained on is the seed's question with the corrected answer (PERsD's
+    text-to-code form); the feedback is recorded in its provenance (``feedback``), not trained
+    on. Dedup is on (question, answer), as for answer-augmentation: where an answer is a single
+    value (arithmetic) the only correct one is the seed's own, a duplicate of the seed; the
+    strategy pays where answers are worked solutions (math, code).
 
     Prompt ``i`` corrects attempt ``i`` (in the order of
     :attr:`~dataloop.engine.strategy.RequestContext.rotation`, least used first): the failed
