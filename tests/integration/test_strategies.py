@@ -26,11 +26,12 @@ CASES = {
     "question-rephrase": ("max", 3, True),
     "llm2llm": ("max", 3, True),
     "refine": ("max", 3, False),  # a right correction is the seed's own answer (as above)
-    "harder": ("max", 3, True),
 }
+# harder meets the real teacher in the high-loss CLI run (tests/integration/test_policies_cli.py),
+# which sends its seeds there: one case fewer of CI time.
 
 
-@pytest.mark.parametrize("strategy", list(BUILTIN_STRATEGIES))
+@pytest.mark.parametrize("strategy", list(CASES))
 def test_each_strategy_yields_verified_examples_from_the_real_teacher(
     llama: str, arithmetic, strategy: str
 ) -> None:
@@ -69,8 +70,6 @@ def test_each_strategy_yields_verified_examples_from_the_real_teacher(
         failed = {f.example.id for f in failures}
         if strategy in ("llm2llm", "refine"):
             assert set(p.parent_ids) <= failed
-        if strategy == "harder":
-            assert not set(p.parent_ids) & failed  # built on seeds the student solves
         if strategy in ("answer-augmentation", "question-rephrase", "refine"):
             parent = next(e for e in seeds if e.id == p.parent_ids[0])
             assert example.answer == parent.answer and not p.relabelled
