@@ -599,6 +599,7 @@ def _set_up(
             seed_set=seeds,
             feedback=feedback,
             probes_shown=config.env.probes_shown,
+            losses=policy.observes_loss,
             labeller=None
             if teacher is None
             else subskill_labeller(SkillDiscovery(teacher), runner),

@@ -378,9 +378,9 @@ class PolicyConfig(_Section):
         default_factory=lambda: default_policy(EnvConfig.model_fields["structure"].default)
     )
     """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list,
-    llm2llm, budget-ratio, error-guided, skill-tree, llm-planner), an entry point in the group
-    ``dataloop.policies``, or ``path/to/file.py:Name`` / ``module:Name`` naming a Policy
-    subclass or a function ``obs -> Plan`` (see docs/policies.md). The default follows
+    llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner), an entry point in
+    the group ``dataloop.policies``, or ``path/to/file.py:Name`` / ``module:Name`` naming a
+    Policy subclass or a function ``obs -> Plan`` (see docs/policies.md). The default follows
     ``env.structure``: the built-in that declares itself the structure's default
     (``error-guided`` for open-ended, ``skill-tree`` for skill-tree, ``weakest-skills``
     otherwise)."""

@@ -48,7 +48,7 @@ from dataloop.schema import (
     Structure,
     Subskill,
 )
-from dataloop.students.base import Student, TrainRecord
+from dataloop.students.base import LossStudent, Student, TrainRecord
 from dataloop.tree import Labeller, grow_tree, new_tree, score_tree
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,11 @@ class Environment:
     every skill and no subskill, the task's
     :meth:`~dataloop.environments.TaskEnvironment.subskills` as candidates, and ``labeller``
     (the teacher) places examples in subskills the task cannot label.
+
+    With ``losses`` each observation also carries the student's SFT loss on every seed example
+    (``Observation.losses``, from :meth:`~dataloop.students.base.LossStudent.losses`): one
+    forward pass over the seed set, no generation, after the student's accuracy is measured.
+    Off by default, so only a policy that reads it (``high-loss``) pays for it.
     """
 
     def __init__(
@@ -127,7 +132,13 @@ class Environment:
         probes_shown: int | None = None,
         labeller: Labeller | None = None,
         data_feedback: bool = True,
+        losses: bool = False,
     ) -> None:
+        if losses and not isinstance(student, LossStudent):
+            raise TypeError(
+                f"student {type(student).__name__} has no losses(records) method, which the "
+                "policy needs (it reads the student's loss): add one or choose another policy"
+            )
         self.task = task
         self.student = student
         self.checkpoints_dir = checkpoints_dir
@@ -142,6 +153,7 @@ class Environment:
         self.structure: Structure = structure
         self.labeller = labeller
         self.data_feedback = data_feedback
+        self.losses = losses
         self.tree: SkillTree | None = new_tree(task) if structure == "skill-tree" else None
         """The skill tree (``skill-tree`` only), as :meth:`explore` grew it; observations show
         a copy."""
@@ -369,9 +381,21 @@ class Environment:
             probes=probes,
             tree=None if self.tree is None else self.tree.model_copy(deep=True),
             data_accuracy=data_accuracy or {},
+            losses=self._losses(),
         )
         self._obs = obs
         return obs, {"eval": result, "queries": queries}
+
+    def _losses(self) -> dict[str, dict[str, float]]:
+        """Per skill, seed example id -> the student's loss on it, when ``losses`` is on."""
+        if not self.losses:
+            return {}
+        assert isinstance(self.student, LossStudent)
+        values = self.student.losses(self.records(self.seed_set))
+        out: dict[str, dict[str, float]] = {}
+        for example, loss in zip(self.seed_set, values, strict=True):
+            out.setdefault(example.skill, {})[example.id] = loss
+        return out
 
 
 def _disk_full(exc: BaseException | None, folder: Path) -> bool:

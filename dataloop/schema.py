@@ -43,6 +43,9 @@ class Provenance(_Model):
     judged, or when the judge's reply could not be read."""
     judge_reason: str | None = None
     """The judge's reason for its score (or why there is none)."""
+    feedback: str | None = None
+    """What the teacher said the student got wrong in the attempt it corrected (``refine``);
+    kept for the reader, not trained on."""
 
 
 def example_id(skill: str, question: str) -> str:
@@ -293,6 +296,10 @@ class Observation(_Model):
     """Per skill, the student's accuracy, after training, on the examples it was just given
     (empty at reset): high with no gain on validation says the data was too easy or off the
     mark; low says it was not learned (or its answers are wrong)."""
+    losses: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per skill, seed example id -> the student's SFT loss on it (mean cross-entropy per
+    answer token), computed without training; empty unless the policy asks for it
+    (:attr:`~dataloop.policies.base.Policy.observes_loss`, e.g. ``high-loss``)."""
 
 
 class GenerationRequest(_Model):

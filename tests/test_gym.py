@@ -169,3 +169,35 @@ def test_other_training_errors_are_not_taken_for_a_full_disk(tmp_path: Path) -> 
     env = Environment(task, FillsTheDisk(ValueError("bad batch")), checkpoints_dir=tmp_path)
     with pytest.raises(ValueError, match="bad batch"):
         env.reset()
+
+
+class MemorisesWithLoss(Memorises):
+    """Memorises, and says so as a loss: 0 on what it knows, 1 elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scored = 0
+
+    def losses(self, records: list[TrainRecord]) -> list[float]:
+        self.scored += 1
+        return [0.0 if self.known.get(r.prompt) == r.completion else 1.0 for r in records]
+
+
+def test_observations_carry_the_students_loss_on_each_seed_only_when_asked(tmp_path: Path) -> None:
+    task = load_task("arithmetic", options=OPTIONS)
+    seeds = task.split("train")
+    student = MemorisesWithLoss()
+    env = Environment(task, student, checkpoints_dir=tmp_path, train_on_seed=False, losses=True)
+    obs, _ = env.reset()
+    assert {s: set(ls) for s, ls in obs.losses.items()} == {
+        s.name: {e.id for e in seeds if e.skill == s.name} for s in task.skills()
+    }
+    assert all(loss == 1.0 for ls in obs.losses.values() for loss in ls.values())
+    obs, *_ = env.step([])  # trained on the seeds: it fits them
+    assert all(loss == 0.0 for ls in obs.losses.values() for loss in ls.values())
+    assert student.scored == 2
+    quiet = MemorisesWithLoss()
+    obs, _ = Environment(task, quiet, checkpoints_dir=tmp_path).reset()
+    assert obs.losses == {} and quiet.scored == 0  # off by default: nothing computed
+    with pytest.raises(TypeError, match="student Memorises has no losses"):
+        Environment(task, Memorises(), checkpoints_dir=tmp_path, losses=True)

@@ -205,7 +205,7 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
         RegistryError,
         match="unknown policy 'weakest'; known: uniform, weakest-skills, learning-progress, "
         "dataenvgym-skill-list, "
-        "llm2llm, budget-ratio, error-guided, skill-tree, llm-planner",
+        "llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner",
     ):
         make_policy("weakest")
     with pytest.raises(RegistryError, match="bad option"):
@@ -261,26 +261,26 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "weakest-skills",
             "open-ended",
             "policy 'weakest-skills' needs per-skill accuracy, which an open-ended observation "
-            "does not show; use one of: uniform, llm2llm, error-guided, llm-planner",
+            "does not show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
         ),
         (
             "budget-ratio",
             "open-ended",
             "policy 'budget-ratio' needs per-skill accuracy, which an open-ended observation "
-            "does not show; use one of: uniform, llm2llm, error-guided, llm-planner",
+            "does not show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
         ),
         (
             "skill-tree",
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
             "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, "
-            "llm2llm, budget-ratio, error-guided, llm-planner",
+            "llm2llm, budget-ratio, high-loss, error-guided, llm-planner",
         ),
         (
             "skill-tree",
             "open-ended",
             "policy 'skill-tree' needs the skill tree, which an open-ended observation does not "
-            "show; use one of: uniform, llm2llm, error-guided, llm-planner",
+            "show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
         ),
         ("uniform", "tree", "unknown structure 'tree'; known: open-ended, skill-list, skill-tree"),
     ],

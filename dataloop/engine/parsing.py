@@ -17,6 +17,10 @@ _ITEM_START = re.compile(r"^\s*Q:", re.MULTILINE)
 _JSON_LINE = re.compile(r"^\s*\{.*$", re.MULTILINE)
 # A numbered marker needs a space after it, so "1.5 kg of flour" is not item 1.
 _LIST_LINE = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)](?=[ \t]))[ \t]*(?P<text>.*)$", re.MULTILINE)
+# A refine item in text: "A: <answer>" (the prompt ends at "A:"), then "Feedback: <text>".
+_ANSWER_THEN_FEEDBACK = re.compile(
+    r"^[ \t]*A:[ \t]*(?P<a>[^\n]*)(?:\n[ \t]*Feedback:[ \t]*(?P<f>[^\n]*))?", re.MULTILINE
+)
 
 
 T = TypeVar("T")
@@ -40,8 +44,9 @@ def _value(text: str) -> str:
     return text if "\n" in text.strip() else text.strip()
 
 
-def _json_items(text: str, keys: tuple[str, ...]) -> Parsed[Item]:
-    """Lines holding a JSON object with string-able values for every key in ``keys``."""
+def _json_items(text: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> Parsed[Item]:
+    """Lines holding a JSON object with string-able values for every key in ``keys``, and for
+    each key of ``optional`` that it has (a missing or empty optional value is left out)."""
     out: Parsed[Item] = Parsed()
     for line in _JSON_LINE.findall(text):
         try:
@@ -55,6 +60,8 @@ def _json_items(text: str, keys: tuple[str, ...]) -> Parsed[Item]:
             continue
         item = {k: _value(str(v)) for k, v in values.items()}
         if all(v.strip() for v in item.values()):
+            extra = {k: obj.get(k) for k in optional}
+            item |= {k: _value(v) for k, v in extra.items() if isinstance(v, str) and v.strip()}
             out.items.append(item)
         else:
             out.dropped += 1
@@ -107,6 +114,27 @@ def parse_answer(text: str, cut: bool = False, json_only: bool = False) -> Parse
     if not found.items and not json_only:
         line = next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
         found = Parsed(items=[{"answer": line}] if line else [])
+    if cut or not found.items:
+        return Parsed(dropped=max(1, found.dropped + len(found.items)))
+    return Parsed(items=found.items[:1], dropped=found.dropped + len(found.items) - 1)
+
+
+def parse_correction(text: str, cut: bool = False, json_only: bool = False) -> Parsed[Item]:
+    """One corrected answer and the feedback on the student's mistake: a JSON object with
+    ``answer`` and ``feedback``, or else an ``A: …`` line with a ``Feedback: …`` line after it.
+
+    The answer is required; without (or with empty) feedback the item has none. ``json_only``
+    (chat prompts ask for JSON) refuses bare text; a ``cut`` completion's answer may be
+    incomplete, so it is dropped.
+    """
+    found = _json_items(text, ("answer",), optional=("feedback",))
+    if not found.items and not json_only:
+        match = _ANSWER_THEN_FEEDBACK.search(text)
+        if match and match["a"].strip():
+            item = {"answer": match["a"].strip()}
+            if match["f"] and match["f"].strip():
+                item["feedback"] = match["f"].strip()
+            found = Parsed(items=[item])
     if cut or not found.items:
         return Parsed(dropped=max(1, found.dropped + len(found.items)))
     return Parsed(items=found.items[:1], dropped=found.dropped + len(found.items) - 1)

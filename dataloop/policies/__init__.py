@@ -1,12 +1,13 @@
 """Teacher policies: read an Observation, decide what data to make.
 
 Built-ins (by name): ``uniform``, ``weakest-skills``, ``learning-progress``,
-``dataenvgym-skill-list``, ``llm2llm``, ``budget-ratio``,
+``dataenvgym-skill-list``, ``llm2llm``, ``budget-ratio``, ``high-loss``,
 ``error-guided``, ``skill-tree``, ``llm-planner``. Write your own by subclassing
 :class:`Policy` or by passing any function ``obs -> Plan``; name it in YAML as
 ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
 """
 
+from dataloop.policies.active import HighLoss
 from dataloop.policies.base import (
     STRUCTURES,
     FunctionPolicy,
@@ -45,6 +46,7 @@ __all__ = [
     "DataEnvGymSkillList",
     "ErrorGuided",
     "FunctionPolicy",
+    "HighLoss",
     "InvalidPlan",
     "LLMPlanner",
     "LearningProgress",

@@ -50,6 +50,11 @@ class Policy(ABC):
     ``weakest-skills`` skill-list, ``skill-tree`` skill-tree), and
     :func:`~dataloop.policies.registry.default_policy` reads it. Read from the class itself,
     never inherited: a subclass of a default is not a default too."""
+    observes_loss: ClassVar[bool] = False
+    """Whether the policy reads the student's loss on each seed example
+    (``Observation.losses``): a run then has the environment compute it at every observation
+    (one forward pass over the seed set), and the student must have
+    :meth:`~dataloop.students.base.LossStudent.losses`. Other policies pay nothing for it."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:

@@ -12,6 +12,7 @@ from typing import Any, cast
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
 from dataloop.plugins import Registry, origin, raised
+from dataloop.policies.active import HighLoss
 from dataloop.policies.base import STRUCTURES, FunctionPolicy, Policy
 from dataloop.policies.builtin import (
     LLM2LLM,
@@ -33,6 +34,7 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
         DataEnvGymSkillList,
         LLM2LLM,
         BudgetRatio,
+        HighLoss,
         ErrorGuided,
         SkillTreePolicy,
         LLMPlanner,

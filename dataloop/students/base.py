@@ -30,3 +30,17 @@ class Student(Protocol):
     def load(self, checkpoint: Path) -> None:
         """Continue from a checkpoint that ``train`` saved (used to resume a run)."""
         ...
+
+
+@runtime_checkable
+class LossStudent(Student, Protocol):
+    """A student that can also say how badly it fits examples, without training on them.
+
+    Needed only by a policy that reads the student's loss
+    (:attr:`~dataloop.policies.base.Policy.observes_loss`, e.g. ``high-loss``).
+    """
+
+    def losses(self, records: list[TrainRecord]) -> list[float]:
+        """Per record, in order, the SFT loss training would take on it: the mean
+        cross-entropy over the ``completion``'s tokens given the ``prompt``."""
+        ...

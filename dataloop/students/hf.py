@@ -241,6 +241,59 @@ class HFStudent:
             outputs.extend(self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return outputs
 
+    @torch.no_grad()
+    def losses(self, records: list[TrainRecord]) -> list[float]:
+        """Per record, the mean cross-entropy over its completion's tokens given the prompt, as
+        the SFT round would take it (same tokens, completion only), computed by the model in
+        this process in batches of ``eval_batch_size`` (on the CPU when vLLM evaluates);
+        nothing is trained."""
+        rows = [self._loss_row(r) for r in records]
+        # With a vLLM evaluator the GPU is the engine's: the copy here stays on the CPU.
+        device = torch.device("cpu") if self.evaluator is not None else student_device()
+        self.model.to(device)
+        self.model.eval()
+        out: list[float] = []
+        pad = self.tokenizer.pad_token_id or 0
+        for start in range(0, len(rows), self.config.eval_batch_size):
+            batch = rows[start : start + self.config.eval_batch_size]
+            width = max(len(ids) for ids, _ in batch)
+            # Right-padded: every row's positions start at 0, as in training.
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (row, prompt_len) in enumerate(batch):
+                ids[i, : len(row)] = torch.tensor(row)
+                labels[i, prompt_len : len(row)] = torch.tensor(row[prompt_len:])
+                mask[i, : len(row)] = 1
+            logits = self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            targets = labels[:, 1:].to(device)
+            nll = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().transpose(1, 2), targets, ignore_index=-100, reduction="none"
+            )
+            counted = (targets != -100).sum(dim=1).clamp(min=1)
+            out.extend((nll.sum(dim=1) / counted).tolist())
+        return out
+
+    def _loss_row(self, record: TrainRecord) -> tuple[list[int], int]:
+        """(token ids of prompt + completion, length of the prompt part), built as TRL builds
+        a training row: the chat template for ``prompt_format: chat``, else the texts joined
+        and an end-of-sequence token added; cut at ``max_length``."""
+        tok = self.tokenizer
+        if self.config.prompt_format == "chat":
+            conversation = [
+                *chat_prompt(record.prompt),
+                {"role": "assistant", "content": record.completion},
+            ]
+            full = list(
+                tok.apply_chat_template(conversation, tokenize=True, return_dict=True)["input_ids"]
+            )
+        else:
+            full = list(tok(record.prompt + record.completion)["input_ids"])
+            if tok.eos_token_id is not None and (not full or full[-1] != tok.eos_token_id):
+                full.append(tok.eos_token_id)
+        prompt_len = len(encode_prompts(tok, [record.prompt], self.config.prompt_format)[0])
+        return full[: self.config.max_length], min(prompt_len, self.config.max_length)
+
     def close(self) -> None:
         """Stop the evaluation engine, if any."""
         if self.evaluator is not None:

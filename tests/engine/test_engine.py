@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import threading
 import time
@@ -486,3 +487,103 @@ class _Permissive(ArithmeticTask):
 
     def verify(self, example: Example) -> Example | None:
         return example
+
+
+class CorrectsEachPrompt(ScriptedClient):
+    """Reads the problem a refine prompt is about and answers with feedback and its sum (plus
+    one if ``off``)."""
+
+    def __init__(self, off: int = 0) -> None:
+        super().__init__("")
+        self.off = off
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        self.prompts.append(prompt)
+        question = prompt.rsplit("Q: ", 1)[1].split("\n", 1)[0]
+        a, b = question.split("+")
+        return Completion(
+            texts=[f" {int(a) + int(b) + self.off}\nFeedback: the carry was dropped\n"]
+        )
+
+
+def test_refine_corrects_each_failure_with_feedback_and_keeps_only_right_answers(
+    arithmetic,
+) -> None:
+    seeds = [e for e in arithmetic.split("train") if e.skill == "add"]
+    obs = _obs(arithmetic).model_copy(
+        update={"failures": [Failure(example=e, prediction="7") for e in seeds[:2]]}
+    )
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="refine", count=2)])
+    client = CorrectsEachPrompt()
+    result = asyncio.run(Engine(Teacher(client), arithmetic).generate(plan, obs, []))
+    assert sorted(e.question for e in result.accepted) == sorted(e.question for e in seeds[:2])
+    for example in result.accepted:
+        parent = next(e for e in seeds if e.question == example.question)
+        assert example.answer == parent.answer and example.provenance.parent_ids == [parent.id]
+        assert example.provenance.feedback == "the carry was dropped"
+    assert all("Student's answer: 7" in p for p in client.prompts)
+    # A correction graded wrong against the seed's answer is never kept.
+    wrong = asyncio.run(Engine(Teacher(CorrectsEachPrompt(off=1)), arithmetic, max_rounds=1)
+                        .generate(plan, obs, []))  # fmt: skip
+    assert wrong.accepted == [] and {c.verdict for c in wrong.candidates} == {"wrong-answer"}
+    # On arithmetic the right answer is the seed's own: with the seeds trained on, a duplicate.
+    again = asyncio.run(
+        Engine(Teacher(client), arithmetic, max_rounds=1).generate(plan, obs, seeds)
+    )
+    assert again.accepted == [] and {c.verdict for c in again.candidates} == {"duplicate"}
+
+
+def test_refine_on_code_keeps_a_correction_only_if_it_passes_the_seeds_tests() -> None:
+    from dataloop.environments import load_task
+
+    code = load_task("code", options={"fixture": True})
+    seed = code.split("train")[0]
+    assert seed.question.startswith("def factorial(n: int) -> int:")
+    obs = Observation(
+        iteration=0,
+        skills=code.skills(),
+        accuracy={},
+        mean_accuracy=0.0,
+        failures=[Failure(example=seed, prediction="    return None\n")],
+    )
+    plan = Plan(requests=[GenerationRequest(skill=seed.skill, strategy="refine", count=1)])
+
+    def run(answer: str):
+        reply = json.dumps({"feedback": "it returns nothing", "answer": answer})
+        client = ScriptedClient(reply)
+        engine = Engine(Teacher(client, kind="chat"), code, max_rounds=1)
+        return asyncio.run(engine.generate(plan, obs, [])), client
+
+    passing, client = run(seed.answer)
+    assert '"student_answer": "    return None\\n"' in client.prompts[0]
+    (accepted,) = passing.accepted
+    assert accepted.question.rstrip() == seed.question.rstrip()
+    assert accepted.provenance.feedback == "it returns nothing"
+    # Fails the doctest in the question: rejected by the task's verify.
+    failing, _ = run("    return 0\n")
+    assert failing.accepted == [] and [c.verdict for c in failing.candidates] == ["unverified"]
+    # Passes that doctest (factorial(4) == 24) but not the seed's hidden tests: a wrong answer.
+    gamed, _ = run("    return 24\n")
+    assert gamed.accepted == [] and [c.verdict for c in gamed.candidates] == ["wrong-answer"]
+
+
+def test_harder_writes_from_solved_seeds_and_the_task_verifies(arithmetic) -> None:
+    seeds = [e for e in arithmetic.split("train") if e.skill == "add"]
+    obs = _obs(arithmetic).model_copy(
+        update={"failures": [Failure(example=e, prediction="7") for e in seeds[1:]]}
+    )
+    client = ScriptedClient(" 45+46\nA: 0\n")  # a wrong answer: recomputed by verify
+    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
+    plan = Plan(requests=[GenerationRequest(skill="add", strategy="harder", count=1)])
+    result = asyncio.run(engine.generate(plan, obs, seeds))
+    (example,) = result.accepted
+    assert (example.question, example.answer, example.provenance.relabelled) == (
+        "45+46",
+        "91",
+        True,
+    )
+    assert example.provenance.parent_ids == [seeds[0].id]  # the one seed the student solves
+    assert f"solves this problem:\nQ: {seeds[0].question}" in client.prompts[0]
+    every = obs.model_copy(update={"failures": [Failure(example=e, prediction="7") for e in seeds]})
+    none = asyncio.run(Engine(Teacher(ScriptedClient("")), arithmetic).generate(plan, every, []))
+    assert none.accepted == [] and none.report.counts[0].generated == 0  # nothing solved

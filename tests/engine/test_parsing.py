@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataloop.engine.parsing import parse_answer, parse_pairs, parse_questions
+from dataloop.engine.parsing import parse_answer, parse_correction, parse_pairs, parse_questions
 
 
 def test_pairs_from_lines_and_json_with_junk_and_truncation() -> None:
@@ -52,3 +52,17 @@ def test_answer_is_one_line_or_one_json_object() -> None:
     assert parse_answer("   \n").dropped == 1
     truncated = parse_answer(" 4", cut=True)
     assert truncated.items == [] and truncated.dropped == 1
+
+
+def test_a_correction_is_an_answer_with_optional_feedback_in_json_or_text() -> None:
+    both = '{"feedback": "sign error", "answer": "-3"}\n{"answer": "4"}'
+    read = parse_correction(both, json_only=True)
+    assert read.items == [{"answer": "-3", "feedback": "sign error"}]
+    assert read.dropped == 1  # one correction per reply
+    assert parse_correction('{"feedback": "no answer"}', json_only=True).items == []
+    assert parse_correction("A: 7\nFeedback: carry the one\n").items == [
+        {"answer": "7", "feedback": "carry the one"}
+    ]
+    assert parse_correction("A: 7\n\nQ: 1+1").items == [{"answer": "7"}]
+    assert parse_correction("A: 7\n", json_only=True).items == []  # chat asks for JSON
+    assert parse_correction("A: 7", cut=True).dropped == 1  # the answer may be cut short

@@ -10,8 +10,10 @@ from dataloop.engine import (
     BUILTIN_STRATEGIES,
     LLM2LLM,
     AnswerAugmentation,
+    Harder,
     NewQuestion,
     QuestionRephrase,
+    Refine,
     RequestContext,
     resolve_strategy,
 )
@@ -40,6 +42,8 @@ def test_registry_names_and_paths(tmp_path) -> None:
         "answer-augmentation",
         "question-rephrase",
         "llm2llm",
+        "refine",
+        "harder",
     }
     assert resolve_strategy("llm2llm") is LLM2LLM
     with pytest.raises(RegistryError, match="unknown strategy 'rephrase'; known: new-question"):
@@ -331,3 +335,89 @@ def test_new_question_writes_from_the_failures_first(arithmetic) -> None:
     for parent in prompt.parents:
         assert f"Q: {parent.question}\nA: {parent.answer}\n" in prompt.text
     assert prompt.text.endswith("\nQ:")
+
+
+@pytest.mark.parametrize("kind", ["base", "chat"])
+def test_refine_shows_the_students_answer_and_reads_feedback_then_answer(arithmetic, kind) -> None:
+    strategy, ctx = Refine(Templates(), kind), _ctx(arithmetic, failed=2)
+    prompt = strategy.prompt(ctx, 0, 1)
+    (target,) = prompt.parents
+    assert target in [f.example for f in ctx.failures]
+    said = "Student's answer: 12" if kind == "base" else '"student_answer": "12"'
+    assert target.question in prompt.text and said in prompt.text
+    if kind == "base":
+        assert prompt.text.endswith(f"Q: {target.question}\nStudent's answer: 12\nA:")
+        text = f" {target.answer}\nFeedback: it dropped the carry\nQ: 1+1"
+    else:
+        text = json.dumps({"feedback": "it dropped the carry", "answer": target.answer})
+    (got,) = strategy.parse(text, ctx, prompt).items
+    assert (got.question, got.answer) == (target.question, target.answer)
+    p = got.provenance
+    assert (p.strategy, p.parent_ids, p.feedback) == ("refine", [target.id], "it dropped the carry")
+    assert got.id != target.id  # a new answer to the seed's question is its own example
+    assert strategy.parse("", ctx, prompt).items == []
+    assert strategy.parse(text, ctx, prompt, cut=True).items == []  # the answer may be cut short
+
+
+def test_refine_keeps_a_correction_only_if_graded_right_against_the_seed(arithmetic) -> None:
+    strategy, ctx = Refine(Templates(), "base"), _ctx(arithmetic, failed=1)
+    prompt = strategy.prompt(ctx, 0, 1)
+    target = prompt.parents[0]
+    right = strategy.parse(f" {target.answer}\nFeedback: carry", ctx, prompt).items[0]
+    wrong = strategy.parse(f" {int(target.answer) + 1}\nFeedback: carry", ctx, prompt).items[0]
+    assert strategy.check(right, ctx, prompt)[0] == "verified"
+    assert strategy.check(wrong, ctx, prompt)[0] == "wrong-answer"
+    assert strategy.parse(" 5\n\n", ctx, prompt).items[0].provenance.feedback is None
+
+
+def test_refine_corrects_seed_failures_only_and_honours_seed_ids(arithmetic) -> None:
+    strategy, ctx = Refine(Templates(), "base"), _ctx(arithmetic, failed=3)
+    failed = [f.example for f in ctx.failures]
+    # A failed probe the request carries is held out of training: shown, never corrected.
+    ctx.request = ctx.request.model_copy(update={"failures": _probes(arithmetic, 2)})
+    targets = [strategy.prompt(ctx, i, 1).parents[0] for i in range(6)]
+    assert set(e.id for e in targets) == {e.id for e in failed}
+    assert targets[:3] == targets[3:]  # every failure once before any repeats
+    named = _ctx(arithmetic, seed_ids=(failed[1].id, ctx.seeds[5].id), failed=3)
+    assert strategy.targets(named) == [failed[1]]  # a named seed it solves has no wrong attempt
+    assert strategy.targets(_ctx(arithmetic, failed=0)) == []  # nothing to correct: no prompt
+
+
+def test_harder_builds_on_solved_seeds_one_problem_per_prompt(arithmetic) -> None:
+    strategy, ctx = Harder(Templates(), "base"), _ctx(arithmetic, failed=3)
+    failed = {f.example.id for f in ctx.failures}
+    parents = [strategy.prompt(ctx, i, 1).parents[0] for i in range(len(ctx.seeds) - 3)]
+    assert {p.id for p in parents} == {e.id for e in ctx.seeds} - failed
+    assert strategy.per_prompt(6) == 1
+    prompt = strategy.prompt(ctx, 0, 1)
+    target = prompt.parents[0]
+    assert (
+        f"solves this problem:\nQ: {target.question}\nA: {target.answer}\nA harder" in prompt.text
+    )
+    assert prompt.text.endswith("\nQ:") and prompt.stop == ("\nQ:", "\n\n")
+    (got,) = strategy.parse(" 345+678\nA: 1023\n", ctx, prompt).items
+    assert (got.question, got.provenance.strategy, got.provenance.parent_ids) == (
+        "345+678",
+        "harder",
+        [target.id],
+    )
+    named = _ctx(arithmetic, seed_ids=(ctx.seeds[0].id,), failed=3)
+    assert strategy.targets(named) == [ctx.seeds[0]]  # the policy chose it: used as named
+    everything = _ctx(arithmetic, failed=len(ctx.seeds))
+    assert strategy.targets(everything) == []  # no solved seed: the request cannot be served
+
+
+def test_multiline_refine_leaves_a_json_line_open_at_the_answer() -> None:
+    ctx = _code_ctx()
+    strategy = Refine(Templates(), "base")
+    prompt = strategy.prompt(ctx, 0, 1)
+    target = prompt.parents[0]
+    opened = f'{{"question": {json.dumps(target.question)}, "student_answer": "pass", "answer": "'
+    assert prompt.text.endswith(opened) and prompt.stop == ("\n",)
+    text = json.dumps(CODE_A)[1:] + ', "feedback": "no body"}'
+    (got,) = strategy.parse(text, ctx, prompt).items
+    assert (got.question, got.answer, got.provenance.feedback) == (
+        target.question,
+        CODE_A,
+        "no body",
+    )

@@ -117,3 +117,41 @@ def test_python_api_loop_with_a_policy_subclass(llama: str, tmp_path) -> None:
     assert 0 < history[1].accepted[weakest] <= 5
     generated = [e for e in env.train_set if e.provenance.source == "generated"]
     assert generated and all(e.skill == weakest for e in generated)
+
+
+def test_cli_high_loss_sends_the_seeds_the_student_fits_worst_to_harder(tmp_path) -> None:
+    """One small real run (tiny student, Gemma teacher): the student's loss on every seed is in
+    each observation, the plan names the k highest, and harder builds on exactly those."""
+    out = subprocess.run(
+        [
+            sys.executable, "-m", "dataloop.cli", "run", "--name", "h", "--runs-dir",
+            str(tmp_path), "--iterations", "1", "--quiet",
+            "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
+            "test_per_skill: 10, skills: [add, max]}",
+            "--set", "policy.name=high-loss",
+            "--set", "policy.options={k: 4, strategy: harder}",
+            "--set", "policy.examples_per_iteration=8",
+            "--set", "student.steps_per_iteration=10",
+            "--set", "teacher.parallel=4",
+            "--set", "teacher.max_tokens=96",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    run = tmp_path / "h" / "iterations"
+    losses = json.loads((run / "0" / "observation.json").read_text())["losses"]
+    assert {s: len(ls) for s, ls in losses.items()} == {"add": 8, "max": 8}
+    ranked = sorted(((-v, k) for ls in losses.values() for k, v in ls.items()))
+    chosen = {k for _, k in ranked[:4]}
+    plan = json.loads((run / "1" / "plan.json").read_text())
+    assert {r["strategy"] for r in plan["requests"]} == {"harder"}
+    assert {i for r in plan["requests"] for i in r["seed_ids"]} == chosen
+    assert sum(r["count"] for r in plan["requests"]) == 8
+    candidates = [json.loads(line) for line in (run / "1" / "generated.jsonl").open()]
+    assert candidates
+    for candidate in candidates:
+        provenance = candidate["example"]["provenance"]
+        assert provenance["strategy"] == "harder" and set(provenance["parent_ids"]) <= chosen
+    assert json.loads((run / "1" / "observation.json").read_text())["losses"]

@@ -254,3 +254,56 @@ def test_launched_rounds_continue_from_the_previous_checkpoint(tmp_path) -> None
     reloaded = HFStudent(config.model_copy(update={"launcher": []}))
     reloaded.load(tmp_path / "iteration-1")
     assert reloaded.predict(PROMPTS) == student.predict(PROMPTS)
+
+
+@pytest.mark.parametrize("prompt_format", ["plain", "chat"])
+def test_losses_are_each_records_sft_loss_and_train_nothing(tmp_path, prompt_format) -> None:
+    """Per record, the loss TRL's SFT would take on the very row it builds (completion tokens
+    only), whatever the padding of the batch; the weights do not move."""
+    from trl import SFTTrainer
+
+    template = tmp_path / "chat.jinja"
+    template.write_text(
+        "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
+        "{% if add_generation_prompt %}<assistant>{% endif %}"
+    )
+    config = StudentConfig(
+        steps_per_iteration=30,
+        batch_size=8,
+        learning_rate=1e-2,
+        prompt_format=prompt_format,
+        chat_template=template if prompt_format == "chat" else None,
+    )
+    student = HFStudent(config)
+    # Rows of different lengths, so batches are padded.
+    records = [
+        *RECORDS,
+        TrainRecord(prompt="max 10 3\n", completion="10"),
+        TrainRecord(prompt="m\n", completion="123"),
+    ]
+    trainer = SFTTrainer(
+        model=student.model,
+        args=student._sft_config(tmp_path / "probe"),
+        train_dataset=student._dataset(records),
+        processing_class=student.tokenizer,
+    )
+    before = cpu_copy(student.model)
+    got = student.losses(records)
+    assert all(torch.equal(before[n], p) for n, p in cpu_copy(student.model).items())
+    device = student_device()
+    for row, loss in zip(trainer.train_dataset, got, strict=True):
+        ids = torch.tensor([row["input_ids"]], device=device)
+        # TRL's row marks the completion by labels (-100 elsewhere) or by a completion mask.
+        if "labels" in row:
+            labels = torch.tensor([row["labels"]], device=device)
+        else:
+            mask = torch.tensor([row["completion_mask"]], device=device)
+            labels = ids.masked_fill(mask == 0, -100)
+        with torch.no_grad():
+            expected = student.model(input_ids=ids, labels=labels).loss.item()
+        assert loss == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    # What the student trained on, it now fits better than what it did not.
+    student.train(records[:10], tmp_path / "iteration-0")
+    after = student.losses(records)
+    drop = [b - a for b, a in zip(got, after, strict=True)]
+    assert sum(drop[:10]) / 10 > sum(drop[10:]) / len(drop[10:])

@@ -6,15 +6,17 @@ import inspect
 from typing import Any
 
 from dataloop.engine.strategies.answer_augmentation import AnswerAugmentation
+from dataloop.engine.strategies.harder import Harder
 from dataloop.engine.strategies.llm2llm import LLM2LLM
 from dataloop.engine.strategies.new_question import NewQuestion
 from dataloop.engine.strategies.question_rephrase import QuestionRephrase
+from dataloop.engine.strategies.refine import Refine
 from dataloop.engine.strategy import Strategy
 from dataloop.errors import RegistryError
 from dataloop.plugins import Registry
 
 BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
-    s.name: s for s in (NewQuestion, AnswerAugmentation, QuestionRephrase, LLM2LLM)
+    s.name: s for s in (NewQuestion, AnswerAugmentation, QuestionRephrase, LLM2LLM, Refine, Harder)
 }
 
 ENTRY_POINT_GROUP = "dataloop.strategies"
@@ -61,8 +63,10 @@ __all__ = [
     "LLM2LLM",
     "STRATEGIES",
     "AnswerAugmentation",
+    "Harder",
     "NewQuestion",
     "QuestionRephrase",
+    "Refine",
     "resolve_solver",
     "resolve_strategy",
 ]
