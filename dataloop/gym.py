@@ -417,6 +417,7 @@ class Environment:
             probes=probes,
             tree=None if self.tree is None else self.tree.model_copy(deep=True),
             data_accuracy=data_accuracy or {},
+            levels={s.name: lv for s in self.task.skills() if (lv := self.task.levels(s.name))},
         )
         return obs, {"eval": result, "queries": queries}
 

@@ -44,6 +44,10 @@ class Policy(ABC):
     reads per-skill accuracy cannot plan from an ``open-ended`` observation, one that reads the
     skill tree needs ``skill-tree``. Default: all; see
     :func:`~dataloop.policies.registry.check_structure`."""
+    needs_levels: ClassVar[bool] = False
+    """Whether the policy plans by the task's difficulty levels (``edge``): a run of a task
+    that declares none is refused before it starts
+    (:func:`~dataloop.policies.edge.check_levels`)."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:

@@ -18,6 +18,7 @@ from dataloop.policies.builtin import (
     WeakestSkills,
 )
 from dataloop.policies.dataenvgym import DataEnvGymSkillList
+from dataloop.policies.edge import DifficultyEdge
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
@@ -33,6 +34,7 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
         ErrorGuided,
         SkillTreePolicy,
         LLMPlanner,
+        DifficultyEdge,
     )
 }
 

@@ -30,3 +30,13 @@ class Student(Protocol):
     def load(self, checkpoint: Path) -> None:
         """Continue from a checkpoint that ``train`` saved (used to resume a run)."""
         ...
+
+
+@runtime_checkable
+class SamplingStudent(Student, Protocol):
+    """A student that can also sample several answers per prompt: what measuring its solve
+    rate on a question needs (``edge``). :class:`~dataloop.students.hf.HFStudent` is one."""
+
+    def sample(self, prompts: list[str], n: int, temperature: float) -> list[list[str]]:
+        """``n`` completions sampled at ``temperature`` for each prompt, in prompt order."""
+        ...
