@@ -277,6 +277,11 @@ def _budget_rows(summary: RunSummary) -> Rows:
     ]
     if b.max_tokens is not None:
         rows[1][2] = f"{b.max_tokens} (prompt + completion)"
+    if summary.difficulty:  # student inference, not the teacher's budget, shown beside it
+        samples = sum(
+            d.samples for measured in summary.difficulty.values() for d in measured.values()
+        )
+        rows.append(["student samples (solve rate)", str(samples), ""])
     return ["spent", "amount", "limit"], rows
 
 

@@ -258,6 +258,7 @@ def test_the_loop_measures_moves_the_level_and_records_it(tmp_path: Path) -> Non
     assert "difficulty" in text
     row = next(line for line in text.splitlines() if "no-carry" in line)
     assert "add" in row and "no-carry · 100.0% of 8" in row and "one-carry · 100.0% of 4" in row
+    assert "student samples (solve rate) │ 12" in text
 
 
 def test_a_plan_for_a_level_the_skill_lacks_is_one_line(arithmetic) -> None:
