@@ -278,8 +278,8 @@ class VLLMServer(_Lifecycle):
     def generate(
         self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
     ) -> list[str]:
-        """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request; ``n``
-        samples each (vLLM draws them from one seeded generator, so they differ)."""
+        """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request, ``n``
+        completions each (vLLM's ``n``: one request, each prompt's choices together)."""
         from openai import OpenAI, OpenAIError
 
         assert self.server is not None and self.model_name is not None, "serve() first"
