@@ -269,3 +269,41 @@ def test_a_plan_for_a_level_the_skill_lacks_is_one_line(arithmetic) -> None:
     obs = Observation(iteration=0, skills=arithmetic.skills(), accuracy={}, mean_accuracy=0.0)
     with pytest.raises(TeacherError, match=r"level 3 of 'add', which has 3 levels"):
         asyncio.run(engine.generate(plan, obs, arithmetic.split("train")))
+
+
+class CrashesInTraining(RuleStudent):
+    """Trains once (the reset), then dies: the run stops after iteration 1's generation."""
+
+    def train(self, records: list[TrainRecord], output_dir: Path) -> Path:
+        if self.known:
+            raise RuntimeError("killed")
+        return super().train(records, output_dir)
+
+
+def test_a_resumed_iteration_measures_its_candidates_again(tmp_path: Path) -> None:
+    task = ArithmeticTask(
+        skills=["add"], train_per_skill=4, validation_per_skill=4, test_per_skill=2
+    )
+    run = RunDir(tmp_path / "run")
+
+    def loop(student: RuleStudent, client: ScriptedClient) -> Loop:
+        engine = Engine(Teacher(client), task, per_query=10, max_rounds=1)
+        env = Environment(
+            task, student, checkpoints_dir=tmp_path / "ckpt", max_iterations=1,
+            budget=engine.budget,
+        )  # fmt: skip
+        return Loop(env, DifficultyEdge(examples_per_iteration=4, samples=2), engine, run)
+
+    crashing = CrashesInTraining(right=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        loop(crashing, ScriptedClient()).run()
+    assert run.read_state().phase == "generated" and crashing.sampled == 4
+    resumed, client = RuleStudent(right=1), ScriptedClient()
+    loop(resumed, client).run()
+    assert client.prompts == []  # the accepted candidates come from the run folder
+    assert resumed.sampled == 4
+    obs = run.observation(1)
+    assert obs is not None
+    assert obs.difficulty["add"] == SkillDifficulty(
+        level=0, level_name="no-carry", candidates=2, samples=4, solved=2
+    )
