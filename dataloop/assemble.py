@@ -49,7 +49,13 @@ from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
 from dataloop.loop import Loop
 from dataloop.plugins import origin
-from dataloop.policies import check_policy, check_structure, make_policy, resolve_policy
+from dataloop.policies import (
+    check_levels,
+    check_policy,
+    check_structure,
+    make_policy,
+    resolve_policy,
+)
 from dataloop.redact import REDACTED, redact_keys
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example, HistoryEntry
@@ -368,9 +374,10 @@ def check_run(
         raise ConfigError(f"config field 'engine.solver': {exc}") from None
     templates = Templates(config.engine.prompts_dir)
     try:
-        resolve_policy(config.policy.name)
+        policy = resolve_policy(config.policy.name)
     except RegistryError as exc:
         raise ConfigError(f"config field 'policy.name': {exc}") from None
+    check_levels(policy, task)
     try:
         check_structure(config.policy.name, config.env.structure)
     except RegistryError as exc:

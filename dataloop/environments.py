@@ -107,6 +107,18 @@ class TaskEnvironment(ABC):
         None when the task cannot tell (the default), and then the teacher labels it."""
         return None
 
+    def levels(self, skill: str) -> list[SkillInfo]:
+        """Difficulty levels of ``skill``, easiest first, each a name and a sentence a teacher
+        can write to (``edge`` asks for data at one of them, by index). Default: none; a skill
+        without levels is planned without one."""
+        return []
+
+    def level_of(self, example: Example) -> int | None:
+        """The index in :meth:`levels` of ``example``'s skill of the level ``example`` is at;
+        None when the task cannot tell (the default). A generated candidate asked for at one
+        level that the task places at another is rejected."""
+        return None
+
     def data_source(self) -> str:
         """Where the task's examples come from, in words (a run prints it). Default: the task
         makes them itself."""

@@ -382,6 +382,7 @@ class Environment:
             tree=None if self.tree is None else self.tree.model_copy(deep=True),
             data_accuracy=data_accuracy or {},
             losses=self._losses(),
+            levels={s.name: lv for s in self.task.skills() if (lv := self.task.levels(s.name))},
         )
         self._obs = obs
         return obs, {"eval": result, "queries": queries}

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from dataloop.difficulty import measure_solve_rates
 from dataloop.display import Display
 from dataloop.engine.engine import GenerationResult
 from dataloop.engine.sources import DataSource
@@ -21,7 +22,14 @@ from dataloop.gym import Environment
 from dataloop.plugins import origin, raised
 from dataloop.policies import FunctionPolicy, Policy, as_policy
 from dataloop.runs import Metrics, Phase, RunDir, RunState
-from dataloop.schema import Example, HistoryEntry, Observation, Plan, SkillTree
+from dataloop.schema import (
+    Example,
+    HistoryEntry,
+    Observation,
+    Plan,
+    SkillDifficulty,
+    SkillTree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +87,11 @@ class Loop:
             k = self.env.iteration + 1
             plan, obs = self._plan(k, obs, runner)  # obs: with the tree as the plan grew it
             accepted = self._generate(k, plan, obs, runner)
+            difficulty = self._measure(k, plan, accepted)
             self.display.log(f"[bold]iteration {k}[/]: training on {len(accepted)} new examples")
             obs, reward, terminated, truncated, info = self.env.step(accepted)
+            if difficulty:
+                obs = obs.model_copy(update={"difficulty": difficulty})
             self._finish_iteration(k, obs, info, terminated or truncated)
             self.display.accuracy_table(skills, self.metrics.iterations)
             self.display.log(f"reward (change in mean accuracy): {reward:+.1%}")
@@ -151,6 +162,20 @@ class Loop:
         self._record_generation(k, result)
         self._commit(k, "generated")
         return result.accepted
+
+    def _measure(self, k: int, plan: Plan, accepted: list[Example]) -> dict[str, SkillDifficulty]:
+        """The student's sampled solve rate on the accepted candidates, before it trains on
+        them, where the plan asks for it (``edge``); it goes into the next observation. A
+        resumed iteration measures again: the student is restored to the same checkpoint and
+        its sampling is seeded."""
+        difficulty = measure_solve_rates(self.env.task, self.env.student, plan, accepted)
+        for skill, d in difficulty.items():
+            rate = "—" if d.solve_rate is None else f"{d.solve_rate:.0%}"
+            self.display.log(
+                f"[bold]iteration {k}[/]: {skill} at level {d.level_name}: {rate} of "
+                f"{d.samples} student samples on {d.candidates} candidates solved"
+            )
+        return difficulty
 
     def _record_generation(self, k: int, result: GenerationResult) -> None:
         self.display.generation_table(result.report.counts)

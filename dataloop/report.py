@@ -15,7 +15,7 @@ from rich.table import Table
 
 from dataloop.atomic import write_text
 from dataloop.runs import Metrics, RunDir, RunState
-from dataloop.schema import Example, FilterCounts, GenerationReport, SkillTree
+from dataloop.schema import Example, FilterCounts, GenerationReport, SkillDifficulty, SkillTree
 from dataloop.sunburst import plot_tree
 
 COUNT_FIELDS = (*FilterCounts.STAGES, *FilterCounts.REMOVED)
@@ -47,6 +47,9 @@ class RunSummary:
     judge_scores: dict[tuple[str, int], Counter[int | None]]
     """(skill, iteration) -> the LLM judge's scores of its candidates (None: not scored), for
     the iterations it judged (``engine.judge``)."""
+    difficulty: dict[int, dict[str, SkillDifficulty]]
+    """Iteration -> per skill, the difficulty level its data was asked at and the student's
+    sampled solve rate on it (``edge``), for the iterations that measured it."""
 
     @classmethod
     def load(cls, run: RunDir) -> RunSummary:
@@ -58,11 +61,9 @@ class RunSummary:
         # Folders written before trees and data accuracy existed have neither: nothing to show.
         completed = [h.iteration for h in metrics.iterations]
         trees = {k: tree for k in completed if (tree := run.tree(k)) is not None}
-        data_accuracy = {
-            k: obs.data_accuracy
-            for k in completed
-            if (obs := run.observation(k)) is not None and obs.data_accuracy
-        }
+        observations = {k: obs for k in completed if (obs := run.observation(k)) is not None}
+        data_accuracy = {k: o.data_accuracy for k, o in observations.items() if o.data_accuracy}
+        difficulty = {k: o.difficulty for k, o in observations.items() if o.difficulty}
         provenance: dict[tuple[str, str], dict[str, int]] = defaultdict(
             lambda: dict.fromkeys(COUNT_FIELDS, 0)
         )
@@ -93,6 +94,7 @@ class RunSummary:
             data_accuracy,
             benchmark_hits,
             dict(sorted(judge_scores.items(), key=lambda item: (item[0][0], item[0][1]))),
+            difficulty,
         )
 
     @property
@@ -173,6 +175,24 @@ def _data_accuracy_rows(summary: RunSummary) -> Rows:
     skills = dict.fromkeys([*summary.skills, *(skill for acc in data.values() for skill in acc)])
     headers = ["skill", *(_when(k) for k in data)]
     return headers, [[s, *(_percent(acc.get(s)) for acc in data.values())] for s in skills]
+
+
+def _difficulty_rows(summary: RunSummary) -> Rows:
+    """Per skill and iteration: the level of its data, the share of the student's sampled
+    answers on those candidates that were right, and how many it sampled; blank where the
+    skill was not asked at a level."""
+    data = summary.difficulty
+    skills = dict.fromkeys(skill for measured in data.values() for skill in measured)
+    rows = []
+    for skill in skills:
+        cells = []
+        for measured in data.values():
+            d = measured.get(skill)
+            cells.append(
+                "" if d is None else f"{d.level_name} · {_percent(d.solve_rate)} of {d.samples}"
+            )
+        rows.append([skill, *cells])
+    return ["skill", *(_when(k) for k in data)], rows
 
 
 def _tree_rows(tree: SkillTree) -> Rows:
@@ -257,6 +277,11 @@ def _budget_rows(summary: RunSummary) -> Rows:
     ]
     if b.max_tokens is not None:
         rows[1][2] = f"{b.max_tokens} (prompt + completion)"
+    if summary.difficulty:  # student inference, not the teacher's budget, shown beside it
+        samples = sum(
+            d.samples for measured in summary.difficulty.values() for d in measured.values()
+        )
+        rows.append(["student samples (solve rate)", str(samples), ""])
     return ["spent", "amount", "limit"], rows
 
 
@@ -275,6 +300,13 @@ def _tables(summary: RunSummary, tree_png: Path | None = None) -> list[_Table]:
     tables = [_Table("Validation accuracy", _accuracy_rows(summary))]
     if summary.data_accuracy:
         tables.append(_Table("Accuracy on the data just trained on", _data_accuracy_rows(summary)))
+    if summary.difficulty:
+        tables.append(
+            _Table(
+                "Difficulty: level, student solve rate of sampled answers, samples",
+                _difficulty_rows(summary),
+            )
+        )
     if summary.last_tree is not None:
         k, tree = summary.last_tree
         tables.append(_Table(f"Skill tree (iteration {k})", _tree_rows(tree), tree_png))

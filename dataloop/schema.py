@@ -46,6 +46,9 @@ class Provenance(_Model):
     feedback: str | None = None
     """What the teacher said the student got wrong in the attempt it corrected (``refine``);
     kept for the reader, not trained on."""
+    level: int | None = None
+    """The difficulty level (index into the task's ``levels`` of the skill, 0 the easiest)
+    the request that made it asked for (``edge``); None when it asked for none."""
 
 
 def example_id(skill: str, question: str) -> str:
@@ -267,6 +270,27 @@ class Explore(_Model):
     task offers (``SkillNode.candidates``), whose own description is used."""
 
 
+class SkillDifficulty(_Model):
+    """One skill's difficulty in one iteration: the level its data was asked at and how often
+    the student, sampling before training on it, solved those candidates (``edge``)."""
+
+    level: int | None = None
+    """The level asked for (an index into the skill's ``Observation.levels``), or None."""
+    level_name: str | None = None
+    """That level's name, as the task declares it."""
+    candidates: int = 0
+    """Accepted candidates of the skill the student was measured on."""
+    samples: int = 0
+    """Student answers sampled for them (``candidates`` × the probe's ``samples``): the cost."""
+    solved: int = 0
+    """Sampled answers that the task scored correct."""
+
+    @property
+    def solve_rate(self) -> float | None:
+        """``solved / samples``; None when nothing was measured."""
+        return self.solved / self.samples if self.samples else None
+
+
 class Observation(_Model):
     """What the teacher sees after each evaluation of the student."""
 
@@ -300,6 +324,12 @@ class Observation(_Model):
     """Per skill, seed example id -> the student's SFT loss on it (mean cross-entropy per
     answer token), computed without training; empty unless the policy asks for it
     (:attr:`~dataloop.policies.base.Policy.observes_loss`, e.g. ``high-loss``)."""
+    levels: dict[str, list[SkillInfo]] = Field(default_factory=dict)
+    """Per skill that has them, the difficulty levels the task declares, easiest first
+    (:meth:`~dataloop.environments.TaskEnvironment.levels`); a request's ``level`` indexes them."""
+    difficulty: dict[str, SkillDifficulty] = Field(default_factory=dict)
+    """Per skill, the level of the data just given and the student's sampled solve rate on it,
+    measured before training on it; filled when the plan asked for it (``Plan.solve_rate``)."""
 
 
 class GenerationRequest(_Model):
@@ -320,6 +350,23 @@ class GenerationRequest(_Model):
     """Failed feedback probes of ``skill`` that every prompt of the request shows, each with the
     student's answer and the correct one (DataEnvGym's skill-list teacher); ``new-question``
     also takes its worked examples from them first. Recorded in ``plan.json``."""
+    level: int | None = Field(default=None, ge=0)
+    """A difficulty level of ``skill`` (an index into ``Observation.levels[skill]``): the prompt
+    names it with the task's description, candidates the task places at another level are
+    rejected, and the examples record it in their provenance."""
+
+
+class SolveRateProbe(_Model):
+    """Ask for the student's sampled solve rate on the accepted candidates of each skill,
+    measured before it trains on them; the result is ``Observation.difficulty``."""
+
+    samples: int = Field(default=4, ge=1)
+    """Answers the student samples per candidate question (k)."""
+    temperature: float = Field(default=1.0, gt=0)
+    """The student's sampling temperature (above 0: greedy answers would all agree)."""
+    candidates: int = Field(default=32, ge=1)
+    """At most this many candidates per skill are measured (the first accepted), which bounds
+    the cost at ``candidates × samples`` student answers per skill."""
 
 
 class Plan(_Model):
@@ -330,6 +377,9 @@ class Plan(_Model):
     explore: list[Explore] = Field(default_factory=list)
     """Subskills to add to the skill tree before the requests are carried out (``skill-tree``
     only); a request may name a subskill added here."""
+    solve_rate: SolveRateProbe | None = None
+    """Measure the student's sampled solve rate on the accepted candidates before training
+    (``edge``); None measures nothing."""
 
     @property
     def total(self) -> int:

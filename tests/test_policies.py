@@ -274,7 +274,7 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
             "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, "
-            "llm2llm, budget-ratio, high-loss, error-guided, llm-planner",
+            "llm2llm, budget-ratio, high-loss, error-guided, llm-planner, edge",
         ),
         (
             "skill-tree",

@@ -34,7 +34,7 @@ from dataloop.engine.filters import (
 )
 from dataloop.engine.judge import Judge
 from dataloop.engine.strategies import resolve_solver, resolve_strategy
-from dataloop.engine.strategy import Check, Prompt, RequestContext, Strategy
+from dataloop.engine.strategy import Check, Level, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Sampling
@@ -341,6 +341,9 @@ class Engine:
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
         skill, seeds = self._target(request, obs)
+        level = self._level(request)
+        if level is not None:  # the prompts show seeds at the level, where the skill has any
+            seeds = [e for e in seeds if self.task.level_of(e) == level.index] or seeds
         ctx = RequestContext(
             task=self.task,
             request=request,
@@ -352,8 +355,22 @@ class Engine:
             shots=self.shots,
             used=uses.get(strategy.name, Counter()),
             show_student_answer=self.show_student_answer,
+            level=level,
         )
         return _Job(strategy, ctx, counts, self.per_query)
+
+    def _level(self, request: GenerationRequest) -> Level | None:
+        """The difficulty level a request asks for, as the task declares it; None for none."""
+        if request.level is None:
+            return None
+        levels = self.task.levels(request.skill)
+        if request.level >= len(levels):
+            raise TeacherError(
+                f"plan asks for level {request.level} of '{request.skill}', which has "
+                f"{len(levels)} levels (the task's levels(), counted from 0)"
+            )
+        chosen = levels[request.level]
+        return Level(request.level, len(levels), chosen.name, chosen.description)
 
     def _target(
         self, request: GenerationRequest, obs: Observation

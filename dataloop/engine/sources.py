@@ -22,7 +22,7 @@ from dataloop.engine.engine import Candidate, GenerationResult, ProgressFn
 from dataloop.engine.filters import Decontaminator, Seen
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import ConfigError
-from dataloop.schema import Budget, Example, FilterCounts, Observation, Plan
+from dataloop.schema import Budget, Example, FilterCounts, GenerationRequest, Observation, Plan
 
 ORACLE = "oracle"
 """The ``strategy`` and ``teacher`` recorded in the provenance of task-sampled examples."""
@@ -133,7 +133,7 @@ class TaskSampler:
             if wanted < request.count:
                 result.budget_exhausted = self._budget.exhausted = True
             rng = random.Random(f"{self.seed}/{iteration}/{index}/{request.skill}")
-            fits = self._fits(request.skill, request.subskill, obs)
+            fits = self._fits(request, obs)
             for example in self._fresh(request.skill, wanted, rng, seen, fits):
                 example = example.model_copy(
                     update={
@@ -144,6 +144,7 @@ class TaskSampler:
                                 "teacher": ORACLE,
                                 "iteration": iteration,
                                 "subskill": request.subskill,
+                                "level": request.level,
                             }
                         )
                     }
@@ -162,15 +163,21 @@ class TaskSampler:
             result.budget_exhausted = self._budget.exhausted = True
         return result
 
-    def _fits(
-        self, skill: str, subskill: str | None, obs: Observation
-    ) -> Callable[[Example], bool]:
+    def _fits(self, request: GenerationRequest, obs: Observation) -> Callable[[Example], bool]:
         """Which sampled examples a request takes: all, or those in its subskill (by the
-        task's rule; the sampler cannot serve a subskill only the teacher can label)."""
-        sub = obs.tree.subskill(skill, subskill) if obs.tree is not None else None
-        if sub is None or sub.labelled_by != "task":
-            return lambda example: True
-        return lambda example: belongs(self.task, sub, example)
+        task's rule; the sampler cannot serve a subskill only the teacher can label) and at
+        its difficulty level (by the task's ``level_of``)."""
+        tree = obs.tree
+        sub = tree.subskill(request.skill, request.subskill) if tree is not None else None
+        ruled = sub if sub is not None and sub.labelled_by == "task" else None
+        level = request.level
+
+        def fits(example: Example) -> bool:
+            if ruled is not None and not belongs(self.task, ruled, example):
+                return False
+            return level is None or self.task.level_of(example) == level
+
+        return fits
 
     def _fresh(
         self,

@@ -27,6 +27,24 @@ Check = Literal["verified", "unverified", "wrong-answer"]
 """What a strategy's check says: passed, rejected by the task's ``verify``, or a wrong answer."""
 
 
+@dataclass(frozen=True)
+class Level:
+    """A request's difficulty level as prompts show it: ``level {number} of {of} ({name}):
+    {description}``."""
+
+    index: int
+    """The index in the task's levels of the skill (0 the easiest), as requests name it."""
+    of: int
+    """How many levels the skill has."""
+    name: str
+    description: str
+
+    @property
+    def number(self) -> int:
+        """The level counted from 1, as a prompt says it."""
+        return self.index + 1
+
+
 @dataclass
 class RequestContext:
     """Everything a strategy may use to write prompts for one request."""
@@ -46,6 +64,8 @@ class RequestContext:
     made (read from the training set's provenance, so it survives a resume)."""
     show_student_answer: bool = False
     """Whether a prompt about a failed example may show what the student answered."""
+    level: Level | None = None
+    """The difficulty level the request asks for (``GenerationRequest.level``), if any."""
 
     def pool(self) -> list[Example]:
         """The seeds the request names in ``seed_ids``, or all seeds of the skill."""
@@ -171,10 +191,13 @@ class Strategy(ABC):
     def check(
         self, candidate: Example, ctx: RequestContext, prompt: Prompt
     ) -> tuple[Check, Example]:
-        """The task's ``verify`` (it may reject a candidate or relabel it), then
-        :meth:`answer_holds`."""
+        """The task's ``verify`` (it may reject a candidate or relabel it), then, for a request
+        at a difficulty level, the task's ``level_of`` (a candidate it places at another level
+        is rejected), then :meth:`answer_holds`."""
         verified = ctx.task.verify(candidate)
         if verified is None:
+            return "unverified", candidate
+        if ctx.level is not None and ctx.task.level_of(verified) not in (None, ctx.level.index):
             return "unverified", candidate
         if not self.answer_holds(candidate, ctx, prompt):
             return "wrong-answer", candidate
@@ -198,6 +221,7 @@ class Strategy(ABC):
             template=prompt.template,
             iteration=ctx.iteration,
             subskill=ctx.request.subskill,
+            level=ctx.request.level,
         )
 
     def prefix(self, prompt: Prompt) -> str:
@@ -224,7 +248,9 @@ class Strategy(ABC):
         ``failures`` (this skill's failed seed examples), ``errors`` (the failed probes the
         request shows, rendered by ``student_errors/<kind>.j2``), ``guidance`` (the request's),
         ``count`` (examples asked for), ``target`` (the one example a prompt is about, if any),
-        ``prediction`` (what the student answered for ``target``, if it failed it) and
+        ``prediction`` (what the student answered for ``target``, if it failed it), ``level``
+        (the request's difficulty :class:`Level`, or None, rendered by
+        ``difficulty/<kind>.j2``) and
         ``multiline`` (some shown example spans lines, so base prompts use JSON lines; the
         ``jsonline`` filter writes a value as a one-line JSON string).
         """
@@ -240,6 +266,7 @@ class Strategy(ABC):
             count=count,
             target=target,
             prediction=prediction,
+            level=ctx.level,
         )
         return Prompt(text=text, template=name, parents=parents, stop=stop)
 

@@ -164,6 +164,109 @@ case that overlaps them (``max``'s ``same-tens``, ``sort``'s ``sorted-already``)
 on the questions its rule selects; a rule-based policy explores them in this order."""
 
 
+def _carries(a: str, b: str) -> int:
+    """Columns of ``a + b`` that carry, the carry from the column before counted in."""
+    carry = count = 0
+    for x, y in zip(a[::-1], b[::-1], strict=False):
+        carry = int(int(x) + int(y) + carry >= 10)
+        count += carry
+    return count
+
+
+def _inversions(digits: str) -> int:
+    """Pairs of digits out of order (``5213`` has 4)."""
+    return sum(x > y for i, x in enumerate(digits) for y in digits[i + 1 :])
+
+
+def _word_levels(*spans: tuple[int, int, str]) -> list[tuple[str, str, _Rule]]:
+    """Levels by word length: (shortest, longest, an example) per level."""
+
+    def rule(low: int, high: int) -> _Rule:
+        return lambda w: low <= len(w[0]) <= high
+
+    def name(low: int, high: int) -> str:
+        return f"{low}-{high}" if low < high else str(low)
+
+    return [
+        (
+            f"{name(low, high)}-letters",
+            f"words of {name(low, high)} letters, e.g. {example}",
+            rule(low, high),
+        )
+        for low, high, example in spans
+    ]
+
+
+LEVELS: dict[str, list[tuple[str, str, _Rule]]] = {
+    "first": _word_levels((3, 4, "first(cat) = c"), (5, 6, "first(house) = h")),
+    "last": _word_levels((3, 4, "last(cat) = t"), (5, 6, "last(house) = e")),
+    "len": _word_levels(
+        (2, 3, "len(at) = 2"),
+        (4, 5, "len(tree) = 4"),
+        (6, 7, "len(garden) = 6"),
+        (8, 9, "len(elephant) = 8"),
+    ),
+    "reverse": _word_levels(
+        (3, 3, "rev(cat) = tac"), (4, 4, "rev(tree) = eert"), (5, 5, "rev(house) = esuoh")
+    ),
+    "add": [
+        ("no-carry", "no column carries, e.g. 23+45 = 68", lambda n: _carries(*n) == 0),
+        ("one-carry", "exactly one column carries, e.g. 27+45 = 72", lambda n: _carries(*n) == 1),
+        ("two-carries", "both columns carry, e.g. 68+57 = 125", lambda n: _carries(*n) == 2),
+    ],
+    "sub": [
+        ("no-borrow", "no column needs a borrow, e.g. 57-23 = 34", lambda n: _no_borrow(*n)),
+        ("borrow", "a column needs a borrow, e.g. 52-27 = 25", lambda n: not _no_borrow(*n)),
+    ],
+    "mul": [
+        (
+            "two-digit-product",
+            "the product is below 100, e.g. 3*21 = 63",
+            lambda n: int(n[0]) * int(n[1]) < 100,
+        ),
+        (
+            "three-digit-product",
+            "the product is 100 or more, e.g. 7*34 = 238",
+            lambda n: int(n[0]) * int(n[1]) > 99,
+        ),
+    ],
+    "max": [
+        (
+            "different-tens",
+            "the tens digits differ, e.g. max(41,17) = 41",
+            lambda n: n[0][0] != n[1][0],
+        ),
+        (
+            "same-tens",
+            "the tens digits are the same, e.g. max(43,47) = 47",
+            lambda n: n[0][0] == n[1][0],
+        ),
+    ],
+    "sort": [
+        (
+            "in-order",
+            "the digits are already in order, e.g. sort(1237) = 1237",
+            lambda n: _inversions(n[0]) == 0,
+        ),
+        (
+            "few-swaps",
+            "1 or 2 pairs of digits are out of order, e.g. sort(1324) = 1234",
+            lambda n: 1 <= _inversions(n[0]) <= 2,
+        ),
+        (
+            "many-swaps",
+            "3 or more pairs of digits are out of order, e.g. sort(5213) = 1235",
+            lambda n: _inversions(n[0]) >= 3,
+        ),
+    ],
+}
+"""Difficulty levels of each skill, easiest first: name -> (description, rule on the question's
+operands). The rules of a skill split its questions without overlap. Every level lies inside
+the question format ``verify`` accepts (word length, carries, borrows, the product's digits,
+digits out of order), so a level narrows a skill and never widens it: the number of digits or
+items in a question is fixed by the format and is not a level."""
+
+
 DEFAULT_SKILLS = ["first", "last", "len", "max", "sort", "reverse"]
 """The default mix (docs/benchmarks.md, "The embedded gym"): three skills the tiny student
 learns from about a hundred examples and three that keep paying for hundreds. ``add``, ``sub``
@@ -297,6 +400,19 @@ class ArithmeticTask(TaskEnvironment):
         if solve(example.skill, example.question) is None:
             return False
         return rule[1](_operands(canonical(example.question)))
+
+    def levels(self, skill: str) -> list[SkillInfo]:
+        """The skill's :data:`LEVELS`, easiest first."""
+        return [SkillInfo(name=name, description=text) for name, text, _ in LEVELS.get(skill, [])]
+
+    def level_of(self, example: Example) -> int | None:
+        """The index of the level whose rule the question's operands meet; None for a
+        malformed question or a skill without levels."""
+        if solve(example.skill, example.question) is None:
+            return None
+        operands = _operands(canonical(example.question))
+        rules = [rule for _, _, rule in LEVELS.get(example.skill, [])]
+        return next((i for i, rule in enumerate(rules) if rule(operands)), None)
 
     def verify(self, example: Example) -> Example | None:
         """Parse the question; reject it if malformed, else store the recomputed answer."""

@@ -2,7 +2,7 @@
 
 Built-ins (by name): ``uniform``, ``weakest-skills``, ``learning-progress``,
 ``dataenvgym-skill-list``, ``llm2llm``, ``budget-ratio``, ``high-loss``,
-``error-guided``, ``skill-tree``, ``llm-planner``. Write your own by subclassing
+``error-guided``, ``skill-tree``, ``llm-planner``, ``edge``. Write your own by subclassing
 :class:`Policy` or by passing any function ``obs -> Plan``; name it in YAML as
 ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
 """
@@ -24,6 +24,7 @@ from dataloop.policies.builtin import (
     WeakestSkills,
 )
 from dataloop.policies.dataenvgym import DataEnvGymSkillList
+from dataloop.policies.edge import DifficultyEdge, check_levels
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
     BUILTIN_POLICIES,
@@ -44,6 +45,7 @@ __all__ = [
     "STRUCTURES",
     "BudgetRatio",
     "DataEnvGymSkillList",
+    "DifficultyEdge",
     "ErrorGuided",
     "FunctionPolicy",
     "HighLoss",
@@ -57,6 +59,7 @@ __all__ = [
     "WeakestSkills",
     "allocate",
     "as_policy",
+    "check_levels",
     "check_plan",
     "check_policy",
     "check_structure",

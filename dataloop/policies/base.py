@@ -55,6 +55,10 @@ class Policy(ABC):
     (``Observation.losses``): a run then has the environment compute it at every observation
     (one forward pass over the seed set), and the student must have
     :meth:`~dataloop.students.base.LossStudent.losses`. Other policies pay nothing for it."""
+    needs_levels: ClassVar[bool] = False
+    """Whether the policy plans by the task's difficulty levels (``edge``): a run of a task
+    that declares none is refused before it starts
+    (:func:`~dataloop.policies.edge.check_levels`)."""
 
     def __init__(self, examples_per_iteration: int = 240, strategy: str = "new-question") -> None:
         if examples_per_iteration < 0:

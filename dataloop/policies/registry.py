@@ -22,6 +22,7 @@ from dataloop.policies.builtin import (
     WeakestSkills,
 )
 from dataloop.policies.dataenvgym import DataEnvGymSkillList
+from dataloop.policies.edge import DifficultyEdge
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
 
@@ -38,6 +39,7 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
         ErrorGuided,
         SkillTreePolicy,
         LLMPlanner,
+        DifficultyEdge,
     )
 }
 

@@ -1,5 +1,5 @@
 """Students: the models being taught. See :class:`Student` for the contract."""
 
-from dataloop.students.base import Student, TrainRecord
+from dataloop.students.base import SamplingStudent, Student, TrainRecord
 
-__all__ = ["Student", "TrainRecord"]
+__all__ = ["SamplingStudent", "Student", "TrainRecord"]

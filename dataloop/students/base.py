@@ -43,4 +43,13 @@ class LossStudent(Student, Protocol):
     def losses(self, records: list[TrainRecord]) -> list[float]:
         """Per record, in order, the SFT loss training would take on it: the mean
         cross-entropy over the ``completion``'s tokens given the ``prompt``."""
+
+
+@runtime_checkable
+class SamplingStudent(Student, Protocol):
+    """A student that can also sample several answers per prompt: what measuring its solve
+    rate on a question needs (``edge``). :class:`~dataloop.students.hf.HFStudent` is one."""
+
+    def sample(self, prompts: list[str], n: int, temperature: float) -> list[list[str]]:
+        """``n`` completions sampled at ``temperature`` for each prompt, in prompt order."""
         ...

@@ -212,19 +212,38 @@ class HFStudent:
             return self.evaluator.generate(prompt_ids)
         return self._generate(prompt_ids)
 
+    def sample(self, prompts: list[str], n: int, temperature: float) -> list[list[str]]:
+        """``n`` completions per prompt sampled at ``temperature`` (``eval_top_p`` applies),
+        by the same backend as :meth:`predict`; seeded, so a rerun draws the same."""
+        prompt_ids = encode_prompts(self.tokenizer, prompts, self.config.prompt_format)
+        if self.evaluator is not None:
+            if not self._evaluator_ready:
+                self._serve()
+            texts = self.evaluator.generate(prompt_ids, temperature=temperature, n=n)
+        else:
+            texts = self._generate(prompt_ids, temperature=temperature, n=n)
+        return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
+
     # no_grad, not inference_mode: the model may move to the GPU here, and parameters moved
     # inside inference_mode become inference tensors that the next train() cannot use.
     @torch.no_grad()
-    def _generate(self, prompt_ids: list[list[int]]) -> list[str]:
+    def _generate(
+        self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
+    ) -> list[str]:
+        """``n`` completions per prompt (each prompt's together), at ``temperature`` or the
+        configured ``eval_temperature``."""
         c = self.config
         device = student_device()
         # Every parameter, wherever it was loaded or trained: inputs and model on one device.
         self.model.to(device)
         self.model.eval()
-        sampling: dict[str, Any] = {"do_sample": c.eval_temperature > 0}
-        if c.eval_temperature > 0:
-            sampling.update(temperature=c.eval_temperature, top_p=c.eval_top_p)
+        temperature = c.eval_temperature if temperature is None else temperature
+        sampling: dict[str, Any] = {"do_sample": temperature > 0}
+        if temperature > 0:
+            sampling.update(temperature=temperature, top_p=c.eval_top_p)
             torch.manual_seed(self.seed)
+        if n > 1:
+            sampling.update(num_return_sequences=n)
         outputs: list[str] = []
         for start in range(0, len(prompt_ids), c.eval_batch_size):
             batch = prompt_ids[start : start + c.eval_batch_size]

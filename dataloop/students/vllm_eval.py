@@ -66,8 +66,11 @@ class VLLMEvaluator(Protocol):
         """Release the GPU before training: sleep (LoRA) or stop (full fine-tuning)."""
         ...
 
-    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
-        """Completions for token-id prompts, in order, with the configured sampling."""
+    def generate(
+        self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
+    ) -> list[str]:
+        """``n`` completions per token-id prompt (each prompt's together), in order, at
+        ``temperature`` or the configured ``eval_temperature``."""
         ...
 
     def close(self) -> None:
@@ -272,8 +275,11 @@ class VLLMServer(_Lifecycle):
         self.server.stop()
         self.server, self.model_name = None, None
 
-    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
-        """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request."""
+    def generate(
+        self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
+    ) -> list[str]:
+        """``/v1/completions`` on token ids, ``eval_batch_size`` prompts per request, ``n``
+        completions each (vLLM's ``n``: one request, each prompt's choices together)."""
         from openai import OpenAI, OpenAIError
 
         assert self.server is not None and self.model_name is not None, "serve() first"
@@ -287,9 +293,10 @@ class VLLMServer(_Lifecycle):
                     model=self.model_name,
                     prompt=batch,
                     max_tokens=c.max_new_tokens,
-                    temperature=c.eval_temperature,
+                    temperature=c.eval_temperature if temperature is None else temperature,
                     top_p=c.eval_top_p,
                     seed=self.seed,
+                    n=n,
                 )
             except OpenAIError as exc:
                 raise StudentEvalError(
@@ -350,17 +357,21 @@ class VLLMOffline(_Lifecycle):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def generate(self, prompt_ids: list[list[int]]) -> list[str]:
-        """``LLM.generate`` on token-id prompts with the configured sampling."""
+    def generate(
+        self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
+    ) -> list[str]:
+        """``LLM.generate`` on token-id prompts, ``n`` samples each, at ``temperature`` or the
+        configured sampling."""
         from vllm import SamplingParams
 
         assert self.llm is not None, "serve() first"
         c = self.config
         params = SamplingParams(
-            temperature=c.eval_temperature,
+            temperature=c.eval_temperature if temperature is None else temperature,
             top_p=c.eval_top_p,
             max_tokens=c.max_new_tokens,
             seed=self.seed,
+            n=n,
         )
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in prompt_ids],
@@ -368,4 +379,4 @@ class VLLMOffline(_Lifecycle):
             lora_request=self.lora_request,
             use_tqdm=False,
         )
-        return [out.outputs[0].text for out in outputs]
+        return [sample.text for out in outputs for sample in out.outputs]

@@ -124,3 +124,63 @@ def test_coverage_gap_draws_seeds_from_one_slice_and_evaluates_on_all() -> None:
         ArithmeticTask(train_subskill={"len": "long"})
     with pytest.raises(RegistryError, match=r"env\.options"):
         load_task("arithmetic", options={"train_subskill": {"len": "long"}})
+
+
+@pytest.mark.parametrize("skill", ALL_ARITHMETIC)
+def test_every_question_of_a_skill_is_at_exactly_one_of_its_levels(arithmetic, skill) -> None:
+    import random
+
+    from dataloop.envs.arithmetic import LEVELS, _operands, canonical
+
+    levels = arithmetic.levels(skill)
+    assert len(levels) >= 2
+    seen = set()
+    for example in arithmetic.sample(skill, 400, random.Random(0)):
+        operands = _operands(canonical(example.question))
+        holds = [i for i, (_, _, rule) in enumerate(LEVELS[skill]) if rule(operands)]
+        assert holds == [arithmetic.level_of(example)], example.question
+        seen.add(holds[0])
+    assert seen == set(range(len(levels)))  # every level occurs in the skill's distribution
+
+
+@pytest.mark.parametrize(
+    ("skill", "question", "level"),
+    [
+        ("add", "23+45", "no-carry"),
+        ("add", "27+45", "one-carry"),
+        ("add", "68+57", "two-carries"),
+        ("sub", "52-27", "borrow"),
+        ("mul", "7*34", "three-digit-product"),
+        ("max", "max(43,47)", "same-tens"),
+        ("sort", "sort(1324)", "few-swaps"),
+        ("sort", "sort(5213)", "many-swaps"),
+        ("len", "len(elephant)", "8-9-letters"),
+        ("reverse", "rev(house)", "5-letters"),
+    ],
+)
+def test_the_levels_describe_and_place_questions(arithmetic, skill, question, level) -> None:
+    names = [lv.name for lv in arithmetic.levels(skill)]
+    example = Example.make(skill, question, "0")
+    assert names[arithmetic.level_of(example)] == level
+    # Each level's description carries an example the level's own rule places there.
+    for i, described in enumerate(arithmetic.levels(skill)):
+        shown = described.description.split("e.g. ")[1].split(" = ")[0]
+        assert arithmetic.level_of(Example.make(skill, shown, "0")) == i, described
+
+
+def test_a_malformed_question_has_no_level(arithmetic) -> None:
+    assert arithmetic.level_of(Example.make("add", "123+4", "127")) is None
+
+
+def test_the_oracle_samples_at_a_requested_level(arithmetic) -> None:
+    import asyncio
+
+    from dataloop.engine.sources import TaskSampler
+    from dataloop.schema import GenerationRequest, Observation, Plan
+
+    plan = Plan(requests=[GenerationRequest(skill="add", count=10, level=2)])
+    obs = Observation(iteration=0, skills=arithmetic.skills(), accuracy={}, mean_accuracy=0.0)
+    result = asyncio.run(TaskSampler(arithmetic).generate(plan, obs, arithmetic.split("train")))
+    assert len(result.accepted) == 10
+    assert {arithmetic.level_of(e) for e in result.accepted} == {2}
+    assert {e.provenance.level for e in result.accepted} == {2}

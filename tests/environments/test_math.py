@@ -167,3 +167,25 @@ def test_empty_split_is_an_error(tmp_path) -> None:
     path.write_text('{"question": "q1", "answer": "#### 1"}\n')
     with pytest.raises(DataError, match="split 'train' is empty"):
         load_task("math", options={"data_files": str(path), "validation_size": 1, "test_size": 1})
+
+
+def test_levels_by_steps_exist_only_where_the_seeds_show_several_counts(math) -> None:
+    from dataloop.envs.math import steps
+
+    assert steps("In one day 12 * 6 = <<12*6=72>>72.\nIn 2 days 72 * 2 = <<72*2=144>>144.") == 2
+    assert steps("It is 3 * 4 = 12, then 12 + 1 = 13. #### 13") == 2  # inline equations
+    assert steps("The answer is \\boxed{7}") == 0
+    counts = {
+        s.name: {steps(e.answer) for e in math.split("train") if e.skill == s.name}
+        for s in math.skills()
+    }
+    for skill in math.skills():
+        names = [level.name for level in math.levels(skill.name)]
+        if len(counts[skill.name]) >= 2:
+            assert names == [f"{n}-steps" for n in sorted(counts[skill.name])]
+        else:
+            assert names == []
+    assert math.levels("rates") and not math.levels("money")  # the shipped sample
+    three = next(e for e in math.split("train") if e.skill == "rates" and steps(e.answer) == 3)
+    assert math.level_of(three) == 1
+    assert math.level_of(Example.make("money", three.question, three.answer)) is None

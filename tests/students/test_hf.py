@@ -307,3 +307,37 @@ def test_losses_are_each_records_sft_loss_and_train_nothing(tmp_path, prompt_for
     after = student.losses(records)
     drop = [b - a for b, a in zip(got, after, strict=True)]
     assert sum(drop[:10]) / 10 > sum(drop[10:]) / len(drop[10:])
+
+
+def test_sample_draws_n_seeded_answers_per_prompt_and_leaves_predict_greedy() -> None:
+    student = lora_student("previous")  # the untrained tiny model: answers are noise
+    greedy = student.predict(PROMPTS)
+    drawn = student.sample(PROMPTS, 4, temperature=2.0)
+    assert [len(answers) for answers in drawn] == [4, 4, 4]
+    assert drawn == student.sample(PROMPTS, 4, temperature=2.0)  # seeded: a rerun draws the same
+    assert any(len(set(answers)) > 1 for answers in drawn)  # sampled, not four greedy copies
+    assert student.predict(PROMPTS) == greedy
+
+
+class SamplingEngine:
+    """A vLLM evaluator stand-in that says which sampling each answer was asked with."""
+
+    def serve(self, target: Served) -> None:
+        pass
+
+    def sleep(self) -> None:
+        pass
+
+    def generate(
+        self, prompt_ids: list[list[int]], temperature: float | None = None, n: int = 1
+    ) -> list[str]:
+        return [f"{len(ids)}@{temperature}#{j}" for ids in prompt_ids for j in range(n)]
+
+    def close(self) -> None:
+        pass
+
+
+def test_sample_through_the_vllm_evaluator_asks_it_for_n_answers_at_the_temperature() -> None:
+    student = HFStudent(lora_student("previous").config, evaluator=SamplingEngine())
+    drawn = student.sample(["max 1 2\n", "max 10 2\n"], 2, temperature=0.7)
+    assert drawn == [["8@0.7#0", "8@0.7#1"], ["9@0.7#0", "9@0.7#1"]]

@@ -19,7 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from dataloop.schema import Example
+from dataloop.schema import Example, SkillInfo
 from dataloop.skills import slug
 from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
 
@@ -160,6 +160,12 @@ def arithmetic_errors(solution: str) -> list[str]:
     return errors
 
 
+def steps(solution: str) -> int:
+    """Calculation steps in a worked solution: its ``<<a*b=c>>`` annotations, or where it has
+    none its inline ``a * b = c`` equations (0 for a solution that shows no calculation)."""
+    return len(_ANNOTATION.findall(solution)) or len(_EQUATION.findall(solution))
+
+
 def flatten(solution: str) -> str:
     """A solution on one line: steps joined by spaces, so any line-based format can carry it."""
     return " ".join(line.strip() for line in solution.splitlines() if line.strip())
@@ -203,6 +209,27 @@ class MathTask(DatasetTask):
             skills_file = str(DATA.parent / "skills.json")  # labels of the shipped sample
         field = skill_field or "one skill: no skill_field or skills_file given"
         self._use_skills(skills_file, lambda n: f"math word problems: {n} ({field})")
+
+    def levels(self, skill: str) -> list[SkillInfo]:
+        """Levels by the number of calculation steps (:func:`steps`), one per step count that
+        the skill's seed solutions show, fewest first; none when they show fewer than two
+        counts (or no calculations, as ``\\boxed{}`` solutions without equations): the data
+        decides which levels exist."""
+        counts = sorted(
+            {n for e in self.split("train") if e.skill == skill if (n := steps(e.answer))}
+        )
+        if len(counts) < 2:
+            return []
+        return [
+            SkillInfo(name=f"{n}-steps", description=f"solutions of {n} calculation steps")
+            for n in counts
+        ]
+
+    def level_of(self, example: Example) -> int | None:
+        """The level with the solution's step count; None for a count no level has."""
+        names = [level.name for level in self.levels(example.skill)]
+        name = f"{steps(example.answer)}-steps"
+        return names.index(name) if name in names else None
 
     def data_license(self) -> str | None:
         """The shipped sample is dataloop's (Apache-2.0); other data's licence is unknown."""
