@@ -49,8 +49,8 @@ from dataloop.schema import (
     Structure,
     Subskill,
 )
-from dataloop.skills import slug
 from dataloop.students.base import Student, TrainRecord
+from dataloop.taxonomy import slug
 
 log = logging.getLogger(__name__)
 

@@ -65,7 +65,7 @@ def _teacher(config: LoopConfig, run: RunDir) -> str:
     teacher = config.teacher
     if teacher.backend == "llama-server" and teacher.model is None:
         return default_gguf().stem
-    return teacher.served_model or teacher.model or teacher.backend
+    return teacher.request_model or teacher.backend
 
 
 def export_run(

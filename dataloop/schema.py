@@ -144,6 +144,21 @@ class HistoryEntry(_Model):
     """Teacher queries spent in that iteration."""
 
 
+class Price(BaseModel):
+    """What one model charges, in any currency, per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    prompt: float = Field(ge=0)
+    """Price of one million prompt (input) tokens."""
+    completion: float = Field(ge=0)
+    """Price of one million completion (output) tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price of this many tokens."""
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
 class Budget(_Model):
     """Teacher budget: limits and what has been spent. None means unlimited."""
 

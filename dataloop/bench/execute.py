@@ -43,7 +43,7 @@ from dataloop.bench.spec import (
     run_config,
 )
 from dataloop.bench.workers import Cell, Executor, Failures, Progress
-from dataloop.config import LoopConfig, dump_config, load_config
+from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError, DataloopError
 from dataloop.identity import CodeIdentity
@@ -125,7 +125,11 @@ def _same_run(saved: LoopConfig | None, planned: LoopConfig) -> bool:
     how the run was executed, not what it is: a worker sets it to its share of the CPUs."""
     if saved is None:
         return False
-    teacher = saved.teacher.model_copy(update={"threads": planned.teacher.threads})
+    teacher = saved.teacher
+    if isinstance(teacher, LlamaServerTeacherConfig) and isinstance(
+        planned.teacher, LlamaServerTeacherConfig
+    ):
+        teacher = teacher.model_copy(update={"threads": planned.teacher.threads})
     # Where the folder lives is not part of the run either (an experiment folder may move).
     return saved.model_copy(update={"teacher": teacher, "runs_dir": planned.runs_dir}) == planned
 
@@ -418,10 +422,11 @@ def _execute(
         import torch
 
         torch.set_num_threads(threads)
-        teacher = config.teacher.model_copy(
-            update={"threads": min(config.teacher.threads, threads)}
-        )
-        config = config.model_copy(update={"teacher": teacher})
+        if isinstance(config.teacher, LlamaServerTeacherConfig):
+            teacher = config.teacher.model_copy(
+                update={"threads": min(config.teacher.threads, threads)}
+            )
+            config = config.model_copy(update={"teacher": teacher})
     display = display_factory() if display_factory else Display(quiet=True)
     started = time.monotonic()
     with open_loop(config, display, run) as loop:
