@@ -15,7 +15,6 @@ from typing import Any
 from dataloop.config import (
     AnyTeacherConfig,
     LoopConfig,
-    OpenAITeacherConfig,
     StudentConfig,
     dump_config,
     load_config,
@@ -33,7 +32,6 @@ from dataloop.gym import Environment, feedback_split
 from dataloop.identity import code_identity
 from dataloop.llm import backends
 from dataloop.llm.base import LLMClient, Sampling
-from dataloop.llm.client import OpenAIClient
 from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
@@ -385,12 +383,9 @@ def _set_up(
             client = stack.enter_context(_run_teacher_client(config.teacher, run))
             # Closed on the event loop it talks on, before its server (if any) stops.
             stack.callback(runner.run, client.aclose())
-            needed = config.iterations > 0 or config.env.discover_skills
-            running = config.teacher if isinstance(config.teacher, OpenAITeacherConfig) else None
-            if running is not None and isinstance(client, OpenAIClient) and needed:
-                # A teacher that is down or hangs is found now, not after the reset trained (a
-                # server dataloop starts was waited for until healthy).
-                runner.run(client.probe(running.probe_timeout))
+            if config.iterations > 0 or config.env.discover_skills:
+                # A teacher that is down or hangs is found now, not after the reset trained.
+                runner.run(backends.probe_teacher(client, config.teacher))
             teacher = Teacher(
                 client, config.teacher.kind, templates, seed=config.teacher.seed + config.seed
             )

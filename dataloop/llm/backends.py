@@ -5,6 +5,7 @@ One function per step, each reading the backend's own config model
 
     model = check_teacher(config)            # before anything starts: files, programs, key
     with teacher_client(config, cache_dir=run.cache, server_log=run.teacher_log) as client:
+        await probe_teacher(client, config)  # a running server that is down fails now
         ...                                  # a server it started stops with the block
 """
 
@@ -15,7 +16,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dataloop.config import (
     AnyTeacherConfig,
@@ -28,8 +29,6 @@ from dataloop.config import (
 from dataloop.errors import ConfigError, TeacherError
 from dataloop.llm.base import LLMClient
 from dataloop.llm.cache import ResponseCache
-from dataloop.llm.client import Flavor, OpenAIClient
-from dataloop.llm.offline import VLLMOfflineClient
 from dataloop.llm.server import (
     ServerGroup,
     default_gguf,
@@ -40,6 +39,9 @@ from dataloop.llm.server import (
 )
 from dataloop.redact import REDACTED, refuse_key
 from dataloop.schema import Budget
+
+if TYPE_CHECKING:
+    from dataloop.llm.client import Flavor
 
 
 def api_key(config: OpenAITeacherConfig) -> str | None:
@@ -166,6 +168,10 @@ def teacher_client(
     lives as long as the block. ``cache_dir``: the response cache (when ``cache`` is on);
     ``server_log``: a started server's log; ``budget``: one to spend instead of a new one made
     from the section's limits (a judge spends the teacher's)."""
+    # Imported here: openai and httpx load only for a run that reaches a teacher.
+    from dataloop.llm.client import OpenAIClient
+    from dataloop.llm.offline import VLLMOfflineClient
+
     model = check_teacher(config)
     limits = Budget(max_queries=config.max_queries, max_tokens=config.max_total_tokens)
     accounting: dict[str, Any] = {
@@ -193,6 +199,17 @@ def teacher_client(
     flavor: Flavor = "vllm" if isinstance(config, VLLMTeacherConfig) else "llama.cpp"
     with servers:
         yield OpenAIClient(model, servers.base_urls, flavor=flavor, **http, **accounting)
+
+
+async def probe_teacher(client: LLMClient, config: AnyTeacherConfig) -> None:
+    """Ask each endpoint of a server already running (``openai``) for its model list within
+    ``probe_timeout``, so that one that is down or hangs is reported before anything trains.
+    Nothing to do for the other backends: a server dataloop starts was waited for until
+    healthy, and ``vllm-offline`` is in the process."""
+    from dataloop.llm.client import OpenAIClient
+
+    if isinstance(config, OpenAITeacherConfig) and isinstance(client, OpenAIClient):
+        await client.probe(config.probe_timeout)
 
 
 def _http_settings(config: HTTPTeacherConfig) -> dict[str, Any]:
