@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from dataloop.config import EngineConfig
 from dataloop.engine.engine import Engine
 from dataloop.environments import load_task
 from dataloop.llm import OpenAIClient
@@ -37,7 +38,7 @@ async def generate(url: str, model: str, flavor: Flavor, plan: Plan, concurrency
     """Completion tokens per second for one pass of ``plan`` through dataloop's engine."""
     task = load_task("arithmetic")
     client = OpenAIClient(model, [url], concurrency=concurrency, flavor=flavor)
-    engine = Engine(Teacher(client), task, max_rounds=1)
+    engine = Engine(Teacher(client), task, EngineConfig(max_rounds=1))
     obs = Observation(iteration=0, skills=task.skills(), accuracy={}, mean_accuracy=0.0)
     start = time.perf_counter()
     await engine.generate(plan, obs, task.split("train"))

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import inspect
-import os
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dataloop.config import (
+    AnyTeacherConfig,
     LoopConfig,
     StudentConfig,
-    TeacherConfig,
     dump_config,
     load_config,
     validate_config,
@@ -29,21 +28,11 @@ from dataloop.engine.sources import DataSource, NoNewData, TaskSampler
 from dataloop.engine.strategies import resolve_solver, resolve_strategy
 from dataloop.env_checker import check_task
 from dataloop.environments import SPLITS, TaskEnvironment, load_task
-from dataloop.errors import ConfigError, RegistryError, TeacherError
+from dataloop.errors import ConfigError, RegistryError
 from dataloop.gym import Environment, feedback_split
 from dataloop.identity import code_identity
-from dataloop.llm.base import LLMClient
-from dataloop.llm.cache import ResponseCache
-from dataloop.llm.client import Flavor, OpenAIClient
-from dataloop.llm.offline import VLLMOfflineClient
-from dataloop.llm.server import (
-    ServerGroup,
-    default_gguf,
-    llama_server,
-    llama_server_binary,
-    vllm_command,
-    vllm_server,
-)
+from dataloop.llm import backends
+from dataloop.llm.base import LLMClient, Sampling
 from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.logs import attach_run_log, detach
@@ -56,7 +45,7 @@ from dataloop.policies import (
     make_policy,
     resolve_policy,
 )
-from dataloop.redact import REDACTED, redact_keys
+from dataloop.redact import refuse_key
 from dataloop.runs import RunDir, RunError
 from dataloop.schema import Budget, Example, HistoryEntry
 from dataloop.skills import SkillDiscovery, discover_skills, subskill_labeller
@@ -106,166 +95,52 @@ def resume_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopCo
     return load_config(path / "config.yaml", overrides)
 
 
-def _api_key(teacher: TeacherConfig) -> str | None:
-    if teacher.api_key_env is None:
-        return None
-    key = os.environ.get(teacher.api_key_env)
-    if not key:
-        raise ConfigError(
-            f"config field 'teacher.api_key_env': environment variable "
-            f"{teacher.api_key_env} is not set"
+def __getattr__(name: str) -> Any:
+    # The teacher's backends once lived here; dataloop.llm.backends holds them now.
+    if name in ("check_teacher", "teacher_servers"):
+        warnings.warn(
+            f"dataloop.assemble.{name} is deprecated: use dataloop.llm.backends.{name}",
+            DeprecationWarning,
+            stacklevel=2,
         )
-    return key
+        return getattr(backends, name)
+    if name == "teacher_client":
+        warnings.warn(
+            "dataloop.assemble.teacher_client(config, run, budget) is deprecated: use "
+            "dataloop.llm.backends.teacher_client(config, cache_dir=run.cache, "
+            "server_log=run.teacher_log, budget=budget)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _run_teacher_client
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def check_teacher(teacher: TeacherConfig) -> str:
-    """Raise ConfigError for a teacher configuration that cannot work, before anything starts
-    (what can be known without starting it: files, programs, the key's variable, prices);
-    returns the model name requests will use."""
-    model = teacher.served_model or teacher.model
-    for field in ("model", "served_model"):
-        _refuse_key(f"teacher.{field}", getattr(teacher, field))
-    if teacher.backend == "llama-server":
-        gguf = Path(teacher.model) if teacher.model else default_gguf()
-        if not gguf.is_file():
-            raise ConfigError(f"config field 'teacher.model': GGUF file {gguf} does not exist")
-        llama_server_binary()
-        model = gguf.stem
-    elif not teacher.model or not model:
-        raise ConfigError(
-            f"config field 'teacher.model': the {teacher.backend} backend needs a model"
-        )
-    if teacher.backend == "vllm":
-        try:
-            vllm_command(model, teacher.vllm_python)
-        except TeacherError as exc:
-            field = "teacher.vllm_python" if teacher.vllm_python else "teacher.backend"
-            raise ConfigError(f"config field '{field}': {exc}") from None
-    if teacher.backend == "vllm-offline" and importlib.util.find_spec("vllm") is None:
-        raise ConfigError(
-            "config field 'teacher.backend': 'vllm-offline' needs vLLM: pip install "
-            "'dataloop[vllm]' on a machine with a GPU"
-        )
-    if teacher.backend == "openai":
-        if not teacher.base_urls:
-            raise ConfigError(
-                "config field 'teacher.base_urls': the openai backend needs at least one URL, "
-                "e.g. http://127.0.0.1:8000/v1"
-            )
-        redacted = [url for url in teacher.base_urls if REDACTED in url]
-        if redacted:
-            raise ConfigError(
-                f"config field 'teacher.base_urls': {redacted[0]} had credentials, which "
-                "dataloop never saves; give the URL again (dataloop resume RUN --set "
-                "teacher.base_urls=[...]), or pass the key through teacher.api_key_env"
-            )
-        _api_key(teacher)
-    if teacher.max_cost is not None and model not in teacher.prices:
-        raise ConfigError(
-            f"config field 'teacher.max_cost': teacher.prices has no entry for model '{model}'; "
-            "add its price per million prompt and completion tokens"
-        )
-    return model
-
-
-def teacher_servers(teacher: TeacherConfig, log: Path, port: int | None = None) -> ServerGroup:
-    """The ``teacher.replicas`` servers a ``llama-server`` or ``vllm`` teacher runs on (not
-    started yet): replica i listens on ``port + i`` (free ports if ``port`` is None), logs to
-    ``log`` (``log`` with ``-i`` before its suffix when there are several) and gets its share of
-    ``teacher.devices``. The other backends start none (ConfigError)."""
-    if teacher.backend not in ("llama-server", "vllm"):
-        raise ConfigError(
-            f"config field 'teacher.backend': '{teacher.backend}' starts no server; "
-            "known: llama-server, vllm"
-        )
-    if teacher.backend == "vllm" and not teacher.model:
-        raise ConfigError("config field 'teacher.model': vllm needs a model id or folder")
-    k = teacher.replicas
-    share = len(teacher.devices) // k
-    servers = []
-    for i in range(k):
-        common: dict[str, Any] = {
-            "extra_args": teacher.server_args,
-            "port": port + i if port else None,
-            "devices": teacher.devices[i * share : (i + 1) * share] or None,
-        }
-        path = log if k == 1 else log.with_name(f"{log.stem}-{i}{log.suffix}")
-        if teacher.backend == "vllm":
-            assert teacher.model is not None
-            server = vllm_server(
-                teacher.model,
-                path,
-                tensor_parallel_size=teacher.tensor_parallel_size,
-                max_model_len=teacher.max_model_len,
-                lora_modules=teacher.lora_modules,
-                max_lora_rank=teacher.max_lora_rank,
-                python=teacher.vllm_python,
-                **common,
-            )
-        else:
-            server = llama_server(
-                Path(teacher.model) if teacher.model else default_gguf(),
-                path,
-                parallel=teacher.parallel,
-                threads=teacher.threads,
-                chat_template=teacher.chat_template,
-                **common,
-            )
-        servers.append(server)
-    return ServerGroup(servers)
-
-
-@contextmanager
-def teacher_client(
-    teacher: TeacherConfig, run: RunDir, budget: Budget | None = None
-) -> Iterator[LLMClient]:
-    """The configured teacher; a server it starts lives as long as the block. ``budget``: one
-    to spend instead of a new one made from the section's limits (a judge spends the
-    teacher's)."""
-    model = check_teacher(teacher)
-    limits = Budget(max_queries=teacher.max_queries, max_tokens=teacher.max_total_tokens)
-    accounting: dict[str, Any] = {
-        "budget": limits if budget is None else budget,
-        "cache": ResponseCache(run.cache) if teacher.cache else None,
-        "price": teacher.prices.get(model),
-        "max_cost": teacher.max_cost,
-    }
-    http: dict[str, Any] = {
-        "concurrency": teacher.concurrency,
-        "max_concurrency": teacher.max_concurrency,
-        "cooldown": teacher.endpoint_cooldown,
-        "timeout": teacher.timeout,
-        "retries": teacher.retries,
-        "max_connection_failures": teacher.max_connection_failures,
-    }
-    if teacher.backend == "vllm-offline":
-        yield VLLMOfflineClient(
-            model,
-            tensor_parallel_size=teacher.tensor_parallel_size,
-            max_model_len=teacher.max_model_len,
-            seed=teacher.seed,
-            engine_args=teacher.engine_args,
-            **accounting,
-        )
-        return
-    if teacher.backend == "openai":
-        key = _api_key(teacher)
-        yield OpenAIClient(
-            model, teacher.base_urls, key, flavor=teacher.flavor, **http, **accounting
-        )
-        return
-    servers = teacher_servers(teacher, run.teacher_log)
-    flavor: Flavor = "vllm" if teacher.backend == "vllm" else "llama.cpp"
-    with servers:
-        yield OpenAIClient(model, servers.base_urls, flavor=flavor, **http, **accounting)
+def _run_teacher_client(
+    config: AnyTeacherConfig, run: RunDir, budget: Budget | None = None
+) -> AbstractContextManager[LLMClient]:
+    """The teacher client of ``run``: its response cache and server log."""
+    return backends.teacher_client(
+        config, cache_dir=run.cache, server_log=run.teacher_log, budget=budget
+    )
 
 
 def _check_discoverable(config: LoopConfig, task: TaskEnvironment) -> None:
-    if "skills_file" not in inspect.signature(type(task)).parameters:
+    if task.accepts_skills_file:
+        return
+    if "skills_file" in inspect.signature(type(task)).parameters:
+        # The constructor's parameter used to be looked for; a task declares it now.
+        warnings.warn(
+            f"environment '{config.env.name}' takes skills_file but does not declare it: set "
+            "the class attribute accepts_skills_file = True (a later version requires it)",
+            FutureWarning,
+            stacklevel=2,
+        )
+    else:
         raise ConfigError(
             f"config field 'env.discover_skills': environment '{config.env.name}' has no "
-            "'skills_file' option, so it cannot take discovered skills (math, multiple_choice "
-            "and code can)"
+            "'skills_file' option (its class sets no accepts_skills_file), so it cannot take "
+            "discovered skills (math, multiple_choice and code can)"
         )
 
 
@@ -389,7 +264,7 @@ def check_run(
     )
     _check_student(config.student)
     if config.engine.source == "teacher":
-        check_teacher(config.teacher)
+        backends.check_teacher(config.teacher)
         _check_judge(config, task, templates)
     benchmarks = load_benchmarks(config.engine.benchmarks, config.engine.benchmark_ngram)
     if run is not None and run.exists("state.json"):  # resuming: damaged files fail now
@@ -405,7 +280,7 @@ def _check_judge(config: LoopConfig, task: TaskEnvironment, templates: Templates
         return
     if judge.endpoint is not None:
         try:
-            check_teacher(judge.endpoint)
+            backends.check_teacher(judge.endpoint)
         except ConfigError as exc:
             raise ConfigError(str(exc).replace("'teacher.", "'engine.judge.endpoint.")) from None
     skill = task.skills()[0]
@@ -427,20 +302,10 @@ def _check_task(config: LoopConfig, task: TaskEnvironment) -> None:
         )
 
 
-def _refuse_key(field: str, value: str | None) -> None:
-    """ConfigError for a name that looks like an API key: never looked up (a hub id would be
-    sent to the hub), never echoed."""
-    if value is not None and redact_keys(value) != value:
-        raise ConfigError(
-            f"config field '{field}': this looks like an API key, not a model name or folder; "
-            "the value is not shown: give the key through teacher.api_key_env"
-        )
-
-
 def _check_student(student: StudentConfig) -> None:
     """The student's files exist; a hub id is left to the loader (it may need the network)."""
     model = student.model
-    _refuse_key("student.model", model)
+    refuse_key("student.model", model)
     folder = Path(model).expanduser()
     # A hub id is ``name`` or ``namespace/name``; anything else names a folder on disk.
     is_path = folder.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
@@ -544,14 +409,12 @@ def _set_up(
         if config.engine.source == "teacher":
             if config.iterations > 0:
                 display.log(f"starting teacher ({config.teacher.backend})")
-            client = stack.enter_context(teacher_client(config.teacher, run))
+            client = stack.enter_context(_run_teacher_client(config.teacher, run))
             # Closed on the event loop it talks on, before its server (if any) stops.
             stack.callback(runner.run, client.aclose())
-            needed = config.iterations > 0 or config.env.discover_skills
-            if isinstance(client, OpenAIClient) and config.teacher.backend == "openai" and needed:
-                # A teacher that is down or hangs is found now, not after the reset trained (a
-                # server dataloop starts was waited for until healthy).
-                runner.run(client.probe(config.teacher.probe_timeout))
+            if config.iterations > 0 or config.env.discover_skills:
+                # A teacher that is down or hangs is found now, not after the reset trained.
+                runner.run(backends.probe_teacher(client, config.teacher))
             teacher = Teacher(
                 client, config.teacher.kind, templates, seed=config.teacher.seed + config.seed
             )
@@ -578,19 +441,12 @@ def _set_up(
             source = Engine(
                 teacher,
                 task,
-                strategy=config.engine.strategy,
-                shots=config.engine.shots,
-                per_query=config.engine.per_query,
-                max_rounds=config.engine.max_rounds,
-                votes=config.engine.votes,
-                solver=config.engine.solver,
-                temperature=config.teacher.temperature,
-                max_tokens=config.teacher.max_tokens,
-                novelty=config.engine.novelty,
-                near_duplicates=config.engine.near_duplicates,
+                config.engine,
+                sampling=Sampling(
+                    temperature=config.teacher.temperature, max_tokens=config.teacher.max_tokens
+                ),
                 benchmarks=benchmarks,
                 judge=judge,
-                show_student_answer=config.engine.show_student_answer,
                 seeds=seeds,
                 held_out=feedback,
             )
@@ -629,7 +485,7 @@ def _judge(
         return None
     client = teacher.client
     if settings.endpoint is not None:
-        client = stack.enter_context(teacher_client(settings.endpoint, run, teacher.budget))
+        client = stack.enter_context(_run_teacher_client(settings.endpoint, run, teacher.budget))
         stack.callback(runner.run, client.aclose())
     return Judge(
         Teacher(client, settings.kind, templates, seed=teacher.seed),

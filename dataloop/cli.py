@@ -293,8 +293,8 @@ def serve(
 ) -> None:
     """Serve a teacher on 127.0.0.1 until Ctrl-C: llama-server with a GGUF, or vllm serve;
     with --replicas K, K of them, and the teacher.base_urls that spread a run over them."""
-    from dataloop.assemble import check_teacher, teacher_servers
     from dataloop.config import validate_config
+    from dataloop.llm.backends import check_teacher, teacher_servers
     from dataloop.llm.server import port_problem
 
     log = log or Path(f"{backend}.log")

@@ -6,6 +6,7 @@ the field (``config field 'student.learning_rate': Input should be a valid numbe
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -14,16 +15,18 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from dataloop.errors import ConfigError
-from dataloop.llm.accounting import Price
-from dataloop.policies.registry import default_policy
 from dataloop.redact import looks_like_key, redact_url
+from dataloop.schema import DEFAULT_POLICY, Price
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -219,10 +222,22 @@ class StudentConfig(_Section):
     """vLLM settings (used when ``eval_backend`` is ``vllm``)."""
 
 
-class TeacherConfig(_Section):
-    """The LLM that writes new data."""
+TeacherBackend = Literal["llama-server", "vllm", "vllm-offline", "openai"]
+"""How the teacher is reached; each has its own config model (:data:`AnyTeacherConfig`)."""
 
-    backend: Literal["llama-server", "vllm", "vllm-offline", "openai"] = "llama-server"
+
+class TeacherConfig(_Section):
+    """The LLM that writes new data: the fields every backend has.
+
+    The ``teacher`` section is one backend's model, picked by ``backend`` (default
+    ``llama-server``): :class:`LlamaServerTeacherConfig`, :class:`VLLMTeacherConfig`,
+    :class:`VLLMOfflineTeacherConfig` or :class:`OpenAITeacherConfig`. A field of another
+    backend (as every run folder an older dataloop saved lists) is dropped, with a
+    FutureWarning when it is not that field's default. ``TeacherConfig(backend=..., ...)``
+    still builds the backend's model, with a DeprecationWarning: call that model instead.
+    """
+
+    backend: TeacherBackend = "llama-server"
     """``llama-server``: start llama.cpp's server with a GGUF (default: the packaged Gemma 3
     270M); ``vllm``: start ``vllm serve model`` (GPU); ``vllm-offline``: ``vllm.LLM`` inside the
     loop's process (GPU); ``openai``: any OpenAI-compatible endpoint already running (OpenAI, a
@@ -230,21 +245,85 @@ class TeacherConfig(_Section):
     model: str | None = None
     """Model name sent to the server (``openai``), a model directory or hub id (``vllm``,
     ``vllm-offline``), or a GGUF path (``llama-server``; default: the packaged Gemma)."""
-    base_urls: list[str] = Field(default_factory=list)
-    """Endpoints for ``openai`` (e.g. ``http://127.0.0.1:8000/v1``); several are load-balanced."""
-    flavor: Literal["openai", "vllm", "llama.cpp"] = "openai"
-    """The server behind ``base_urls`` (``openai`` backend only; the others know their own): it
-    decides how a JSON schema is sent with plain completions."""
-    api_key_env: str | None = None
-    """Name of the environment variable holding the API key; the key itself is never stored.
-    A value that looks like a key rather than a name (not ``[A-Za-z_][A-Za-z0-9_]*``, longer
-    than 64 characters, starting ``sk-``, ``hf_``, ...) is refused without being echoed."""
     kind: Literal["base", "chat"] = "base"
     """``base`` models get few-shot completion prompts; ``chat`` models get chat messages."""
     temperature: float = Field(0.9, ge=0)
     """Sampling temperature for generation."""
     max_tokens: int = Field(128, ge=1)
     """Completion tokens per request."""
+    max_queries: int | None = Field(None, ge=0)
+    """Budget: requests the whole run may send (None = unlimited)."""
+    max_total_tokens: int | None = Field(None, ge=0)
+    """Budget: prompt + completion tokens the whole run may spend (None = unlimited)."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Price table: model name -> price per million prompt and completion tokens, e.g.
+    ``{gpt-4o-mini: {prompt: 0.15, completion: 0.6}}``; the teacher's entry prices its tokens."""
+    max_cost: float | None = Field(None, ge=0)
+    """Budget: money the whole run may spend at the teacher's price (needs its ``prices`` entry)."""
+    cache: bool = True
+    """Cache responses on disk in the run directory, so a rerun does not pay twice."""
+    seed: int = 0
+    """Sampling seed sent with each request (offset by the request's index)."""
+
+    def __new__(cls, *args: Any, **data: Any) -> TeacherConfig:
+        if cls is not TeacherConfig:
+            return super().__new__(cls)
+        # TeacherConfig was once one flat model for every backend.
+        warnings.warn(
+            "TeacherConfig(...) is deprecated: build the backend's own model "
+            "(LlamaServerTeacherConfig, VLLMTeacherConfig, VLLMOfflineTeacherConfig, "
+            "OpenAITeacherConfig) or validate data with teacher_config()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return teacher_config(data)
+
+    @property
+    def request_model(self) -> str | None:
+        """The model name requests use (``served_model`` where a backend has one); for
+        ``llama-server`` the GGUF's stem, known once the file is (see ``check_teacher``)."""
+        return self.model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_backends_fields(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        own = cls.model_fields
+        backend = data.get("backend", own["backend"].default)
+        data = dict(data)
+        for key in [k for k in data if k not in own and k in _BACKEND_FIELDS]:
+            value = data.pop(key)
+            if value == _BACKEND_FIELDS[key]:
+                continue  # a run folder an older dataloop saved lists every backend's fields
+            if key in ("replicas", "devices"):
+                raise ValueError(
+                    f"replicas and devices start servers, which backend '{backend}' does not: "
+                    "use llama-server or vllm, or list running servers in base_urls"
+                )
+            if key == "served_model" and backend in ("openai", "vllm-offline"):
+                # Older dataloop sent served_model in place of model on every backend.
+                data["model"] = value
+                warnings.warn(
+                    f"teacher field 'served_model' is for backend vllm: backend '{backend}' "
+                    "uses it as 'model'; write it as model (a later version refuses it)",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                continue
+            warnings.warn(
+                f"teacher field '{key}' is not used by backend '{backend}' and is ignored: "
+                "remove it (a later version refuses it)",
+                FutureWarning,
+                stacklevel=2,
+            )
+        return data
+
+
+class HTTPTeacherConfig(TeacherConfig):
+    """A teacher spoken to over HTTP (``llama-server``, ``vllm``, ``openai``): how requests are
+    sent, retried and spread."""
+
     concurrency: int = Field(8, ge=1)
     """Requests in flight at once on each endpoint, to start with: an endpoint's limit halves on
     429, 503 and timeouts and grows by one per round of answers again while its latency holds."""
@@ -259,17 +338,52 @@ class TeacherConfig(_Section):
     """Seconds before one request is abandoned (and retried)."""
     retries: int = Field(4, ge=0)
     """Retries of a failed request (429, 5xx, timeouts, lost connections)."""
-    max_queries: int | None = Field(None, ge=0)
-    """Budget: requests the whole run may send (None = unlimited)."""
-    max_total_tokens: int | None = Field(None, ge=0)
-    """Budget: prompt + completion tokens the whole run may spend (None = unlimited)."""
-    prices: dict[str, Price] = Field(default_factory=dict)
-    """Price table: model name -> price per million prompt and completion tokens, e.g.
-    ``{gpt-4o-mini: {prompt: 0.15, completion: 0.6}}``; the teacher's entry prices its tokens."""
-    max_cost: float | None = Field(None, ge=0)
-    """Budget: money the whole run may spend at the teacher's price (needs its ``prices`` entry)."""
-    cache: bool = True
-    """Cache responses on disk in the run directory, so a rerun does not pay twice."""
+    max_connection_failures: int = Field(3, ge=1)
+    """Requests in a row that cannot reach the teacher (after their ``retries``) before the
+    run stops with an error naming the URL; the run can be resumed once the teacher is back."""
+
+    @model_validator(mode="after")
+    def _concurrency_range(self) -> HTTPTeacherConfig:
+        if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
+            raise ValueError(
+                f"max_concurrency {self.max_concurrency} is below concurrency "
+                f"{self.concurrency}: raise max_concurrency or lower concurrency"
+            )
+        return self
+
+
+class ServedTeacherConfig(HTTPTeacherConfig):
+    """A teacher whose servers dataloop starts (``llama-server``, ``vllm``): how many, on
+    which GPUs, with which extra flags."""
+
+    replicas: int = Field(1, ge=1)
+    """Servers to start, each on its own port (and its share of ``devices``); requests are
+    spread over them as over several ``base_urls``."""
+    devices: list[int] = Field(default_factory=list)
+    """GPU indices the replicas split in order, the same number each (``CUDA_VISIBLE_DEVICES``),
+    e.g. ``[0, 1, 2, 3]`` with 2 replicas and ``tensor_parallel_size: 2``; default: every
+    replica sees the GPUs the environment allows."""
+    server_args: list[str] = Field(default_factory=list)
+    """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
+    are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""
+
+    @model_validator(mode="after")
+    def _even_devices(self) -> ServedTeacherConfig:
+        share, left = divmod(len(self.devices), self.replicas)
+        if self.devices and (left or not share):
+            raise ValueError(
+                f"devices {self.devices} do not split evenly over {self.replicas} replicas: "
+                "give the same number of GPUs to each"
+            )
+        return self
+
+
+class LlamaServerTeacherConfig(ServedTeacherConfig):
+    """``backend: llama-server`` (the default): llama.cpp's server started with a GGUF."""
+
+    backend: Literal["llama-server"] = "llama-server"
+    """``llama-server``: start llama.cpp's server with ``model`` (default: the packaged Gemma 3
+    270M)."""
     parallel: int = Field(8, ge=1)
     """``llama-server`` parallel slots (``-np``)."""
     threads: int = Field(2, ge=1)
@@ -278,41 +392,76 @@ class TeacherConfig(_Section):
     """``llama-server`` chat template: a llama.cpp built-in name (``gemma``, ``chatml``,
     ``llama3``, ...) or a ``.jinja`` file; default: the GGUF's own (``gemma`` for the packaged
     Gemma, which has none)."""
+
+
+class VLLMTeacherConfig(ServedTeacherConfig):
+    """``backend: vllm``: ``vllm serve model`` started by dataloop (GPU, or vLLM's CPU build)."""
+
+    backend: Literal["vllm"] = "vllm"
+    """``vllm``: start ``vllm serve model``."""
     tensor_parallel_size: int = Field(1, ge=1)
-    """``vllm``/``vllm-offline``: GPUs the teacher is split across."""
+    """GPUs the teacher is split across."""
     max_model_len: int | None = Field(None, ge=16)
-    """``vllm``/``vllm-offline``: context length to reserve KV cache for (default: the model's)."""
+    """Context length to reserve KV cache for (default: the model's)."""
     lora_modules: dict[str, str] = Field(default_factory=dict)
-    """``vllm``: LoRA adapters to serve on top of ``model``, name -> folder (``--lora-modules``);
-    the teacher uses one by naming it in ``served_model``."""
+    """LoRA adapters to serve on top of ``model``, name -> folder (``--lora-modules``); the
+    teacher uses one by naming it in ``served_model``."""
     served_model: str | None = None
-    """``vllm``: the name requests use, e.g. one of ``lora_modules`` (default: ``model``)."""
+    """The name requests use, e.g. one of ``lora_modules`` (default: ``model``)."""
     max_lora_rank: int | None = Field(None, ge=1)
-    """``vllm``: largest adapter rank to accept (``--max-lora-rank``)."""
-    replicas: int = Field(1, ge=1)
-    """``llama-server``/``vllm``: servers to start, each on its own port (and its share of
-    ``devices``); requests are spread over them as over several ``base_urls``."""
-    devices: list[int] = Field(default_factory=list)
-    """``llama-server``/``vllm``: GPU indices the replicas split in order, the same number each
-    (``CUDA_VISIBLE_DEVICES``), e.g. ``[0, 1, 2, 3]`` with 2 replicas and
-    ``tensor_parallel_size: 2``; default: every replica sees the GPUs the environment allows."""
+    """Largest adapter rank to accept (``--max-lora-rank``)."""
     vllm_python: str | None = None
-    """``vllm``: the Python of an environment that has vLLM (e.g. the CPU build that ``make
-    vllm-venv`` puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
+    """The Python of an environment that has vLLM (e.g. the CPU build that ``make vllm-venv``
+    puts in ``.cache/venv-vllm/bin/python``), started as ``PYTHON -m
     vllm.entrypoints.openai.api_server``; default: ``vllm serve`` from PATH."""
-    server_args: list[str] = Field(default_factory=list)
-    """More flags for the started server (``llama-server`` or ``vllm serve``), passed as they
-    are, e.g. ``[--gpu-memory-utilization, "0.5"]``; for ``vllm-offline`` use ``engine_args``."""
+
+    @property
+    def request_model(self) -> str | None:
+        """``served_model``, else ``model``."""
+        return self.served_model or self.model
+
+    @model_validator(mode="after")
+    def _devices_per_replica(self) -> VLLMTeacherConfig:
+        share = len(self.devices) // self.replicas
+        if self.devices and share != self.tensor_parallel_size:
+            raise ValueError(
+                f"devices give each of the {self.replicas} vllm replicas {share} GPUs, but "
+                f"tensor_parallel_size is {self.tensor_parallel_size}: make them agree"
+            )
+        return self
+
+
+class VLLMOfflineTeacherConfig(TeacherConfig):
+    """``backend: vllm-offline``: ``vllm.LLM`` inside the loop's process (GPU)."""
+
+    backend: Literal["vllm-offline"] = "vllm-offline"
+    """``vllm-offline``: load ``model`` with ``vllm.LLM``."""
+    tensor_parallel_size: int = Field(1, ge=1)
+    """GPUs the teacher is split across."""
+    max_model_len: int | None = Field(None, ge=16)
+    """Context length to reserve KV cache for (default: the model's)."""
     engine_args: dict[str, Any] = Field(default_factory=dict)
-    """``vllm-offline``: more keyword arguments for ``vllm.LLM``."""
-    seed: int = 0
-    """Sampling seed sent with each request (offset by the request's index)."""
+    """More keyword arguments for ``vllm.LLM``."""
+
+
+class OpenAITeacherConfig(HTTPTeacherConfig):
+    """``backend: openai``: any OpenAI-compatible endpoint already running (OpenAI, a vLLM or
+    llama.cpp server, ...)."""
+
+    backend: Literal["openai"] = "openai"
+    """``openai``: send requests to ``base_urls``."""
+    base_urls: list[str] = Field(default_factory=list)
+    """Endpoints (e.g. ``http://127.0.0.1:8000/v1``); several are load-balanced."""
+    flavor: Literal["openai", "vllm", "llama.cpp"] = "openai"
+    """The server behind ``base_urls``: it decides how a JSON schema is sent with plain
+    completions."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key; the key itself is never stored.
+    A value that looks like a key rather than a name (not ``[A-Za-z_][A-Za-z0-9_]*``, longer
+    than 64 characters, starting ``sk-``, ``hf_``, ...) is refused without being echoed."""
     probe_timeout: float = Field(10.0, gt=0)
-    """``openai`` backend: seconds each endpoint has to answer its model list when a run
-    starts or resumes, before anything trains; one that is down, or hangs, is reported then."""
-    max_connection_failures: int = Field(3, ge=1)
-    """Requests in a row that cannot reach the teacher (after their ``retries``) before the
-    run stops with an error naming the URL; the run can be resumed once the teacher is back."""
+    """Seconds each endpoint has to answer its model list when a run starts or resumes, before
+    anything trains; one that is down, or hangs, is reported then."""
 
     @field_validator("base_urls")
     @classmethod
@@ -344,38 +493,55 @@ class TeacherConfig(_Section):
             )
         return name
 
-    @model_validator(mode="after")
-    def _consistent(self) -> TeacherConfig:
-        if self.max_concurrency is not None and self.max_concurrency < self.concurrency:
-            raise ValueError(
-                f"max_concurrency {self.max_concurrency} is below concurrency "
-                f"{self.concurrency}: raise max_concurrency or lower concurrency"
-            )
-        if (self.replicas > 1 or self.devices) and self.backend not in ("llama-server", "vllm"):
-            raise ValueError(
-                f"replicas and devices start servers, which backend '{self.backend}' does not: "
-                "use llama-server or vllm, or list running servers in base_urls"
-            )
-        if self.devices:
-            share, left = divmod(len(self.devices), self.replicas)
-            if left or not share:
-                raise ValueError(
-                    f"devices {self.devices} do not split evenly over {self.replicas} replicas: "
-                    "give the same number of GPUs to each"
-                )
-            if self.backend == "vllm" and share != self.tensor_parallel_size:
-                raise ValueError(
-                    f"devices give each of the {self.replicas} vllm replicas {share} GPUs, but "
-                    f"tensor_parallel_size is {self.tensor_parallel_size}: make them agree"
-                )
-        return self
+
+_BACKENDS: dict[str, type[TeacherConfig]] = {
+    "llama-server": LlamaServerTeacherConfig,
+    "vllm": VLLMTeacherConfig,
+    "vllm-offline": VLLMOfflineTeacherConfig,
+    "openai": OpenAITeacherConfig,
+}
+_BACKEND_FIELDS = {
+    name: field.get_default(call_default_factory=True)
+    for model in _BACKENDS.values()
+    for name, field in model.model_fields.items()
+    if name not in TeacherConfig.model_fields
+}
+"""Every backend's own fields and their defaults (what an old flat teacher section may hold)."""
+
+
+def _backend_of(data: Any) -> str:
+    if isinstance(data, dict):
+        return str(data.get("backend", "llama-server"))
+    return str(getattr(data, "backend", "llama-server"))
+
+
+AnyTeacherConfig = Annotated[
+    Annotated[LlamaServerTeacherConfig, Tag("llama-server")]
+    | Annotated[VLLMTeacherConfig, Tag("vllm")]
+    | Annotated[VLLMOfflineTeacherConfig, Tag("vllm-offline")]
+    | Annotated[OpenAITeacherConfig, Tag("openai")],
+    Discriminator(
+        _backend_of,
+        custom_error_type="teacher_backend",
+        custom_error_message="Input should be 'llama-server', 'vllm', 'vllm-offline' or 'openai'",
+    ),
+]
+"""A ``teacher`` section: one backend's config model, told apart by ``backend``."""
+
+_TEACHER: TypeAdapter[AnyTeacherConfig] = TypeAdapter(AnyTeacherConfig)
+
+
+def teacher_config(data: dict[str, Any]) -> AnyTeacherConfig:
+    """The teacher config model ``data`` describes (a ``teacher`` section, ``backend`` picking
+    the model); raises pydantic's ValidationError."""
+    return _TEACHER.validate_python(data)
 
 
 class PolicyConfig(_Section):
     """How the teacher decides what to generate."""
 
     name: str = Field(
-        default_factory=lambda: default_policy(EnvConfig.model_fields["structure"].default)
+        default_factory=lambda: DEFAULT_POLICY[EnvConfig.model_fields["structure"].default]
     )
     """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list,
     llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner), an entry point in
@@ -406,7 +572,7 @@ class JudgeConfig(_Section):
     """Sampling temperature of the judge."""
     max_tokens: int = Field(256, ge=1)
     """Completion tokens per judgement."""
-    endpoint: TeacherConfig | None = None
+    endpoint: AnyTeacherConfig | None = None
     """Another endpoint for the judge: a teacher section with ``backend: openai`` (``model``,
     ``base_urls``, ``api_key_env`` ...) for a server already running; None asks the teacher's
     own. Either way its queries count against the teacher's budget (``max_queries``, tokens,
@@ -414,8 +580,8 @@ class JudgeConfig(_Section):
 
     @field_validator("endpoint")
     @classmethod
-    def _running_server(cls, endpoint: TeacherConfig | None) -> TeacherConfig | None:
-        if endpoint is not None and endpoint.backend != "openai":
+    def _running_server(cls, endpoint: AnyTeacherConfig | None) -> AnyTeacherConfig | None:
+        if endpoint is not None and not isinstance(endpoint, OpenAITeacherConfig):
             raise ValueError(
                 "the judge's endpoint must be a server already running (backend: openai, with "
                 "model and base_urls); leave it out to judge with the teacher"
@@ -512,6 +678,9 @@ class EngineConfig(_Section):
     normalised question, with this estimated Jaccard similarity as the threshold, e.g. 0.7.
     Linear in the data, unlike ``novelty``'s ROUGE-L, which compares every pair. None turns it
     off. Not applied to answer-augmentation."""
+    max_chars: int = Field(2000, ge=1)
+    """Longest question, and longest answer, in characters a candidate may have (verdict
+    ``too-long``; an empty one is rejected too)."""
     benchmarks: list[Benchmark] = Field(default_factory=list)
     """Public test sets no example may overlap: a generated candidate that shares a word
     ``benchmark_ngram``-gram (or, for a benchmark text shorter than that, the whole text) with
@@ -546,7 +715,7 @@ class LoopConfig(_Section):
     """Seed for the task's splits, the student's initialisation and sampling."""
     env: EnvConfig = Field(default_factory=EnvConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)
-    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    teacher: AnyTeacherConfig = Field(default_factory=LlamaServerTeacherConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
 
@@ -558,7 +727,7 @@ class LoopConfig(_Section):
         # budget-ratio: the Balancing paper spends one teacher query per generated example.
         # Each structure's own rule policy, unless the user named one.
         # (Assigned only when it changes: an assignment marks the field as set by the user.)
-        own = default_policy(self.env.structure)
+        own = DEFAULT_POLICY[self.env.structure]
         if own != self.policy.name and "name" not in self.policy.model_fields_set:
             self.policy.name = own
         # dataenvgym-skill-list shows the student's failed feedback probes: it needs some.
@@ -577,8 +746,17 @@ class LoopConfig(_Section):
         return self
 
 
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc)
+def _field_path(loc: tuple[int | str, ...], error_type: str) -> str:
+    # pydantic puts the backend's tag after a teacher section's name ('teacher.vllm.model');
+    # the user wrote 'teacher.model'. An unknown backend is reported at the section.
+    parts = [
+        str(part)
+        for i, part in enumerate(loc)
+        if not (i and loc[i - 1] in ("teacher", "endpoint") and part in _BACKENDS)
+    ]
+    if error_type == "teacher_backend":
+        parts.append("backend")
+    return ".".join(parts)
 
 
 def validate_config(data: dict[str, Any], origin: str = "config") -> LoopConfig:
@@ -591,7 +769,7 @@ def validate_config(data: dict[str, Any], origin: str = "config") -> LoopConfig:
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         msg = msg.removeprefix("Value error, ")
         raise ConfigError(
-            f"config field '{_field_path(err['loc'])}': {msg}{more} (in {origin})"
+            f"config field '{_field_path(err['loc'], err['type'])}': {msg}{more} (in {origin})"
         ) from None
 
 
@@ -653,9 +831,10 @@ def dump_config(config: LoopConfig) -> str:
     """The resolved config as YAML (what ``runs/<name>/config.yaml`` holds), with credentials
     in URLs redacted."""
     data = config.model_dump(mode="json")
-    data["teacher"]["base_urls"] = [redact_url(u) for u in config.teacher.base_urls]
+    if isinstance(config.teacher, OpenAITeacherConfig):
+        data["teacher"]["base_urls"] = [redact_url(u) for u in config.teacher.base_urls]
     judge = config.engine.judge
-    if judge is not None and judge.endpoint is not None:
+    if judge is not None and isinstance(judge.endpoint, OpenAITeacherConfig):
         urls = [redact_url(u) for u in judge.endpoint.base_urls]
         data["engine"]["judge"]["endpoint"]["base_urls"] = urls
     return yaml.safe_dump(data, sort_keys=False)

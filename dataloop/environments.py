@@ -32,6 +32,10 @@ class TaskEnvironment(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    accepts_skills_file: ClassVar[bool] = False
+    """Whether the constructor takes a ``skills_file`` option (a :mod:`dataloop.taxonomy`
+    file that relabels every example), which skill discovery (``env.discover_skills``) hands
+    the skills it found through. The built-in math, multiple_choice and code tasks do."""
     check_workers: ClassVar[int] = 1
     """How many ``verify`` / ``score`` calls may run at once, in threads. 1 (the default) runs
     them one by one; a task whose checks wait on subprocesses (code's sandbox) raises it, and

@@ -66,7 +66,7 @@ def _teacher(config: LoopConfig, run: RunDir) -> str:
     if teacher.backend == "llama-server" and teacher.model is None:
         # By name: exporting needs neither the packaged model nor its package.
         return Path(PACKAGED_GGUF_NAME).stem
-    return teacher.served_model or teacher.model or teacher.backend
+    return teacher.request_model or teacher.backend
 
 
 def export_run(

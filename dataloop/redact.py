@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from dataloop.errors import ConfigError
+
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")
 REDACTED = "***@"
 """What stands for a URL's credentials once redacted."""
@@ -54,3 +56,13 @@ def redact_keys(text: str) -> str:
         return "***" if secret else token
 
     return _TOKEN.sub(hide, text)
+
+
+def refuse_key(field: str, value: str | None) -> None:
+    """ConfigError for a config value (a model name or folder) that looks like an API key:
+    never looked up (a hub id would be sent to the hub), never echoed."""
+    if value is not None and redact_keys(value) != value:
+        raise ConfigError(
+            f"config field '{field}': this looks like an API key, not a model name or folder; "
+            "the value is not shown: give the key through teacher.api_key_env"
+        )

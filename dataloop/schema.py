@@ -150,6 +150,21 @@ class HistoryEntry(_Model):
     """Teacher queries spent in that iteration."""
 
 
+class Price(BaseModel):
+    """What one model charges, in any currency, per million tokens."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    prompt: float = Field(ge=0)
+    """Price of one million prompt (input) tokens."""
+    completion: float = Field(ge=0)
+    """Price of one million completion (output) tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price of this many tokens."""
+        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+
+
 class Budget(_Model):
     """Teacher budget: limits and what has been spent. None means unlimited."""
 
@@ -199,6 +214,15 @@ Structure = Literal["open-ended", "skill-list", "skill-tree"]
 ``open-ended``: the mean accuracy and a sample of failed feedback probes, no per-skill numbers;
 ``skill-list``: per-skill accuracy (the default); ``skill-tree``: per-skill accuracy and a tree
 of subskills the teacher grows (``Plan.explore``) and budgets (``GenerationRequest.subskill``)."""
+
+DEFAULT_POLICY: dict[str, str] = {
+    "open-ended": "error-guided",
+    "skill-list": "weakest-skills",
+    "skill-tree": "skill-tree",
+}
+"""The built-in policy a run of each structure uses when its config names none. Stated here
+only: the config's default ``policy.name`` and :func:`dataloop.policies.default_policy` read
+it (the config sits below the policies, which need the teacher's LLM layer)."""
 
 
 class Subskill(_Model):

@@ -3,13 +3,9 @@
 As in DataEnvGym, an LLM reads a sample of questions and proposes a small taxonomy (a name and
 a sentence per skill), then assigns every example one of those skills. The result is a JSON file
 in the run directory; a user may edit it (rename, merge, relabel) and it is read back as-is on the
-next run. Environments take it through their ``skills_file`` option.
-
-File format (``skills.json``)::
-
-    {"schema_version": 1,
-     "skills": [{"name": "percentages", "description": "..."}, ...],
-     "labels": [{"question": "...", "skill": "percentages"}, ...]}
+next run. Environments take it through their ``skills_file`` option. The file, and reading and
+applying it, are :mod:`dataloop.taxonomy`'s (``Label``, ``SkillTaxonomy``, ``slug``,
+``read_taxonomy`` and ``apply_taxonomy`` stay importable from here).
 """
 
 from __future__ import annotations
@@ -23,80 +19,32 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
-
 from dataloop.atomic import write_text
 from dataloop.errors import BudgetExhausted, DataloopError, TeacherError
 from dataloop.llm.base import Sampling
 from dataloop.llm.teacher import Teacher
-from dataloop.schema import SCHEMA_VERSION, Example, SkillInfo
+from dataloop.schema import Example, SkillInfo
+from dataloop.taxonomy import Label, SkillTaxonomy, apply_taxonomy, read_taxonomy, slug
+
+__all__ = [
+    "OTHER",
+    "Label",
+    "SkillDiscovery",
+    "SkillTaxonomy",
+    "apply_taxonomy",
+    "discover_skills",
+    "match_skill",
+    "parse_skills",
+    "read_taxonomy",
+    "slug",
+    "subskill_labeller",
+]
 
 log = logging.getLogger(__name__)
 
 OTHER = SkillInfo(name="other", description="examples the labeller could not place in a skill")
 _SKILL_LINE = re.compile(r"^\s*(?:[-*•]|\d+[.)])?\s*([A-Za-z][\w /&-]{0,40}?)\s*:\s*(\S.*)$")
 _SAMPLE_CHARS = 300  # long questions (code prompts) are cut: the gist is enough to group them
-
-
-class Label(BaseModel):
-    """The skill of one question."""
-
-    question: str
-    skill: str
-
-
-class SkillTaxonomy(BaseModel):
-    """Discovered (or user-edited) skills and the label of every question."""
-
-    schema_version: int = SCHEMA_VERSION
-    skills: list[SkillInfo]
-    labels: list[Label] = Field(default_factory=list)
-
-    def skill_of(self) -> dict[str, str]:
-        """Question -> skill name."""
-        return {label.question: label.skill for label in self.labels}
-
-
-def slug(name: str) -> str:
-    """A skill name as a lowercase-hyphenated identifier (``Unit Rates`` -> ``unit-rates``)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def read_taxonomy(path: Path) -> SkillTaxonomy:
-    """Read and check a skills file: valid JSON, known skill in every label."""
-    try:
-        taxonomy = SkillTaxonomy.model_validate_json(path.read_text())
-    except OSError as exc:
-        raise DataloopError(f"cannot read skills file {path}: {exc.strerror or exc}") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(map(str, err["loc"]))
-        raise DataloopError(f"skills file {path}: field '{where}': {err['msg']}") from None
-    names = [s.name for s in taxonomy.skills]
-    if not names:
-        raise DataloopError(f"skills file {path}: 'skills' is empty; list at least one skill")
-    for i, label in enumerate(taxonomy.labels):
-        if label.skill not in names:
-            raise DataloopError(
-                f"skills file {path}: labels[{i}] has skill '{label.skill}', which is not in "
-                f"'skills' ({', '.join(names)}); add it there or fix the label"
-            )
-    return taxonomy
-
-
-def apply_taxonomy(examples: list[Example], taxonomy: SkillTaxonomy, origin: Path) -> list[Example]:
-    """The examples relabelled with the taxonomy's skills (ids follow the new skill)."""
-    skill_of = taxonomy.skill_of()
-    out = []
-    for example in examples:
-        skill = skill_of.get(example.question)
-        if skill is None:
-            raise DataloopError(
-                f"skills file {origin} has no label for question {example.question[:60]!r}; "
-                "add it to 'labels' or delete the file to discover skills again"
-            )
-        out.append(example.relabel(skill=skill))
-    return out
 
 
 def parse_skills(text: str, max_skills: int) -> list[SkillInfo]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from dataloop.environments import SPLITS, Split, TaskEnvironment
 from dataloop.errors import DataloopError
 from dataloop.schema import Example, SkillInfo
-from dataloop.skills import apply_taxonomy, read_taxonomy
+from dataloop.taxonomy import apply_taxonomy, read_taxonomy
 
 T = TypeVar("T")
 # File-name stems that count as each split inside a data folder (GSM8K's train.jsonl/test.jsonl,
@@ -274,7 +274,7 @@ class DatasetTask(TaskEnvironment):
 
     Subclasses call :meth:`_load` with a function that turns one row into an :class:`Example`,
     then :meth:`_use_skills`; the accessors are shared. Their constructors take ``skills_file``
-    (a :mod:`dataloop.skills` file), which is how ``env.discover_skills`` hands them the skills
+    (a :mod:`dataloop.taxonomy` file), which is how ``env.discover_skills`` hands them the skills
     the teacher found.
     """
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dataloop.assemble import check_teacher, resume_config
+from dataloop.assemble import resume_config
 from dataloop.config import dump_config, validate_config
+from dataloop.llm.backends import check_teacher
 from dataloop.runs import Metrics, RunDir, RunState
 from dataloop.schema import Example, GenerationReport, HistoryEntry
 

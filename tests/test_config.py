@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
 
-from dataloop.config import dump_config, load_config, parse_overrides, validate_config
+from dataloop.config import (
+    LlamaServerTeacherConfig,
+    OpenAITeacherConfig,
+    TeacherConfig,
+    VLLMOfflineTeacherConfig,
+    VLLMTeacherConfig,
+    dump_config,
+    load_config,
+    parse_overrides,
+    validate_config,
+)
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError
 from dataloop.policies import check_policy, check_structure
@@ -150,3 +162,160 @@ def test_a_structure_preset_leaves_the_policy_name_unset_where_it_changes_nothin
     # travel into every arm and override the arm's structure default.
     config = validate_config({"policy": {"examples_per_iteration": 5}})
     assert "name" not in config.policy.model_fields_set
+
+
+# The teacher section: one model per backend, picked by ``backend``.
+
+OLD_FLAT_TEACHER = """\
+teacher:
+  backend: openai
+  model: gpt-4o-mini
+  base_urls: [http://127.0.0.1:8000/v1]
+  flavor: openai
+  api_key_env: OPENAI_API_KEY
+  kind: chat
+  temperature: 0.7
+  max_tokens: 128
+  concurrency: 8
+  max_concurrency: null
+  endpoint_cooldown: 10.0
+  timeout: 120.0
+  retries: 4
+  max_queries: 500
+  max_total_tokens: null
+  prices: {gpt-4o-mini: {prompt: 0.15, completion: 0.6}}
+  max_cost: 1.0
+  cache: true
+  parallel: 8
+  threads: 2
+  chat_template: null
+  tensor_parallel_size: 1
+  max_model_len: null
+  lora_modules: {}
+  served_model: null
+  max_lora_rank: null
+  replicas: 1
+  devices: []
+  vllm_python: null
+  server_args: []
+  engine_args: {}
+  seed: 0
+  probe_timeout: 10.0
+  max_connection_failures: 3
+"""
+"""A teacher section as every run folder saved before the per-backend models holds it: all
+28 fields of the one flat model, the other backends' at their defaults."""
+
+
+@pytest.mark.parametrize(
+    ("section", "model", "own"),
+    [
+        ({}, LlamaServerTeacherConfig, {"threads": 2, "parallel": 8}),
+        (
+            {"backend": "llama-server", "threads": 4, "chat_template": "gemma"},
+            LlamaServerTeacherConfig,
+            {"threads": 4, "chat_template": "gemma"},
+        ),
+        (
+            {
+                "backend": "vllm",
+                "model": "org/m",
+                "served_model": "ad",
+                "lora_modules": {"ad": "x"},
+            },
+            VLLMTeacherConfig,
+            {"request_model": "ad", "lora_modules": {"ad": "x"}, "replicas": 1},
+        ),
+        (
+            {"backend": "vllm-offline", "model": "org/m", "engine_args": {"enforce_eager": True}},
+            VLLMOfflineTeacherConfig,
+            {"engine_args": {"enforce_eager": True}, "tensor_parallel_size": 1},
+        ),
+        (
+            {"backend": "openai", "model": "m", "base_urls": ["http://h:1/v1"], "flavor": "vllm"},
+            OpenAITeacherConfig,
+            {"base_urls": ["http://h:1/v1"], "flavor": "vllm", "probe_timeout": 10.0},
+        ),
+    ],
+)
+def test_each_backend_has_its_own_model_with_its_own_fields(section, model, own) -> None:
+    teacher = validate_config({"teacher": section}).teacher
+    assert type(teacher) is model
+    assert {key: getattr(teacher, key) for key in own} == own
+    # What a run folder keeps holds that backend's fields only, and reads back the same.
+    saved = yaml.safe_load(dump_config(validate_config({"teacher": section})))["teacher"]
+    assert set(saved) == set(model.model_fields)
+    assert validate_config({"teacher": saved}).teacher == teacher
+
+
+def test_a_teacher_section_saved_flat_by_an_older_dataloop_loads_unchanged(tmp_path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the other backends' defaults are no news
+        config = _load(tmp_path, OLD_FLAT_TEACHER)
+    teacher = config.teacher
+    assert isinstance(teacher, OpenAITeacherConfig)
+    assert (teacher.model, teacher.kind, teacher.temperature, teacher.max_cost) == (
+        "gpt-4o-mini",
+        "chat",
+        0.7,
+        1.0,
+    )
+    assert teacher.prices["gpt-4o-mini"].completion == 0.6
+    # --set still reaches every field, the backend's own included.
+    over = _load(tmp_path, OLD_FLAT_TEACHER, **{"teacher.timeout": 30, "teacher.backend": "vllm"})
+    assert isinstance(over.teacher, VLLMTeacherConfig) and over.teacher.timeout == 30
+
+
+def test_another_backends_field_set_by_hand_is_ignored_with_a_warning(tmp_path) -> None:
+    text = "teacher:\n  backend: openai\n  model: m\n  base_urls: [http://h:1/v1]\n  threads: 8\n"
+    with pytest.warns(FutureWarning, match="'threads' is not used by backend 'openai'"):
+        teacher = _load(tmp_path, text).teacher
+    assert not hasattr(teacher, "threads")
+    # served_model named the model requests use on every backend: it still does.
+    text = "teacher:\n  backend: openai\n  model: m\n  base_urls: [http://h:1/v1]\n"
+    with pytest.warns(FutureWarning, match="write it as model"):
+        teacher = _load(tmp_path, text + "  served_model: ad\n").teacher
+    assert teacher.model == "ad"
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"backend": "vllm", "modell": "x"}, "config field 'teacher.modell': unknown field"),
+        (
+            {"backend": "vllm", "tensor_parallel_size": "two"},
+            "config field 'teacher.tensor_parallel_size': Input should be a valid integer",
+        ),
+        (
+            {"backend": "openai", "base_urls": ["ftp://h"]},
+            "config field 'teacher.base_urls': 'ftp://h' is not an http:// or https:// URL",
+        ),
+        ({"backend": "openai", "timeout": 0}, "config field 'teacher.timeout': Input should be"),
+    ],
+)
+def test_a_wrong_teacher_field_is_one_line_naming_it(section, message) -> None:
+    with pytest.raises(ConfigError) as err:
+        validate_config({"teacher": section})
+    assert message in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=re.escape(message)):  # the same through --set
+        load_config(None, {f"teacher.{key}": value for key, value in section.items()})
+
+
+def test_the_judge_endpoint_is_a_running_server_and_its_errors_name_it() -> None:
+    endpoint = {"backend": "openai", "model": "j", "base_urls": ["http://h:1/v1"]}
+    judge = validate_config({"engine": {"judge": {"endpoint": endpoint}}}).engine.judge
+    assert judge is not None and isinstance(judge.endpoint, OpenAITeacherConfig)
+    with pytest.raises(ConfigError, match=r"'engine\.judge\.endpoint': the judge's endpoint must"):
+        validate_config({"engine": {"judge": {"endpoint": {"model": "j"}}}})
+    bad = {**endpoint, "retries": -1}
+    with pytest.raises(ConfigError, match=r"'engine\.judge\.endpoint\.retries': Input should"):
+        validate_config({"engine": {"judge": {"endpoint": bad}}})
+
+
+def test_calling_teacher_config_still_builds_the_backends_model_with_a_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="TeacherConfig"):
+        teacher = TeacherConfig(backend="vllm", model="org/m", tensor_parallel_size=2)
+    assert isinstance(teacher, VLLMTeacherConfig) and isinstance(teacher, TeacherConfig)
+    assert teacher.tensor_parallel_size == 2
+    with pytest.warns(DeprecationWarning):
+        assert type(TeacherConfig()) is LlamaServerTeacherConfig

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dataloop.assemble import _discover, open_loop, task_options
+from dataloop.assemble import _discover, check_run, open_loop, task_options
 from dataloop.config import validate_config
 from dataloop.display import Display
 from dataloop.environments import load_task
@@ -118,3 +118,34 @@ def test_discovery_on_a_task_that_cannot_take_it_is_a_config_error(
         pass
     assert str(caught.value).startswith("config field 'env.discover_skills'")
     assert not (tmp_path / "run").exists()  # checked before anything is written
+
+
+LEGACY_TASK = """
+from dataloop.envs.math import MathTask
+
+
+class Undeclared(MathTask):
+    accepts_skills_file = False  # as a plug-in written before the attribute: not declared
+
+
+class NoSkillsFile(MathTask):
+    accepts_skills_file = False
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed=seed)
+"""
+
+
+def test_a_task_declares_that_it_takes_a_skills_file(tmp_path: Path) -> None:
+    (tmp_path / "legacy.py").write_text(LEGACY_TASK)
+
+    def check(name: str) -> None:
+        env = {"name": f"{tmp_path / 'legacy.py'}:{name}", "discover_skills": True}
+        check_run(validate_config({"env": env}, origin="test"))
+
+    check_run(validate_config({"env": {"name": "math", "discover_skills": True}}))  # declared
+    # A plug-in that takes the option without declaring it still works, warned.
+    with pytest.warns(FutureWarning, match="set the class attribute accepts_skills_file = True"):
+        check("Undeclared")
+    with pytest.raises(ConfigError, match="has no 'skills_file' option"):
+        check("NoSkillsFile")

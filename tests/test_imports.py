@@ -1,4 +1,5 @@
-"""The CLI answers at once: torch, transformers and peft load only where a student is built."""
+"""The CLI answers at once: torch, transformers and peft load only where a student is built,
+openai only where a teacher is reached."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-HEAVY = ("torch", "transformers", "peft")
+HEAVY = ("torch", "transformers", "peft", "openai")
 
 CASES = {
     "import dataloop": "import dataloop",

@@ -10,7 +10,6 @@ from dataloop.config import validate_config
 from dataloop.errors import RegistryError
 from dataloop.llm.teacher import Teacher
 from dataloop.policies import (
-    BUILTIN_POLICIES,
     LLM2LLM,
     STRUCTURES,
     BudgetRatio,
@@ -321,9 +320,7 @@ def test_check_structure_passes_what_a_policy_can_plan_for(tmp_path) -> None:
         check_structure(f"{path}:OnlyOpen", "skill-tree")
 
 
-def test_each_structure_has_one_default_policy_declared_by_the_policy_itself(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_each_structure_has_one_default_policy_that_plans_for_it() -> None:
     defaults = {s: default_policy(s) for s in STRUCTURES}
     assert defaults == {
         "open-ended": "error-guided",
@@ -331,17 +328,11 @@ def test_each_structure_has_one_default_policy_declared_by_the_policy_itself(
         "skill-tree": "skill-tree",
     }
     for structure, name in defaults.items():
-        assert BUILTIN_POLICIES[name].default_for == structure
         assert name in policies_for(structure)  # a default can plan for its structure
-        # The config's default follows the declaration: there is no second statement of it.
+        # The config's default is the same statement, not a second one.
         assert validate_config({"env": {"structure": structure}}).policy.name == name
-    assert LearningProgress.default_for == "skill-list"  # inherited from WeakestSkills ...
-    assert default_policy("skill-list") == "weakest-skills"  # ... but only the declarer counts
-    monkeypatch.setattr(Uniform, "default_for", "skill-list", raising=False)
-    with pytest.raises(RegistryError, match="'skill-list' has 2 default policies"):
-        default_policy("skill-list")
-    monkeypatch.setattr(WeakestSkills, "default_for", None)
-    assert validate_config({}).policy.name == "uniform"  # the new declaration decides
+    with pytest.raises(RegistryError, match="unknown structure 'tree'; known: open-ended"):
+        default_policy("tree")
 
 
 def _history(*accuracies: dict[str, float]) -> list[HistoryEntry]:

@@ -44,7 +44,7 @@ from dataloop.bench.spec import (
     run_config,
 )
 from dataloop.bench.workers import Cell, Executor, Failures, Progress
-from dataloop.config import LoopConfig, dump_config, load_config
+from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError, DataloopError
 from dataloop.identity import CodeIdentity
@@ -410,10 +410,11 @@ def _execute(
         import torch
 
         torch.set_num_threads(threads)
-        teacher = config.teacher.model_copy(
-            update={"threads": min(config.teacher.threads, threads)}
-        )
-        config = config.model_copy(update={"teacher": teacher})
+        if isinstance(config.teacher, LlamaServerTeacherConfig):
+            teacher = config.teacher.model_copy(
+                update={"threads": min(config.teacher.threads, threads)}
+            )
+            config = config.model_copy(update={"teacher": teacher})
     display = display_factory() if display_factory else Display(quiet=True)
     started = time.monotonic()
     with open_loop(config, display, run) as loop:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from dataloop.config import EngineConfig
 from dataloop.engine.benchmarks import BenchmarkIndex
 from dataloop.engine.filters import (
     Decontaminator,
@@ -106,63 +108,71 @@ class GenerationResult:
 class Engine:
     """Turns a :class:`~dataloop.schema.Plan` into verified, deduplicated examples.
 
-    ``seeds`` are the examples prompts are built on (default: the task's train split; a run
-    with a feedback split passes what is left of it); ``held_out`` are examples no generated
-    one may copy besides validation and test (the feedback probes). With ``votes`` each
-    verified candidate whose answer is the teacher's is put to that many fresh answers, asked
-    of the ``solver`` strategy (any that sets :attr:`~dataloop.engine.strategy.Strategy.solves`).
+    ``config`` is the run's ``engine`` section (:class:`~dataloop.config.EngineConfig`: the
+    strategy override, shots, per-query yield, rounds, votes and filters; default: its
+    defaults); ``sampling`` is every generation request's (the ``teacher`` section's
+    ``temperature`` and ``max_tokens``; each request adds its stop sequences and seed).
+    ``benchmarks`` and ``judge`` are the filters built from the section's ``benchmarks`` and
+    ``judge``. ``seeds`` are the examples prompts are built on (default: the task's train
+    split; a run with a feedback split passes what is left of it); ``held_out`` are examples no
+    generated one may copy besides validation and test (the feedback probes). With the
+    section's ``votes`` each verified candidate whose answer is the teacher's is put to that
+    many fresh answers, asked of its ``solver`` strategy (any that sets
+    :attr:`~dataloop.engine.strategy.Strategy.solves`)::
+
+        engine = Engine(teacher, task, EngineConfig(votes=3), sampling=Sampling(temperature=0.7))
+
+    The settings once given one by one (``Engine(teacher, task, shots=4, temperature=0.7)``)
+    still work, with a DeprecationWarning.
     """
 
     def __init__(
         self,
         teacher: Teacher,
         task: TaskEnvironment,
+        config: EngineConfig | None = None,
         *,
-        strategy: str | None = None,
-        shots: int = 8,
-        per_query: int = 6,
-        max_rounds: int = 3,
-        votes: int = 0,
-        solver: str = "answer-augmentation",
-        temperature: float = 0.9,
-        max_tokens: int = 128,
-        max_chars: int = 2000,
-        novelty: float | None = None,
-        near_duplicates: float | None = None,
+        sampling: Sampling | None = None,
         benchmarks: BenchmarkIndex | None = None,
         judge: Judge | None = None,
-        show_student_answer: bool = False,
         seeds: list[Example] | None = None,
         held_out: list[Example] | None = None,
+        **settings: Any,
     ) -> None:
+        if settings:
+            config, sampling = _from_settings(config, sampling, settings)
         self.teacher = teacher
         self.task = task
-        self.strategy_override = strategy
-        self.shots = shots
-        self.per_query = per_query
-        self.max_rounds = max_rounds
-        self.votes = votes
-        self._solver = resolve_solver(solver)(teacher.templates, teacher.kind)
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.max_chars = max_chars
-        self.novelty = novelty
-        self.near_duplicates = near_duplicates
+        self.config = config or EngineConfig()
+        self.sampling = sampling or Sampling()
+        self._solver = resolve_solver(self.config.solver)(teacher.templates, teacher.kind)
         self.benchmarks = benchmarks
         self.judge = judge
-        self.show_student_answer = show_student_answer
         self._skills = {s.name: s for s in task.skills()}
         self._seeds = task.split("train") if seeds is None else list(seeds)
         self._decontaminator = Decontaminator(
             task.split("validation") + task.split("test") + list(held_out or [])
         )
-        if strategy is not None:
-            resolve_strategy(strategy)  # fail at construction on an unknown name
-        if novelty is not None:
-            Novelty(novelty)  # a bad threshold fails here, not mid-run
+        if self.config.strategy is not None:
+            resolve_strategy(self.config.strategy)  # fail at construction on an unknown name
+        if self.config.novelty is not None:
+            Novelty(self.config.novelty)  # a bad threshold fails here, not mid-run
         self._raised: dict[str, str] = {}  # candidate id -> what checking it raised
-        if near_duplicates is not None:
-            NearDuplicates(near_duplicates)
+        if self.config.near_duplicates is not None:
+            NearDuplicates(self.config.near_duplicates)
+
+    def __getattr__(self, name: str) -> Any:
+        # The settings were attributes of their own before the engine took a config object.
+        if name in _SETTINGS:
+            where = _SETTINGS[name]
+            warnings.warn(
+                f"Engine.{name} is deprecated: read Engine.{where}",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            part, field_name = where.split(".")
+            return getattr(self.__dict__[part], field_name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @property
     def budget(self) -> Budget:
@@ -197,10 +207,10 @@ class Engine:
         result = GenerationResult()
         self._raised.clear()
         seen = Seen(train_set)
-        novel = None if self.novelty is None else Novelty(self.novelty, self._seeds)
+        novel = None if self.config.novelty is None else Novelty(self.config.novelty, self._seeds)
         near = None
-        if self.near_duplicates is not None:
-            near = NearDuplicates(self.near_duplicates, train_set)
+        if self.config.near_duplicates is not None:
+            near = NearDuplicates(self.config.near_duplicates, train_set)
         uses = _parent_uses(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
@@ -211,7 +221,7 @@ class Engine:
         ]
         slots = asyncio.Semaphore(max(1, self.task.check_workers))
         answered = 0
-        for _ in range(self.max_rounds):
+        for _ in range(self.config.max_rounds):
             batch = [item for job in jobs if not result.budget_exhausted for item in job.next()]
             if not batch:
                 break
@@ -278,7 +288,7 @@ class Engine:
 
         checked = await asyncio.gather(*(check(c) for c in candidates))
         settled = _Settled(queries=0 if reply.cached else 1, checked=list(checked))
-        if self.votes and job.strategy.voted:
+        if self.config.votes and job.strategy.voted:
             settled.checked = list(
                 await asyncio.gather(*(self._vote(job, c, e, settled) for c, e in checked))
             )
@@ -291,7 +301,7 @@ class Engine:
         stays verified only if more than half of them agree with its answer (``score``)."""
         if check != "verified":
             return check, example
-        prompts = [self._solver.solve(job.ctx, example, i) for i in range(self.votes)]
+        prompts = [self._solver.solve(job.ctx, example, i) for i in range(self.config.votes)]
         replies = await asyncio.gather(
             *(self._ask(p, job.ctx, f"vote/{example.id}/{i}") for i, p in enumerate(prompts)),
             return_exceptions=True,
@@ -308,7 +318,7 @@ class Engine:
                 settled.queries += 0 if reply.cached else 1
                 answer = self._solver.answer(reply.texts[0], prompt)
                 agree += answer is not None and self.task.score(example, answer)
-        return ("verified" if 2 * agree > self.votes else "wrong-answer"), example
+        return ("verified" if 2 * agree > self.config.votes else "wrong-answer"), example
 
     async def _take(
         self,
@@ -337,7 +347,7 @@ class Engine:
         result: GenerationResult,
         uses: dict[str, Counter[str]],
     ) -> _Job:
-        strategy = self.strategy(self.strategy_override or request.strategy)
+        strategy = self.strategy(self.config.strategy or request.strategy)
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
         skill, seeds = self._target(request, obs)
@@ -352,12 +362,12 @@ class Engine:
             failures=[f for f in obs.failures if f.example.skill == request.skill],
             iteration=obs.iteration + 1,
             teacher=self.teacher.model,
-            shots=self.shots,
+            shots=self.config.shots,
             used=uses.get(strategy.name, Counter()),
-            show_student_answer=self.show_student_answer,
+            show_student_answer=self.config.show_student_answer,
             level=level,
         )
-        return _Job(strategy, ctx, counts, self.per_query)
+        return _Job(strategy, ctx, counts, self.config.per_query)
 
     def _level(self, request: GenerationRequest) -> Level | None:
         """The difficulty level a request asks for, as the task declares it; None for none."""
@@ -408,14 +418,10 @@ class Engine:
         return candidates
 
     async def _ask(self, prompt: Prompt, ctx: RequestContext, index: int | str) -> Completion:
-        sampling = Sampling(
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            stop=prompt.stop,
-            seed=self.teacher.sampling_seed(
-                ctx.iteration, ctx.skill.name, ctx.request.strategy, index
-            ),
+        seed = self.teacher.sampling_seed(
+            ctx.iteration, ctx.skill.name, ctx.request.strategy, index
         )
+        sampling = self.sampling.model_copy(update={"stop": prompt.stop, "seed": seed})
         return await self.teacher.ask(prompt.text, sampling)
 
     async def _judge(
@@ -451,7 +457,7 @@ class Engine:
             for name in names:
                 counts.benchmarks[name] = counts.benchmarks.get(name, 0) + 1
             return "benchmark", example
-        if not within_length(example, self.max_chars):
+        if not within_length(example, self.config.max_chars):
             return "too-long", example
         counts.deduplicated += 1
         if counts.accepted >= job.ctx.request.count:
@@ -524,3 +530,47 @@ class _Job:
                     self.reached.add(parent.id)
                     self.counts.seeds.append(parent.id)
         return prompts
+
+
+_SETTINGS = {
+    "strategy_override": "config.strategy",
+    "shots": "config.shots",
+    "per_query": "config.per_query",
+    "max_rounds": "config.max_rounds",
+    "votes": "config.votes",
+    "max_chars": "config.max_chars",
+    "novelty": "config.novelty",
+    "near_duplicates": "config.near_duplicates",
+    "show_student_answer": "config.show_student_answer",
+    "temperature": "sampling.temperature",
+    "max_tokens": "sampling.max_tokens",
+}
+"""The keyword arguments (and attributes) the engine once took one by one -> where they are."""
+
+
+def _from_settings(
+    config: EngineConfig | None, sampling: Sampling | None, settings: dict[str, Any]
+) -> tuple[EngineConfig, Sampling]:
+    """``config`` and ``sampling`` with the settings once passed as keyword arguments (the
+    old constructor's ``strategy``, ``shots``, ``temperature`` ...) applied, with a
+    DeprecationWarning; TypeError for a name the engine never took."""
+    keys = {**_SETTINGS, "strategy": "config.strategy"}
+    del keys["strategy_override"]  # an attribute only
+    unknown = sorted(set(settings) - set(keys))
+    if unknown:
+        raise TypeError(f"Engine() got an unexpected keyword argument {unknown[0]!r}")
+    warnings.warn(
+        f"Engine({', '.join(f'{k}=...' for k in settings)}) is deprecated: pass "
+        "Engine(teacher, task, EngineConfig(...), sampling=Sampling(temperature=..., "
+        "max_tokens=...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    parts: dict[str, dict[str, Any]] = {"config": {}, "sampling": {}}
+    for key, value in settings.items():
+        part, field_name = keys[key].split(".")
+        parts[part][field_name] = value
+    # Unvalidated, as the settings were: the checks below (strategy, thresholds) still run.
+    config = (config or EngineConfig()).model_copy(update=parts["config"])
+    sampling = (sampling or Sampling()).model_copy(update=parts["sampling"])
+    return config, sampling

@@ -1,4 +1,5 @@
-"""What a teacher request costs: the budget guard, prices, and the metered call every client uses.
+"""What a teacher request costs: the budget guard, prices (:class:`~dataloop.schema.Price`, kept
+importable from here), and the metered call every client uses.
 
 Both clients (the OpenAI-compatible one and offline vLLM) send requests through a :class:`Meter`:
 it answers from the response cache when it can, reserves the request's worst-case cost against the
@@ -11,27 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from dataloop.errors import BudgetExhausted
 from dataloop.llm.base import Completion, Sampling
 from dataloop.llm.cache import ResponseCache
-from dataloop.schema import Budget
-
-
-class Price(BaseModel):
-    """What one model charges, in any currency, per million tokens."""
-
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
-
-    prompt: float = Field(ge=0)
-    """Price of one million prompt (input) tokens."""
-    completion: float = Field(ge=0)
-    """Price of one million completion (output) tokens."""
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        """The price of this many tokens."""
-        return (prompt_tokens * self.prompt + completion_tokens * self.completion) / 1e6
+from dataloop.schema import Budget, Price
 
 
 def budget_cost(budget: Budget, price: Price | None) -> float | None:

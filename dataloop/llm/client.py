@@ -25,12 +25,12 @@ from tenacity import (
 )
 
 from dataloop.errors import TeacherError, TeacherUnavailable
-from dataloop.llm.accounting import Meter, Price, worst_case_tokens
+from dataloop.llm.accounting import Meter, worst_case_tokens
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.cache import ResponseCache
 from dataloop.llm.fleet import EndpointStats, Fleet, Outcome, Slot
 from dataloop.redact import redact_url
-from dataloop.schema import Budget
+from dataloop.schema import Budget, Price
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataloop.errors import TeacherError
-from dataloop.llm.accounting import Meter, Price, worst_case_tokens
+from dataloop.llm.accounting import Meter, worst_case_tokens
 from dataloop.llm.base import Completion, Message, Sampling
 from dataloop.llm.cache import ResponseCache
-from dataloop.schema import Budget
+from dataloop.schema import Budget, Price
 
 
 def import_vllm() -> Any:

@@ -44,12 +44,6 @@ class Policy(ABC):
     reads per-skill accuracy cannot plan from an ``open-ended`` observation, one that reads the
     skill tree needs ``skill-tree``. Default: all; see
     :func:`~dataloop.policies.registry.check_structure`."""
-    default_for: ClassVar[str | None] = None
-    """The structure (``env.structure``) whose default policy this is, when a config names
-    none: one built-in per structure declares it (``error-guided`` open-ended,
-    ``weakest-skills`` skill-list, ``skill-tree`` skill-tree), and
-    :func:`~dataloop.policies.registry.default_policy` reads it. Read from the class itself,
-    never inherited: a subclass of a default is not a default too."""
     observes_loss: ClassVar[bool] = False
     """Whether the policy reads the student's loss on each seed example
     (``Observation.losses``): a run then has the environment compute it at every observation

@@ -42,7 +42,6 @@ class WeakestSkills(Policy):
 
     name = "weakest-skills"
     structures = frozenset({"skill-list", "skill-tree"})  # reads per-skill accuracy
-    default_for = "skill-list"
 
     def __init__(
         self, examples_per_iteration: int = 240, strategy: str = "new-question", floor: float = 0.05

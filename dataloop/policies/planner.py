@@ -13,7 +13,7 @@ from dataloop.policies.base import Policy, allocate
 from dataloop.policies.builtin import WeakestSkills
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy, failed_examples, one_line
 from dataloop.schema import Explore, GenerationRequest, Observation, Plan, SkillTree
-from dataloop.skills import slug
+from dataloop.taxonomy import slug
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Policies by name: the built-ins, an entry point (``dataloop.policies``), or user code named
-``path/to/file.py:Name`` / ``module:Name``; and what a structure implies for them, read from
-what each policy class declares (:attr:`~dataloop.policies.base.Policy.structures`,
-:attr:`~dataloop.policies.base.Policy.default_for`)."""
+``path/to/file.py:Name`` / ``module:Name``; and what a structure implies for them: the
+structures each policy class declares it plans for
+(:attr:`~dataloop.policies.base.Policy.structures`) and each structure's default
+(:data:`dataloop.schema.DEFAULT_POLICY`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from dataloop.policies.dataenvgym import DataEnvGymSkillList
 from dataloop.policies.edge import DifficultyEdge
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
+from dataloop.schema import DEFAULT_POLICY
 
 BUILTIN_POLICIES: dict[str, type[Policy]] = {
     p.name: p
@@ -80,14 +82,13 @@ def resolve_policy(spec: str) -> PolicySpec:
 
 def default_policy(structure: str) -> str:
     """The built-in policy a config with ``env.structure: structure`` runs unless it names
-    one: the one whose class declares ``default_for = structure``."""
-    found = [n for n, cls in BUILTIN_POLICIES.items() if vars(cls).get("default_for") == structure]
-    if len(found) != 1:
+    one (:data:`dataloop.schema.DEFAULT_POLICY`)."""
+    try:
+        return DEFAULT_POLICY[structure]
+    except KeyError:
         raise RegistryError(
-            f"structure '{structure}' has {len(found)} default policies ({', '.join(found)}); "
-            "exactly one built-in must declare default_for"
-        )
-    return found[0]
+            f"unknown structure '{structure}'; known: {', '.join(DEFAULT_POLICY)}"
+        ) from None
 
 
 def policies_for(structure: str) -> list[str]:

@@ -64,7 +64,6 @@ class ErrorGuided(Policy):
     """
 
     name = "error-guided"
-    default_for = "open-ended"
 
     def __init__(
         self,
@@ -164,7 +163,6 @@ class SkillTreePolicy(Policy):
 
     name = "skill-tree"
     structures = frozenset({"skill-tree"})
-    default_for = "skill-tree"
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from dataloop.config import EngineConfig
 from dataloop.engine import Engine
 from dataloop.envs.arithmetic import ArithmeticTask
 from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
@@ -587,3 +588,39 @@ def test_harder_writes_from_solved_seeds_and_the_task_verifies(arithmetic) -> No
     every = obs.model_copy(update={"failures": [Failure(example=e, prediction="7") for e in seeds]})
     none = asyncio.run(Engine(Teacher(ScriptedClient("")), arithmetic).generate(plan, every, []))
     assert none.accepted == [] and none.report.counts[0].generated == 0  # nothing solved
+
+
+def test_an_engine_is_built_from_its_config_section_and_the_teachers_sampling(arithmetic) -> None:
+    text = " 45+45\nA: 90\nQ: 11+22\nA: 33\n"
+    plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
+
+    def run(engine: Engine) -> list[str]:
+        result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
+        return [c.verdict for c in result.candidates]
+
+    assert run(Engine(Teacher(ScriptedClient(text)), arithmetic, EngineConfig(per_query=2))) == [
+        "accepted",
+        "accepted",
+    ]
+    client = ScriptedClient(text)
+    config = EngineConfig(per_query=2, max_rounds=1, max_chars=4)
+    sampling = Sampling(temperature=0.3, max_tokens=64)
+    assert run(Engine(Teacher(client), arithmetic, config, sampling=sampling)) == ["too-long"] * 2
+    assert [(s.temperature, s.max_tokens) for s in client.samplings] == [(0.3, 64)]
+    # The settings given one by one, as before the config object: the same engine, a warning.
+    before = ScriptedClient(text)
+    with pytest.warns(DeprecationWarning, match=r"Engine\(per_query=\.\.\., "):
+        old = Engine(
+            Teacher(before),
+            arithmetic,
+            per_query=2,
+            max_rounds=1,
+            max_chars=4,
+            temperature=0.3,
+            max_tokens=64,
+        )
+    assert run(old) == ["too-long"] * 2 and before.samplings == client.samplings
+    with pytest.warns(DeprecationWarning, match=r"read Engine\.config\.max_rounds"):
+        assert old.max_rounds == 1
+    with pytest.raises(TypeError, match="unexpected keyword argument 'shot'"):
+        Engine(Teacher(before), arithmetic, shot=3)

@@ -8,10 +8,10 @@ import logging
 import pytest
 from fakeserver import FakeOpenAI
 
-from dataloop.assemble import teacher_client
 from dataloop.config import dump_config, validate_config
 from dataloop.errors import ConfigError
 from dataloop.llm import Sampling
+from dataloop.llm.backends import teacher_client
 from dataloop.logs import attach_run_log, detach
 from dataloop.redact import redact_keys
 from dataloop.runs import RunDir
@@ -41,7 +41,9 @@ def test_api_key_is_used_but_never_written_to_the_run_or_logs(
         run.write_config(dump_config(config))
         handler = attach_run_log(run.log_file)
         try:
-            with teacher_client(config.teacher, run) as client:
+            with teacher_client(
+                config.teacher, cache_dir=run.cache, server_log=run.teacher_log
+            ) as client:
 
                 async def go() -> None:
                     for i in range(6):
@@ -76,7 +78,7 @@ def test_a_missing_key_variable_is_named(tmp_path, monkeypatch) -> None:
     )
     with (
         pytest.raises(ConfigError, match="DATALOOP_TEST_KEY is not set"),
-        teacher_client(config.teacher, RunDir(tmp_path)),
+        teacher_client(config.teacher, cache_dir=tmp_path, server_log=tmp_path / "t.log"),
     ):
         pass
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dataloop.assemble import teacher_servers
-from dataloop.config import TeacherConfig
+from dataloop.config import VLLMTeacherConfig
 from dataloop.errors import TeacherError
+from dataloop.llm.backends import teacher_servers
 from dataloop.llm.server import (
     PACKAGED_GGUF_NAME,
     ServerGroup,
@@ -127,8 +127,8 @@ def test_chat_templates_for_llama_server(tmp_path) -> None:
 
 
 def test_replicas_start_together_on_their_ports_and_gpus_and_stop_together(tmp_path, calls) -> None:
-    teacher = TeacherConfig(
-        backend="vllm", model="org/m", replicas=2, devices=[0, 1, 2, 3], tensor_parallel_size=2
+    teacher = VLLMTeacherConfig(
+        model="org/m", replicas=2, devices=[0, 1, 2, 3], tensor_parallel_size=2
     )
     port = free_port()
     group = teacher_servers(teacher, tmp_path / "vllm.log", port)

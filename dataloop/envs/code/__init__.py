@@ -145,6 +145,7 @@ class CodeTask(DatasetTask):
     name = "code"
     description = "Python problems (HumanEval/MBPP format), scored by running tests in a sandbox"
     check_workers = 4  # sandboxes run side by side: each mostly waits on its own process
+    accepts_skills_file = True
 
     def __init__(
         self,

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dataloop.schema import Example, SkillInfo
-from dataloop.skills import slug
 from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
+from dataloop.taxonomy import slug
 
 DATA = Path(__file__).resolve().parent / "data"
 _NUMBER = r"(?:-?\$?\d[\d,]*(?:\.\d+)?|-?\$?\.\d+)"
@@ -176,6 +176,7 @@ class MathTask(DatasetTask):
 
     name = "math"
     description = "math word problems, worked solutions ending in '#### <answer>' (GSM8K format)"
+    accepts_skills_file = True
 
     def __init__(
         self,

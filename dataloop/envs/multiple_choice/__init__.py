@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dataloop.schema import Example
-from dataloop.skills import slug
 from dataloop.taskdata import DataError, DataFiles, DatasetTask, Row
+from dataloop.taxonomy import slug
 
 DATA = Path(__file__).resolve().parent / "data"
 LETTERS = string.ascii_uppercase
@@ -72,6 +72,7 @@ class MultipleChoiceTask(DatasetTask):
 
     name = "multiple_choice"
     description = "multiple-choice questions (MMLU/ARC format); answers are letters"
+    accepts_skills_file = True
 
     def __init__(
         self,
