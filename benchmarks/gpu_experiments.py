@@ -54,6 +54,9 @@ E3_FILES = {r: ROOT / "experiments" / f"e3-balancing-br{r}.yaml" for r in E3_RAT
 E3_POOL_SEED = 3
 E3_POOL = {"train": 3000, "validation": 100, "test": 300}
 PRETRAIN_SEED = 0
+FULL = {"width": 384, "layers": 6}
+"""The student on the GPU: 10,660,224 parameters (6 layers x 384, the character tokenizer)."""
+TOY = {"width": 64, "layers": 2}
 
 
 def _say(text: str) -> None:
@@ -93,7 +96,8 @@ def pretrain(
     batch_size: int = 128,
 ) -> dict[str, Any]:
     """Build a Llama (character tokenizer) and train it on ``corpus`` lines for ``seconds``;
-    save it (weights and tokenizer) to ``out``. Returns what was done, for the record."""
+    save it (weights and tokenizer) to ``out`` and what was done to ``out/pretraining.json``,
+    and return that record."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -152,6 +156,7 @@ def pretrain(
         "final_loss": round(loss, 4),
         "device": device,
     }
+    (out / "pretraining.json").write_text(json.dumps(done, indent=1) + "\n")
     _say(f"pretrained base: {json.dumps(done)}")
     return done
 
@@ -216,6 +221,7 @@ def bench(experiment: Path, runs: Path, jobs: int, deadline: float | None, log: 
             raise RuntimeError(f"bench {experiment.name} failed: {' | '.join(tail)}; see {log}")
     if finished:
         return True
+    _say(f"{experiment.name}: stopped at the deadline; unfinished runs are pending")
     subprocess.run(
         [*command[:7], "--results-only"],
         stdout=log.open("a"),
@@ -303,15 +309,14 @@ def run_llm2llm(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
             data["base"]["student"].update(model=str(base), epochs=1, batch_size=8)
 
         experiment = toy_copy(experiment, out, shrink)
-    size = dict(width=64, layers=2, seconds=3.0) if toy else dict(width=384, layers=6, seconds=90.0)
-    record = pretrain(llm2llm_corpus, base, max_length=32, **size)  # type: ignore[arg-type]
-    runs = ROOT / "runs" / ("llm2llm-faithful-toy" if toy else "llm2llm-faithful")
-    if toy:
-        runs = out / "runs"
+    pretrain(
+        llm2llm_corpus, base, **(TOY if toy else FULL), seconds=3 if toy else 90, max_length=32
+    )
+    shutil.copy(base / "pretraining.json", out / "pretraining.json")
+    runs = out / "runs" if toy else ROOT / "runs" / "llm2llm-faithful"
     with serving(task_teacher.ArithmeticGenerator(), teacher_port(experiment)):
         bench(experiment, runs, jobs, deadline, out / "bench.log")
     result = collect(experiment, runs, out)
-    (out / "pretraining.json").write_text(json.dumps({"llm2llm": record}, indent=1) + "\n")
     return table([(result["name"], result)])
 
 
@@ -325,8 +330,8 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
         data, base, ratios = out / "toy-data", out / "toy-base", (1, 8)
         pool = {"train": 200, "validation": 10, "test": 10}
     known = wp.write_pool(data, E3_POOL_SEED, pool)
-    size = dict(width=64, layers=2, seconds=3.0) if toy else dict(width=384, layers=6, seconds=60.0)
-    record = pretrain(e3_corpus, base, max_length=192, **size)  # type: ignore[arg-type]
+    pretrain(e3_corpus, base, **(TOY if toy else FULL), seconds=3 if toy else 60, max_length=192)
+    shutil.copy(base / "pretraining.json", out / "pretraining.json")
     rows = []
     with serving(task_teacher.WordProblemGenerator(known), teacher_port(E3_FILES[1])):
         for ratio in ratios:
@@ -356,7 +361,6 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
             bench(experiment, runs, jobs, deadline, out / "bench.log")
             result = collect(experiment, runs, out)
             rows.append((f"BR {ratio}", result))
-    (out / "pretraining.json").write_text(json.dumps({"e3": record}, indent=1) + "\n")
     return table(rows)
 
 
@@ -367,12 +371,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--toy", action="store_true", help="toy size, for a CPU (a smoke test)")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "runs/gpu/out"))
     parser.add_argument(
-        "--budget", type=float, default=540.0, help="seconds for everything (not with --toy)"
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds for everything, setup included (default 540; none with --toy)",
     )
     parser.add_argument("--jobs", type=int, default=None, help="runs at once (default 16; toy 1)")
     args = parser.parse_args(argv)
     began = time.monotonic() - float(os.environ.get("GPU_SETUP_SECONDS", "0"))
-    deadline = None if args.toy else began + args.budget
+    budget = args.budget if args.budget is not None else None if args.toy else 540.0
+    deadline = None if budget is None else began + budget
     jobs = args.jobs or (1 if args.toy else 16)
     out = args.out.resolve() / args.experiment
     out.mkdir(parents=True, exist_ok=True)

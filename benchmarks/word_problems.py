@@ -4,15 +4,16 @@ teacher is the generator itself.
 Why not the math environment's shipped sample: its splits are worded by different templates
 (so decontamination measures something), which a student built from scratch on a GPU in a
 minute cannot bridge; and its phrases are long, so any two problems of one template share a
-word 8-gram and the engine's decontamination would reject every generated problem. Here every
-template is *number-dense*: no run of more than six words without a number, so two problems
-share an 8-gram only when their numbers agree, and seeds, validation and test are drawn from
-one distribution (:func:`write_pool` keeps the splits' questions distinct).
+word 8-gram and the engine's decontamination would reject every generated problem. Here the
+wordings are short, with several of a problem's numbers, its name and its item in every 8
+words, so a fresh problem shares an 8-gram with 400 held-out ones only ~2-3 % of the time
+(tests/test_task_teacher.py bounds it), and seeds, validation and test are drawn from one
+distribution (:func:`write_pool` keeps the splits' questions distinct).
 
 Each template has two wordings and each solution step three written forms, so the task teacher
 (:mod:`task_teacher`) can serve the three strategies of Chan et al. (arXiv:2409.19759) from
 the generator: a *new question* is a fresh draw of the skill, a *rephrase* is the same problem
-(same numbers, same answer) in the other wording with another name, an *answer augmentation*
+(same numbers, same answer) with another name and item in either wording, an *answer augmentation*
 is the same question with another worked solution (steps worded differently, operands of + and
 * in another order). Seeds, validation and test always use the canonical solution.
 """
@@ -28,7 +29,8 @@ from pathlib import Path
 NAMES = ["Ken", "Omar", "Jack", "Tom", "Maria", "Priya", "Aisha", "Lena", "Ravi", "Zoe"]
 ITEMS = ["pens", "cards", "shells", "stamps", "beads", "coins", "stickers", "marbles"]
 Step = tuple[str, str, str, int]
-"""(label of form 0, label of form 1, expression, value) of one solution step."""
+"""One solution step: (its label, what it computes, expression, value); the canonical solution
+writes ``label expression = <<...>>value.``, the other forms use the second phrase."""
 
 
 @dataclass(frozen=True)

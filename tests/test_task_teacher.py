@@ -1,6 +1,6 @@
 """E3's word-problem gym and the task teacher that stands in for an LLM on the GPU machine
 (benchmarks/word_problems.py, benchmarks/task_teacher.py); the scripts themselves run in
-tests/integration/test_gpu_experiments.py."""
+tests/integration/test_gpu_scripts.py."""
 
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ def test_llm2llm_toy_runs_the_registered_experiment_as_the_paper_s_code_does(tmp
     assert sorted((r["arm"], r["seed"]) for r in records) == [
         ("llm2llm", 200), ("llm2llm", 201), ("seed-only", 200), ("seed-only", 201)
     ]  # fmt: skip
-    assert json.loads((out / "pretraining.json").read_text())["llm2llm"]["steps"] > 0
+    assert json.loads((out / "pretraining.json").read_text())["steps"] > 0
     # The registered schedule reached every run: from the base, sampled evaluation, novelty on.
     registered = yaml.safe_load((ROOT / "experiments" / "llm2llm-faithful.yaml").read_text())
     for record in records:
@@ -112,3 +112,16 @@ def test_e3_toy_runs_strategies_by_budget_ratio_and_each_makes_its_kind_of_data(
     # Rephrase: another question with a seed's answer; new questions: none of the seeds.
     assert all(r["question"] not in seeds and r["answer"] in seeds.values() for r in rephrased)
     assert all(r["question"] not in seeds for r in new)
+
+
+def test_a_run_past_its_deadline_stops_and_still_tabulates_what_is_recorded(tmp_path) -> None:
+    """On the GPU the call's time is the limit: at the deadline bench and its runs are stopped
+    and the table says what is pending instead of nothing coming back."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "gpu_experiments.py"), "llm2llm"]
+    command += ["--toy", "--budget", "5", "--out", str(tmp_path)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "llm2llm-faithful-toy.yaml: stopped at the deadline" in done.stdout
+    assert "llm2llm − seed-only: no data; 4 runs pending" in done.stdout
+    assert (tmp_path / "llm2llm" / "llm2llm-faithful-toy" / "results.json").exists()
