@@ -194,42 +194,36 @@ def serving(generator: task_teacher.Generator, port: int) -> Iterator[task_teach
         yield teacher
 
 
-def bench(experiment: Path, runs: Path, jobs: int, deadline: float | None, log: Path) -> bool:
-    """``dataloop bench`` on ``experiment`` until it ends or ``deadline`` (monotonic) passes,
-    then (if stopped) the tables of what is recorded. False when stopped at the deadline."""
+def bench(experiment: Path, runs: Path, jobs: int, deadline: float | None, log: Path) -> str:
+    """``dataloop bench`` on ``experiment`` until it ends or ``deadline`` (monotonic) passes.
+    Returns ``""`` when it finished, else why not (stopped at the deadline, or bench failed);
+    then the tables are made again from what is recorded, so the runs that did finish are
+    tabulated and come back whatever happened to the others."""
     command = [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--out", str(runs)]
     command += ["--quiet"] + (["--jobs", str(jobs), "--threads", "1"] if jobs > 1 else [])
-    finished = True
     with log.open("a") as f:
         process = subprocess.Popen(
             command, stdout=f, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
         )
         try:
             left = None if deadline is None else max(1.0, deadline - time.monotonic())
-            process.wait(timeout=left)
+            code = process.wait(timeout=left)
+            problem = "" if code == 0 else f"bench failed (exit {code}; see {log.name})"
         except subprocess.TimeoutExpired:
-            finished = False
+            problem = "stopped at the deadline; unfinished runs are pending"
             os.killpg(process.pid, signal.SIGTERM)  # bench and the runs it started
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        if process.returncode not in (0, None) and finished:
-            f.flush()
-            tail = log.read_text(errors="replace").splitlines()[-5:]
-            raise RuntimeError(f"bench {experiment.name} failed: {' | '.join(tail)}; see {log}")
-    if finished:
-        return True
-    _say(f"{experiment.name}: stopped at the deadline; unfinished runs are pending")
-    subprocess.run(
-        [*command[:7], "--results-only"],
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        check=True,
-        cwd=ROOT,
-    )
-    return False
+        if not problem:
+            return ""
+        _say(f"{experiment.name}: {problem}")
+        subprocess.run(
+            [*command[:7], "--results-only"], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+    return problem
 
 
 def collect(experiment: Path, runs: Path, out: Path) -> dict[str, Any]:
@@ -290,7 +284,7 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 # The two experiments.
 
 
-def run_llm2llm(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
+def run_llm2llm(out: Path, toy: bool, deadline: float | None, jobs: int) -> tuple[str, list[str]]:
     """E2b: pretrained student, LLM2LLM from the base each iteration, the task teacher."""
     experiment = LLM2LLM_FILE
     base = ROOT / "runs" / "gpu" / "llm2llm-base"
@@ -315,12 +309,12 @@ def run_llm2llm(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
     shutil.copy(base / "pretraining.json", out / "pretraining.json")
     runs = out / "runs" if toy else ROOT / "runs" / "llm2llm-faithful"
     with serving(task_teacher.ArithmeticGenerator(), teacher_port(experiment)):
-        bench(experiment, runs, jobs, deadline, out / "bench.log")
+        problem = bench(experiment, runs, jobs, deadline, out / "bench.log")
     result = collect(experiment, runs, out)
-    return table([(result["name"], result)])
+    return table([(result["name"], result)]), [f"{experiment.stem}: {problem}"] if problem else []
 
 
-def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
+def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> tuple[str, list[str]]:
     """E3: strategies x budget ratios x seeds, the word-problem gym, one experiment a ratio."""
     data = ROOT / "runs" / "gpu" / "e3-data"
     base = ROOT / "runs" / "gpu" / "e3-base"
@@ -332,7 +326,7 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
     known = wp.write_pool(data, E3_POOL_SEED, pool)
     pretrain(e3_corpus, base, **(TOY if toy else FULL), seconds=3 if toy else 60, max_length=192)
     shutil.copy(base / "pretraining.json", out / "pretraining.json")
-    rows = []
+    rows, problems = [], []
     with serving(task_teacher.WordProblemGenerator(known), teacher_port(E3_FILES[1])):
         for ratio in ratios:
             experiment = E3_FILES[ratio]
@@ -356,12 +350,12 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> str:
                 experiment = toy_copy(experiment, out, shrink)
                 runs = out / "runs" / experiment.stem
             if deadline is not None and time.monotonic() > deadline - 30:
-                _say(f"{experiment.name}: not started, the call's time is spent")
+                problems.append(f"{experiment.stem}: not started, the call's time is spent")
                 continue
-            bench(experiment, runs, jobs, deadline, out / "bench.log")
-            result = collect(experiment, runs, out)
-            rows.append((f"BR {ratio}", result))
-    return table(rows)
+            if problem := bench(experiment, runs, jobs, deadline, out / "bench.log"):
+                problems.append(f"{experiment.stem}: {problem}")
+            rows.append((f"BR {ratio}", collect(experiment, runs, out)))
+    return table(rows), problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -388,13 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     run = run_llm2llm if args.experiment == "llm2llm" else run_e3
-    text = run(out, args.toy, deadline, jobs)
+    text, problems = run(out, args.toy, deadline, jobs)
+    text = "\n".join([text, *problems])
     if args.toy:
         text = f"toy size: a test of the machinery, not a result\n\n{text}"
     _say(text)
     (out / "table.md").write_text(text + "\n")
     _say(f"{args.experiment}: done in {time.monotonic() - began:.0f}s; results in {out}")
-    return 0
+    return 1 if any("failed" in p for p in problems) else 0
 
 
 if __name__ == "__main__":
