@@ -7,60 +7,12 @@
 #   scripts/gpu_check.sh --download   # here, with network: fill .whl/ for a machine without
 #   DEVICE=cpu scripts/gpu_check.sh   # the same, smaller, on a CPU (a smoke test of the check)
 #
-# A bare GPU image has torch, transformers, peft, accelerate, pyarrow and pytest but not the rest
-# (trl, datasets, pydantic, openai, ...), and no network: pip installs what is missing or too old
-# from the wheels in .whl/ (git-ignored; `--download` fills it, ~45 MB). Nothing is downloaded
-# on the GPU machine, and no weights at all: the model is built from a config.
+# Setup (the wheels in .whl/, no network, no weights: the model is built from a config) is
+# scripts/gpu_setup.sh, shared with the GPU experiments.
 # Env: DEVICE=cpu|auto, PYTHON (default: .venv/bin/python, else python3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-
-# What the check imports that a torch image may lack, newest versions (transformers for
-# SFTConfig's activation_checkpointing, which transformers 5.17 lacks). No torch, numpy,
-# pyarrow, peft or accelerate: the image's own are used.
-WHEELS=(
-  trl datasets dill multiprocess xxhash pandas python-dateutil tzdata
-  requests urllib3 charset-normalizer certifi idna
-  pydantic pydantic-core annotated-types typing-inspection typing-extensions
-  openai jiter sniffio anyio httpx2 httpcore2 truststore h11 tenacity gguf fsspec
-  transformers tokenizers huggingface-hub hf-xet safetensors regex tqdm
-  jinja2 markupsafe pyyaml typer annotated-doc click shellingham rich markdown-it-py mdurl
-  pygments sentencepiece pytest-timeout packaging filelock psutil
-)
-if [[ "${1:-}" == "--download" ]]; then
-  rm -rf .whl && mkdir .whl
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
-    --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-    --platform manylinux2014_x86_64 -d .whl "${WHEELS[@]}" || exit 1
-  du -sh .whl
-  exit 0
-fi
-
-if [[ "${DEVICE:-auto}" == "cpu" ]]; then
-  export CUDA_VISIBLE_DEVICES=""
-fi
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-PYTHON="${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-start=$SECONDS
-# The project's dependencies but torch (the image's build stays) and matplotlib (reports only).
-mapfile -t needs < <("$PYTHON" - <<'PY'
-import tomllib
-for r in tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]:
-    if not r.startswith(("torch", "matplotlib")):
-        print(r)
-PY
-)
-# Against the interpreter's own packages: only what is missing or below a floor is installed.
-if ! "$PYTHON" -m pip install --quiet --disable-pip-version-check --no-index \
-    --find-links .whl "${needs[@]}" pytest-timeout >/tmp/gpu-check-pip.log 2>&1; then
-  tail -5 /tmp/gpu-check-pip.log
-  echo "gpu-check: FAIL setup: pip could not install the dependencies from .whl/ (run" \
-    "scripts/gpu_check.sh --download where there is network); see /tmp/gpu-check-pip.log"
-  exit 1
-fi
-echo "setup (pip from .whl/)       $((SECONDS - start))s"
-export GPU_CHECK_SETUP_SECONDS=$((SECONDS - start))
+GPU_SCRIPT=gpu-check source scripts/gpu_setup.sh "$@"
 
 exec "$PYTHON" - <<'PY'
 import json
@@ -82,7 +34,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 transformers.utils.logging.disable_progress_bar()
 
-began = time.monotonic() - int(os.environ.get("GPU_CHECK_SETUP_SECONDS", "0"))
+began = time.monotonic() - int(os.environ.get("GPU_SETUP_SECONDS", "0"))
 cuda = torch.cuda.is_available()
 device = torch.cuda.get_device_name() if cuda else "cpu"
 work = Path(tempfile.mkdtemp(prefix="dataloop-gpu-check-"))
