@@ -18,6 +18,7 @@ from dataloop.llm.server import (
     ServerGroup,
     chat_template_args,
     free_port,
+    llama_server,
     vllm_server,
 )
 
@@ -106,6 +107,13 @@ def test_without_vllm_on_path_the_error_says_what_to_do(tmp_path, monkeypatch) -
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TeacherError, match="pip install 'dataloop\\[vllm\\]'"):
         vllm_server("org/teacher", tmp_path / "vllm.log")
+
+
+def test_llama_server_threads_sleep_while_they_wait(tmp_path) -> None:
+    # Spinning threads starved the server whenever the machine was shared (E4, E5 deviations).
+    command = llama_server(Path("/cache") / PACKAGED_GGUF_NAME, tmp_path / "l.log").command
+    assert command[command.index("--poll") + 1] == "0"
+    assert command[command.index("-t") + 1] == "2"
 
 
 def test_chat_templates_for_llama_server(tmp_path) -> None:
