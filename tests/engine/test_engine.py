@@ -365,18 +365,17 @@ def test_votes_ask_the_configured_solver_strategy(tmp_path) -> None:
     plan = Plan(requests=[GenerationRequest(skill=math.skills()[0].name, count=2)])
     client = SolvingClient()
     client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 5 = 8. #### 8")
-    engine = Engine(
-        Teacher(client), math, per_query=2, max_rounds=1, votes=3, solver=f"{path}:Crowd"
-    )
+    config = EngineConfig(per_query=2, max_rounds=1, votes=3, solver=f"{path}:Crowd")
+    engine = Engine(Teacher(client), math, config)
     result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
     verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
     # Ann's votes read no answer (none agree); Bo's crowd answer 8 agrees with the candidate's.
     assert verdicts == {"Ann": "wrong-answer", "Bo": "accepted"}
     assert sum(p.startswith("SOLVE: ") for p in client.prompts) == 2 * 3
     with pytest.raises(RegistryError, match="strategy 'new-question' cannot answer a question"):
-        Engine(Teacher(client), math, solver="new-question")
+        Engine(Teacher(client), math, EngineConfig(solver="new-question"))
     with pytest.raises(RegistryError, match="cannot answer a question"):
-        Engine(Teacher(client), math, solver=f"{path}:CannotSolve")
+        Engine(Teacher(client), math, EngineConfig(solver=f"{path}:CannotSolve"))
 
 
 class FailingClient(ScriptedClient):
