@@ -196,5 +196,7 @@ def test_no_verdict_before_every_registered_seed_is_in() -> None:
     result = summarize(spec, runs, examples=9, pending=["mine/seed-3", "uniform/seed-3"])
     assert result.primary is not None and result.primary.verdict == "incomplete"
     assert "over 3 of 4 seeds — **incomplete** (no verdict" in markdown(result)
+    one = summarize(spec, runs[:1] + runs[3:4], examples=9, pending=["mine/seed-1"])
+    assert one.primary is not None and one.primary.verdict == "incomplete"  # not "no data"
     other = summarize(spec, runs, examples=9, pending=["oracle/seed-3"])  # not a primary arm
     assert other.primary is not None and other.primary.verdict == "supported"

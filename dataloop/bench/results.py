@@ -336,7 +336,7 @@ def summarize(
             verdict=decide(outcome, p.smallest_effect),  # type: ignore[arg-type]
         )
         waiting = [r for r in pending if r.split("/")[0] in (p.arm, p.baseline)]
-        if waiting and primary.verdict != "no data":
+        if waiting:  # one seed in is as undecided as seventeen minus one
             primary.verdict = "incomplete"
     comparisons = []
     for baseline in experiment.baselines:
