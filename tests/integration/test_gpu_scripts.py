@@ -123,5 +123,5 @@ def test_a_run_past_its_deadline_stops_and_still_tabulates_what_is_recorded(tmp_
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "llm2llm-faithful-toy.yaml: stopped at the deadline" in done.stdout
-    assert "llm2llm − seed-only: no data; 4 runs pending" in done.stdout
+    assert "llm2llm − seed-only: incomplete; 4 runs pending" in done.stdout
     assert (tmp_path / "llm2llm" / "llm2llm-faithful-toy" / "results.json").exists()
