@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_vllm_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    # trl sets VLLM_LOGGING_LEVEL in os.environ when it is imported and finds vllm; the
+    # stand-in server tests compare a started server's VLLM_* environment exactly.
+    monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def arithmetic():
     """The arithmetic task with small splits and every skill it has (the default mix and the

@@ -89,9 +89,11 @@ def test_a_fleet_with_one_endpoint_down_one_slow_one_throttling_loses_and_repeat
     stats = {s.url: s for s in client.endpoints()}
     # The dead endpoint was tried by the first requests only, then left out.
     assert 1 <= stats[down].unreachable <= 4 and stats[down].answered == 0 and stats[down].out
-    # The throttling one was asked to slow down, its limit cut, and never held more than it can.
+    # The throttling one was asked to slow down and never held more than it can. (Its limit at
+    # the end depends on how long the run took: a cut limit grows back while latency holds; the
+    # cut itself is tested in tests/llm/test_fleet.py.)
     assert throttling.throttled >= 1 and stats[throttling.base_url].overloaded >= 1
-    assert stats[throttling.base_url].limit < 4 and throttling.max_concurrent <= 2
+    assert throttling.max_concurrent <= 2
     # The slow one answered, but the fast one took most of the work.
     assert 0 < slow.requests < fast.requests
     assert sum(s.requests for s in servers) == 150
