@@ -4,29 +4,21 @@ tiny student sampling its answers to the teacher's candidates."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from realcli import dataloop, small_run
 
 pytestmark = pytest.mark.integration
 
 
 def test_cli_edge_run_measures_the_students_solve_rate_and_reports_the_levels(tmp_path) -> None:
-    def dataloop(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "dataloop.cli", *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=600)
-
-    out = dataloop(
-        "run", "--name", "e", "--runs-dir", str(tmp_path), "--iterations", "1", "--quiet",
+    out = small_run(
+        tmp_path, "e", "--iterations", "1",
         "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
         "test_per_skill: 10, skills: [add, max]}",
         "--set", "policy.name=edge",
         "--set", "policy.options={samples: 3, candidates: 4}",
         "--set", "policy.examples_per_iteration=12",
-        "--set", "student.steps_per_iteration=10",
-        "--set", "teacher.parallel=4",
-        "--set", "teacher.max_tokens=96",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "e" / "iterations" / "1"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from realcli import small_run
 
 from dataloop import GenerationRequest, Loop, Observation, Plan, Policy
 from dataloop.config import StudentConfig
@@ -122,22 +123,13 @@ def test_python_api_loop_with_a_policy_subclass(llama: str, tmp_path) -> None:
 def test_cli_high_loss_sends_the_seeds_the_student_fits_worst_to_harder(tmp_path) -> None:
     """One small real run (tiny student, Gemma teacher): the student's loss on every seed is in
     each observation, the plan names the k highest, and harder builds on exactly those."""
-    out = subprocess.run(
-        [
-            sys.executable, "-m", "dataloop.cli", "run", "--name", "h", "--runs-dir",
-            str(tmp_path), "--iterations", "1", "--quiet",
-            "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
-            "test_per_skill: 10, skills: [add, max]}",
-            "--set", "policy.name=high-loss",
-            "--set", "policy.options={k: 4, strategy: harder}",
-            "--set", "policy.examples_per_iteration=8",
-            "--set", "student.steps_per_iteration=10",
-            "--set", "teacher.parallel=4",
-            "--set", "teacher.max_tokens=96",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = small_run(
+        tmp_path, "h", "--iterations", "1",
+        "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
+        "test_per_skill: 10, skills: [add, max]}",
+        "--set", "policy.name=high-loss",
+        "--set", "policy.options={k: 4, strategy: harder}",
+        "--set", "policy.examples_per_iteration=8",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     run = tmp_path / "h" / "iterations"

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import pytest
+from realcli import small_run
 
 from dataloop.engine import BUILTIN_STRATEGIES, Engine
 from dataloop.llm import OpenAIClient, Teacher
@@ -81,20 +80,11 @@ def test_each_strategy_yields_verified_examples_from_the_real_teacher(
     "strategy", ["new-question", "answer-augmentation", "question-rephrase", "llm2llm"]
 )
 def test_cli_loop_with_each_strategy(tmp_path, strategy: str) -> None:
-    out = subprocess.run(
-        [
-            sys.executable, "-m", "dataloop.cli", "run", "--name", "s", "--runs-dir",
-            str(tmp_path), "--iterations", "1", "--strategy", strategy, "--quiet",
-            "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
-            "test_per_skill: 10, skills: [add, max]}",
-            "--set", "policy.examples_per_iteration=12",
-            "--set", "student.steps_per_iteration=10",
-            "--set", "teacher.parallel=4",
-            "--set", "teacher.max_tokens=96",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = small_run(
+        tmp_path, "s", "--iterations", "1", "--strategy", strategy,
+        "--set", "env.options={train_per_skill: 8, validation_per_skill: 10, "
+        "test_per_skill: 10, skills: [add, max]}",
+        "--set", "policy.examples_per_iteration=12",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     folder = tmp_path / "s" / "iterations" / "1"

@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from realcli import dataloop, small_run
 
 pytestmark = pytest.mark.integration
 
@@ -29,21 +28,12 @@ def _lines(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("structure", list(LEVELS))
 def test_each_level_runs_from_the_cli_with_the_real_teacher(tmp_path, structure: str) -> None:
-    out = subprocess.run(
-        [
-            sys.executable, "-m", "dataloop.cli", "run", "--name", "r", "--runs-dir",
-            str(tmp_path), "--iterations", "2", "--quiet", "--policy", LEVELS[structure],
-            "--set", f"env.structure={structure}",
-            "--set", "env.options={train_per_skill: 8, validation_per_skill: 20, "
-            "test_per_skill: 10, skills: [max, sort, reverse]}",
-            "--set", "policy.examples_per_iteration=18",
-            "--set", "student.steps_per_iteration=10",
-            "--set", "teacher.parallel=4",
-            "--set", "teacher.max_tokens=96",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = small_run(
+        tmp_path, "r", "--iterations", "2", "--policy", LEVELS[structure],
+        "--set", f"env.structure={structure}",
+        "--set", "env.options={train_per_skill: 8, validation_per_skill: 20, "
+        "test_per_skill: 10, skills: [max, sort, reverse]}",
+        "--set", "policy.examples_per_iteration=18",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     run = tmp_path / "r"
@@ -77,12 +67,7 @@ def test_each_level_runs_from_the_cli_with_the_real_teacher(tmp_path, structure:
         assert targeted
         assert all((e["skill"], e["provenance"]["subskill"]) in grown for e in targeted)
         assert observations[2]["tree"] == trees[2]
-        report = subprocess.run(
-            [sys.executable, "-m", "dataloop.cli", "report", str(run)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        report = dataloop("report", str(run), timeout=300)
         assert report.returncode == 0, report.stderr
         assert (run / "report/tree.png").read_bytes()[:4] == b"\x89PNG"
         assert "Skill tree (iteration 2)" in (run / "report/index.html").read_text()
