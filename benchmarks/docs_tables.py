@@ -8,11 +8,16 @@ A table block in the docs is the lines between ``<!-- bench: NAME -->`` and
 ``experiments/results/NAME.jsonl`` alone (``dataloop bench experiments/NAME.yaml
 --results-only`` prints the same), so every published number is recomputed from data in the
 repository.
+
+A block between ``<!-- perf: NAME -->`` and ``<!-- /perf -->`` holds a performance benchmark's
+table: ``docs_table()`` of ``benchmarks/NAME.py``, computed from the data that benchmark
+recorded under ``benchmarks/results/`` (committed).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -22,6 +27,7 @@ from dataloop.bench import load_experiment, markdown, recorded_results
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
 BLOCK = re.compile(r"(<!-- bench: ([\w.-]+) -->\n)(.*?)(<!-- /bench -->)", re.DOTALL)
+PERF = re.compile(r"(<!-- perf: ([\w-]+) -->\n)(.*?)(<!-- /perf -->)", re.DOTALL)
 
 
 def table(name: str) -> str:
@@ -32,9 +38,19 @@ def table(name: str) -> str:
     return text.split("\n", 2)[2]  # drop "# name" and the blank line after it
 
 
+def perf_table(name: str) -> str:
+    """``docs_table()`` of ``benchmarks/<name>.py``: its table of its committed data."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.docs_table())
+
+
 def regenerate(docs: str) -> str:
     """``docs`` with every table block recomputed."""
-    return BLOCK.sub(lambda m: m[1] + table(m[2]) + m[4], docs)
+    docs = BLOCK.sub(lambda m: m[1] + table(m[2]) + m[4], docs)
+    return PERF.sub(lambda m: m[1] + perf_table(m[2]) + m[4], docs)
 
 
 def main() -> None:
@@ -43,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     before = DOCS.read_text()
     after = regenerate(before)
-    names = [m[2] for m in BLOCK.finditer(before)]
+    names = [m[2] for m in BLOCK.finditer(before)] + [m[2] for m in PERF.finditer(before)]
     if args.check:
         if after != before:
             print(f"{DOCS} is out of date: run python benchmarks/docs_tables.py", file=sys.stderr)
