@@ -113,7 +113,6 @@ class Student:
         self.events = events
         self.wait_until = wait_until
         self.known: dict[str, str] = {}
-        self.round = 0
         self.crash_at: int | None = None
         self.interrupt_at: int | None = None
         self.answers: dict[str, str] = {}
@@ -144,6 +143,27 @@ class Student:
         pass
 
 
+class ScoringStudent(Student):
+    """Also scores its loss on records: 0 for what it knows, 1 otherwise. Records the thread
+    it was asked from and whether it was training then."""
+
+    def __init__(self, events: Events) -> None:
+        super().__init__(events)
+        self.training = False
+        self.scored_from: list[tuple[str, bool]] = []
+
+    def train(self, records: list[TrainRecord], output_dir: Path) -> Path:
+        self.training = True
+        try:
+            return super().train(records, output_dir)
+        finally:
+            self.training = False
+
+    def losses(self, records: list[TrainRecord]) -> list[float]:
+        self.scored_from.append((threading.current_thread().name, self.training))
+        return [0.0 if self.known.get(r.prompt) == r.completion else 1.0 for r in records]
+
+
 class Recording(Uniform):
     """Uniform, remembering the observation each plan read."""
 
@@ -165,12 +185,14 @@ def _loop(
     max_queries: int | None = None,
     wait: bool = False,
     target: float | None = None,
+    student: Student | None = None,
 ) -> tuple[Loop, Teacher, Student, Recording, Events]:
     task = load_task("arithmetic", options=OPTIONS)
     events = Events()
     teacher = Teacher(task, events, max_queries)
     teacher.wait_for_training = wait
-    student = Student(events, wait_until=iterations if wait else 0)
+    student = student or Student(events)
+    student.events, student.wait_until = events, iterations if wait else 0
     env = Environment(
         task,
         student,
@@ -178,6 +200,7 @@ def _loop(
         max_iterations=iterations,
         target_accuracy=target,
         budget=teacher.budget,
+        losses=isinstance(student, ScoringStudent),
     )
     policy = Recording()
     loop = Loop(env, policy, teacher, RunDir(tmp_path / name / "run"), overlap=overlap)
@@ -311,6 +334,20 @@ def test_reaching_the_target_cancels_the_next_generation(tmp_path: Path) -> None
     assert teacher.cancelled == [2]
     assert loop.run_dir is not None
     assert loop.run_dir.iterations_done() == [1] and loop.run_dir.read_state().done
+
+
+def test_the_students_loss_is_measured_in_the_callers_thread_never_while_it_trains(
+    tmp_path: Path,
+) -> None:
+    student = ScoringStudent(Events())
+    loop, *_ = _loop(tmp_path, "a", wait=True, student=student)
+    history = loop.run()
+    assert [h.planned_from for h in history] == [None, 0, 0, 1, 2]
+    # Once per observation (reset and 4 steps), in the caller's thread, after training.
+    assert student.scored_from == [(threading.main_thread().name, False)] * 5
+    assert loop.run_dir is not None
+    obs = loop.run_dir.observation(2)
+    assert obs is not None and obs.losses  # what plan 4 read
 
 
 def test_a_skill_tree_run_is_refused_in_one_line(tmp_path: Path) -> None:
