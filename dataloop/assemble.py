@@ -257,6 +257,12 @@ def check_run(
         check_structure(config.policy.name, config.env.structure)
     except RegistryError as exc:
         raise ConfigError(f"config field 'env.structure': {exc}") from None
+    if config.overlap and config.env.structure == "skill-tree":
+        raise ConfigError(
+            "config field 'overlap': a skill-tree run cannot overlap generation with training "
+            "(the next plan grows the tree the student's evaluation scores); set overlap: "
+            "false or another env.structure"
+        )
     check_policy(
         config.policy.name,
         examples_per_iteration=config.policy.examples_per_iteration,
@@ -467,7 +473,7 @@ def _set_up(
             if teacher is None
             else subskill_labeller(SkillDiscovery(teacher), runner),
         )
-        yield Loop(env, policy, source, run, display, runner=runner)
+        yield Loop(env, policy, source, run, display, runner=runner, overlap=config.overlap)
 
 
 def _judge(

@@ -711,6 +711,11 @@ class LoopConfig(_Section):
     """Generate-train-evaluate rounds after ``reset``."""
     target_accuracy: float | None = Field(None, gt=0, le=1)
     """Stop early once mean validation accuracy reaches this."""
+    overlap: bool = False
+    """Generate iteration k+1's data while the student trains on iteration k's: its plan is
+    made from iteration k-1's observation, one iteration staler than without it
+    (``HistoryEntry.planned_from`` records it). Refused with ``env.structure: skill-tree``;
+    see docs/architecture.md, "Overlapping generation with training"."""
     seed: int = 0
     """Seed for the task's splits, the student's initialisation and sampling."""
     env: EnvConfig = Field(default_factory=EnvConfig)

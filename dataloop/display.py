@@ -112,4 +112,11 @@ class Display:
         table.add_row("[bold]mean", *(f"[bold]{h.mean_accuracy:.0%}" for h in history))
         table.add_row("new examples", *(str(sum(h.accepted.values())) for h in history))
         table.add_row("teacher queries", *(str(h.queries) for h in history))
+        if any(h.stale for h in history):  # an overlapped run: what each plan read
+            table.add_row("planned from", *(_planned_from(h) for h in history))
         self.console.print(table)
+
+
+def _planned_from(h: HistoryEntry) -> str:
+    k = h.planned_from
+    return "" if k is None else "reset" if k == 0 else f"iter {k}"

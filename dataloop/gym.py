@@ -178,12 +178,22 @@ class Environment:
         return obs, info
 
     def step(
-        self, examples: list[Example]
+        self,
+        examples: list[Example],
+        *,
+        budget: Budget | None = None,
+        planned_from: int | None = None,
     ) -> tuple[Observation, float, bool, bool, dict[str, Any]]:
         """Add ``examples`` to the training set, train, evaluate.
 
         Returns (observation, reward, terminated, truncated, info); see the module docstring.
+        ``budget`` is the teacher's budget as it stood when ``examples`` were made and
+        ``planned_from`` the iteration whose observation their plan read (recorded in the
+        history); default: the budget as it is now and the previous iteration. A loop whose
+        teacher makes the next iteration's data while the student trains passes both, so that
+        what this step observes does not depend on how far that has got.
         """
+        spent = self.budget if budget is None else budget
         before = self.history[-1].mean_accuracy if self.history else 0.0
         self.iteration += 1
         known = {e.id for e in self.train_set}
@@ -191,10 +201,13 @@ class Environment:
         self.train_set.extend(added)
         checkpoint = self._train()
         obs, info = self._observe(
-            accepted=dict(Counter(e.skill for e in added)), data_accuracy=self._on_data(added)
+            accepted=dict(Counter(e.skill for e in added)),
+            data_accuracy=self._on_data(added),
+            budget=spent,
+            planned_from=self.iteration - 1 if planned_from is None else planned_from,
         )
         info.update(checkpoint=checkpoint, added=len(added))
-        terminated, truncated = self._terminated(obs), self._truncated()
+        terminated, truncated = self._terminated(obs, spent), self._truncated()
         if terminated or truncated:
             info["test"] = self.evaluate("test")[0]
         return obs, obs.mean_accuracy - before, terminated, truncated, info
@@ -336,16 +349,21 @@ class Environment:
                 "free some space there"
             ) from exc
 
-    def _terminated(self, obs: Observation) -> bool:
+    def _terminated(self, obs: Observation, budget: Budget | None = None) -> bool:
         reached = self.target_accuracy is not None and obs.mean_accuracy >= self.target_accuracy
-        return self.budget.exhausted or reached
+        return (self.budget if budget is None else budget).exhausted or reached
 
     def _truncated(self) -> bool:
         return self.iteration >= self.max_iterations
 
     def _observe(
-        self, accepted: dict[str, int], data_accuracy: dict[str, float] | None = None
+        self,
+        accepted: dict[str, int],
+        data_accuracy: dict[str, float] | None = None,
+        budget: Budget | None = None,
+        planned_from: int | None = None,
     ) -> tuple[Observation, dict[str, Any]]:
+        budget = self.budget if budget is None else budget
         validation = self.task.split("validation")
         result, _, scores = self._grade(validation, "validation")
         _, failures, _ = self._grade(self.seed_set, "train")  # not the probes held out of it
@@ -355,7 +373,7 @@ class Environment:
             probes = self._sample_probes(missed)
         if self.tree is not None:
             score_tree(self.tree, self.task, validation, scores, self.train_set)
-        queries = self.budget.queries - sum(h.queries for h in self.history)
+        queries = budget.queries - sum(h.queries for h in self.history)
         self.history.append(
             HistoryEntry(
                 iteration=self.iteration,
@@ -363,6 +381,7 @@ class Environment:
                 mean_accuracy=result.mean_accuracy,
                 accepted=accepted,
                 queries=queries,
+                planned_from=planned_from,
             )
         )
         open_ended = self.structure == "open-ended"
@@ -375,7 +394,7 @@ class Environment:
             failures=failures[: self.max_failures],  # None keeps all
             seed_counts=dict(Counter(e.skill for e in self.seed_set)),
             train_size=len(self.train_set),
-            budget=self.budget.model_copy(),
+            budget=budget.model_copy(),
             history=history,
             structure=self.structure,
             probes=probes,

@@ -165,6 +165,9 @@ def _accuracy_rows(summary: RunSummary) -> Rows:
             row.append(f"{summary.metrics.test.get(skill, 0.0):.1%}")
         test = summary.metrics.test
         rows[-1].append(f"{sum(test.values()) / max(1, len(test)):.1%}")
+    if any(h.stale for h in history):  # an overlapped run: the observation each plan read
+        planned = ["" if h.planned_from is None else _when(h.planned_from) for h in history]
+        rows.append(["planned from", *planned, *([""] if summary.metrics.test is not None else [])])
     return headers, rows
 
 

@@ -148,6 +148,15 @@ class HistoryEntry(_Model):
     """Accepted examples per skill in that iteration."""
     queries: int = 0
     """Teacher queries spent in that iteration."""
+    planned_from: int | None = None
+    """The iteration whose observation that iteration's plan was made from: the one before
+    it, or (with the loop's ``overlap``) the one before that, where there is one; None for
+    the reset, and in a run recorded before the field existed."""
+
+    @property
+    def stale(self) -> bool:
+        """Whether its plan read an observation older than the previous iteration's."""
+        return self.planned_from is not None and self.planned_from < self.iteration - 1
 
 
 class Price(BaseModel):

@@ -1,0 +1,228 @@
+"""Wall time of the embedded loop with ``overlap`` off and on: N pairs, alternating.
+
+    python benchmarks/overlap.py --pairs 5                 # run, record, print the table
+    python benchmarks/overlap.py --pairs 3 --label gpu --set student.steps_per_iteration=600
+    python benchmarks/overlap.py --table                   # the table from the records alone
+    python benchmarks/overlap.py --docs [--check]          # rewrite (check) docs/benchmarks.md
+
+Each run is ``dataloop run`` in a subprocess: the embedded teacher (llama-server with the
+packaged Gemma 3 270M), the tiny student, :data:`SMALL`'s settings (one run takes about 1-3
+minutes on 2 cores) and the ``--set`` given. A pair is one run with ``overlap: false`` and
+one with ``overlap: true``, the same config and seed; the order flips from pair to pair (off,
+on, then on, off), so a machine that warms up or slows down favours neither. Every run appends
+one record to ``benchmarks/results/overlap.jsonl`` (``--out``): its label, pair, setting,
+wall time of the whole process, and ``loop_s``: from the reset's end to the last iteration's
+end in the run's ``run.log`` (whole seconds), the part overlap can change.
+
+The table gives, per label, the medians and the on/off ratio per pair: its median and range
+(a ratio below 1 means overlap is faster). The block between ``<!-- overlap: table -->`` and
+``<!-- /overlap -->`` in docs/benchmarks.md is that table, recomputed from the records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "overlap.jsonl"
+DOCS = ROOT / "docs" / "benchmarks.md"
+BLOCK = re.compile(r"(<!-- overlap: table -->\n)(.*?)(<!-- /overlap -->)", re.DOTALL)
+
+SMALL = [
+    "env.options={skills: [add, max, sort], train_per_skill: 16, validation_per_skill: 30, "
+    "test_per_skill: 20}",
+    "policy.name=uniform",
+    "policy.examples_per_iteration=24",
+    "student.steps_per_iteration=200",
+    "teacher.parallel=4",
+    "teacher.max_tokens=96",
+]
+"""The small embedded loop both settings run (``--set`` adds to it or overrides it)."""
+
+
+def command(
+    name: str, runs_dir: Path, overlap: bool, iterations: int, sets: Sequence[str]
+) -> list[str]:
+    """The ``dataloop run`` of one benchmark run."""
+    argv = [sys.executable, "-m", "dataloop.cli", "run", "--env", "arithmetic", "--quiet"]
+    argv += ["--name", name, "--runs-dir", str(runs_dir), "--iterations", str(iterations)]
+    for setting in [*SMALL, *sets, f"overlap={str(overlap).lower()}"]:
+        argv += ["--set", setting]
+    return argv
+
+
+def loop_seconds(run: Path) -> float | None:
+    """Seconds from the reset's end to the last iteration's end, by ``run.log``'s
+    ``iteration done`` records; None if there are fewer than two."""
+    times = []
+    for line in (run / "run.log").read_text().splitlines():
+        record = json.loads(line)
+        if record.get("message") == "iteration done":
+            times.append(datetime.fromisoformat(record["time"]))
+    return (times[-1] - times[0]).total_seconds() if len(times) > 1 else None
+
+
+def measure(args: argparse.Namespace) -> list[dict]:
+    """Run ``args.pairs`` pairs, appending each run's record to ``args.out``."""
+    records = []
+    runs_dir = Path(tempfile.mkdtemp(prefix="dataloop-overlap-"))
+    try:
+        for pair in range(args.pairs):
+            order = (False, True) if pair % 2 == 0 else (True, False)
+            for overlap in order:
+                name = f"pair{pair}-{'on' if overlap else 'off'}"
+                argv = command(name, runs_dir, overlap, args.iterations, args.set)
+                start = time.monotonic()
+                done = subprocess.run(argv, capture_output=True, text=True)
+                wall = time.monotonic() - start
+                if done.returncode != 0:
+                    sys.exit(f"{name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+                record = {
+                    "label": args.label,
+                    "pair": pair,
+                    "overlap": overlap,
+                    "wall_s": round(wall, 1),
+                    "loop_s": loop_seconds(runs_dir / name),
+                    "iterations": args.iterations,
+                    "settings": [*SMALL, *args.set],
+                    "commit": _commit(),
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+                records.append(record)
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                with args.out.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                print(f"{name}: {wall:.1f} s (loop {record['loop_s']} s)", flush=True)
+    finally:
+        shutil.rmtree(runs_dir, ignore_errors=True)
+    return records
+
+
+def read(path: Path) -> list[dict]:
+    """The records of ``path``; none if it does not exist."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def table(records: list[dict]) -> str:
+    """Per label: pairs, median wall and loop seconds off and on, and the on/off ratio per
+    pair (median and range), as a markdown table."""
+    if not records:
+        return (
+            "Not measured yet: `python benchmarks/overlap.py --pairs 5` records runs in "
+            "`benchmarks/results/overlap.jsonl`.\n"
+        )
+    lines = [
+        "| label | pairs | off: wall / loop s (median) | on: wall / loop s (median) "
+        "| on/off wall, median (range) | on/off loop, median (range) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for label in dict.fromkeys(r["label"] for r in records):
+        pairs: dict[int, dict[bool, dict]] = {}
+        for r in records:
+            if r["label"] == label:
+                pairs.setdefault(r["pair"], {})[r["overlap"]] = r
+        complete = [p for p in pairs.values() if len(p) == 2]
+        off = [p[False] for p in complete]
+        on = [p[True] for p in complete]
+        lines.append(
+            f"| {label} | {len(complete)} | {_medians(off)} | {_medians(on)} "
+            f"| {_ratio(complete, 'wall_s')} | {_ratio(complete, 'loop_s')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _medians(runs: list[dict]) -> str:
+    wall = statistics.median(r["wall_s"] for r in runs) if runs else None
+    loops = [r["loop_s"] for r in runs if r["loop_s"] is not None]
+    loop = statistics.median(loops) if loops else None
+    return f"{_number(wall)} / {_number(loop)}"
+
+
+def _ratio(pairs: list[dict[bool, dict]], key: str) -> str:
+    ratios = [p[True][key] / p[False][key] for p in pairs if p[True][key] and p[False][key]]
+    if not ratios:
+        return "—"
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
+
+
+def regenerate(docs: str, records: list[dict]) -> str:
+    """``docs`` with the overlap table block recomputed from ``records``."""
+    return BLOCK.sub(lambda m: m[1] + table(records) + m[3], docs)
+
+
+def _commit() -> str | None:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or None
+
+
+def _label() -> str:
+    gpu = ""
+    if shutil.which("nvidia-smi"):
+        names = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        ).stdout.splitlines()
+        gpu = f", {names[0].strip()}" if names else ""
+    return f"{os.cpu_count()} cores{gpu}"
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=3, help="off/on pairs to run (default 3)")
+    parser.add_argument("--iterations", type=int, default=3, help="iterations per run")
+    parser.add_argument("--label", default=None, help="the machine (default: cores and GPU)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a config override"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the records file")
+    parser.add_argument("--table", action="store_true", help="print the table of --out only")
+    parser.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md's table")
+    parser.add_argument("--check", action="store_true", help="with --docs: only check it")
+    args = parser.parse_args(argv)
+    if args.pairs < 1 or args.iterations < 2:
+        parser.error("--pairs must be >= 1 and --iterations >= 2 (one iteration overlaps nothing)")
+    args.label = args.label or _label()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse(argv)
+    if args.docs:
+        before = DOCS.read_text()
+        after = regenerate(before, read(args.out))
+        if args.check:
+            if after != before:
+                sys.exit(f"{DOCS}'s overlap table is out of date: run {sys.argv[0]} --docs")
+            print("the overlap table matches its records")
+        else:
+            DOCS.write_text(after)
+        return
+    if not args.table:
+        measure(args)
+    print(table(read(args.out)), end="")
+
+
+if __name__ == "__main__":
+    main()

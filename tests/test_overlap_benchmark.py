@@ -1,0 +1,83 @@
+"""benchmarks/overlap.py without running it (the lead runs it on an idle machine): its table
+from made-up records, its docs block, its command line and the runs it would start."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from dataloop.assemble import check_run
+from dataloop.config import load_config, parse_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("overlap", ROOT / "benchmarks/overlap.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+overlap = _module()
+
+
+def _record(label: str, pair: int, on: bool, wall: float, loop: float | None) -> dict:
+    return {"label": label, "pair": pair, "overlap": on, "wall_s": wall, "loop_s": loop}
+
+
+def test_the_table_gives_medians_and_the_ratio_per_pair_with_its_range() -> None:
+    records = [
+        _record("2 cores", 0, False, 100.0, 80.0),
+        _record("2 cores", 0, True, 90.0, 60.0),  # ratios 0.90, 0.75
+        _record("2 cores", 1, True, 85.0, 70.0),
+        _record("2 cores", 1, False, 100.0, 70.0),  # 0.85, 1.00
+        _record("2 cores", 2, False, 110.0, 90.0),
+        _record("2 cores", 2, True, 88.0, 63.0),  # 0.80, 0.70
+        _record("2 cores", 3, False, 500.0, 400.0),  # a pair cut short: left out
+        _record("16 cores, H200", 0, False, 60.0, None),
+        _record("16 cores, H200", 0, True, 30.0, None),
+    ]
+    lines = overlap.table(records).splitlines()
+    assert lines[2] == "| 2 cores | 3 | 100 / 80 | 88 / 63 | 0.85 (0.80–0.90) | 0.75 (0.70–1.00) |"
+    assert lines[3] == "| 16 cores, H200 | 1 | 60 / — | 30 / — | 0.50 (0.50–0.50) | — |"
+
+
+def test_the_docs_block_is_the_table_of_the_committed_records() -> None:
+    docs = (ROOT / "docs/benchmarks.md").read_text()
+    assert overlap.BLOCK.search(docs), "docs/benchmarks.md has no overlap table block"
+    assert overlap.regenerate(docs, overlap.read(overlap.RESULTS)) == docs, (
+        "run: python benchmarks/overlap.py --docs"
+    )
+    made_up = overlap.regenerate(docs, [_record("x", 0, False, 10, 8), _record("x", 0, True, 9, 6)])
+    assert "| x | 1 | 10 / 8 | 9 / 6 | 0.90 (0.90–0.90) | 0.75 (0.75–0.75) |" in made_up
+
+
+def test_the_loop_time_runs_from_the_reset_to_the_last_iteration(tmp_path: Path) -> None:
+    lines = [
+        {"time": "2026-12-03T10:00:00", "message": "starting"},
+        {"time": "2026-12-03T10:00:20", "message": "iteration done", "iteration": 0},
+        {"time": "2026-12-03T10:00:50", "message": "generation", "iteration": 1},
+        {"time": "2026-12-03T10:01:05", "message": "iteration done", "iteration": 1},
+        {"time": "2026-12-03T10:01:40", "message": "iteration done", "iteration": 2},
+    ]
+    (tmp_path / "run.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert overlap.loop_seconds(tmp_path) == 80.0
+
+
+def test_the_command_line_and_the_runs_it_would_start(tmp_path: Path) -> None:
+    args = overlap.parse(["--pairs", "2", "--label", "here", "--set", "seed=3"])
+    assert (args.pairs, args.iterations, args.label, args.set) == (2, 3, "here", ["seed=3"])
+    with pytest.raises(SystemExit):
+        overlap.parse(["--iterations", "1"])  # one iteration overlaps nothing
+    for on in (False, True):
+        argv = overlap.command("r", tmp_path, on, 3, ["seed=3"])
+        assert argv[argv.index("--iterations") + 1] == "3"
+        sets = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set"]
+        config = load_config(None, {"env.name": "arithmetic", **parse_overrides(sets)})
+        assert config.overlap is on and config.seed == 3
+        check_run(config)  # every check a run makes before it starts the teacher
