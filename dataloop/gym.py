@@ -281,14 +281,29 @@ class Environment:
         return [missed[i] for i in sorted(rng.sample(range(len(missed)), self.probes_shown))]
 
     def _on_data(self, added: list[Example]) -> dict[str, float]:
-        """Per skill, the student's accuracy on (a sample of) the examples just trained on."""
+        """Per skill, the student's accuracy on (a sample of) the examples just trained on;
+        each subskill of the tree gets its own (``Subskill.data_accuracy``, None without data)."""
+        if self.tree is not None:
+            for node in self.tree.skills:
+                for sub in node.subskills:
+                    sub.data_accuracy = None
         if not self.data_feedback or not added:
             return {}
         sample = added
         if len(added) > DATA_FEEDBACK_SAMPLE:
             rng = random.Random(f"{self.task.seed}/data/{self.iteration}")
             sample = rng.sample(added, DATA_FEEDBACK_SAMPLE)
-        result, _, _ = self._grade(sample, "data")
+        result, _, verdicts = self._grade(sample, "data")
+        if self.tree is not None:
+            by_subskill: dict[tuple[str, str], list[bool]] = {}
+            for example, right in zip(sample, verdicts, strict=True):
+                if example.provenance.subskill:
+                    key = (example.skill, example.provenance.subskill)
+                    by_subskill.setdefault(key, []).append(right)
+            for node in self.tree.skills:
+                for sub in node.subskills:
+                    if got := by_subskill.get((node.name, sub.name)):
+                        sub.data_accuracy = sum(got) / len(got)
         return {s.skill: s.accuracy for s in result.skills if s.total}
 
     # the skill tree

@@ -250,6 +250,10 @@ class Subskill(_Model):
     """Student accuracy on those ``items``; None when it has none."""
     data: int = 0
     """Examples in the training set (seeds and accepted) that belong to it."""
+    data_accuracy: float | None = None
+    """The student's accuracy, after training, on the examples of this subskill it was just
+    given (those whose request named it); None when the last step gave it none. DataEnvGym's
+    ``perf_on_training_data`` is the same per-subskill number, measured before training."""
     members: list[str] = Field(default_factory=list)
     """Teacher-labelled only: ids of the skill's validation and seed examples the teacher
     placed in it (a task-labelled subskill is computed, not stored)."""
