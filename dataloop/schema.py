@@ -383,6 +383,10 @@ class GenerationRequest(_Model):
     subskill: str | None = None
     """A subskill of ``skill`` in the skill tree: the prompt describes it, seeds that belong to
     it are shown first, and the examples record it in their provenance."""
+    show_skill: bool = True
+    """Whether the prompts name the skill and describe it. False for a teacher that sees no
+    skill labels (``dataenvgym-open-ended``): new-question's prompts then show only examples
+    (and ``failures``); the request's skill still decides what the task verifies."""
     failures: list[Failure] = Field(default_factory=list)
     """Failed feedback probes of ``skill`` that every prompt of the request shows, each with the
     student's answer and the correct one (DataEnvGym's skill-list teacher); ``new-question``

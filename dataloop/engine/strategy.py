@@ -246,7 +246,8 @@ class Strategy(ABC):
 
         Templates see ``skill`` (name, description), ``examples`` (seed examples shown),
         ``failures`` (this skill's failed seed examples), ``errors`` (the failed probes the
-        request shows, rendered by ``student_errors/<kind>.j2``), ``guidance`` (the request's),
+        request shows, rendered by ``student_errors/<kind>.j2``), ``show_skill`` (whether the
+        prompt may name the skill: the request's), ``guidance`` (the request's),
         ``count`` (examples asked for), ``target`` (the one example a prompt is about, if any),
         ``prediction`` (what the student answered for ``target``, if it failed it), ``level``
         (the request's difficulty :class:`Level`, or None, rendered by
@@ -262,6 +263,7 @@ class Strategy(ABC):
             examples=examples,
             failures=ctx.failures,
             errors=ctx.request.failures,
+            show_skill=ctx.request.show_skill,
             guidance=ctx.request.guidance,
             count=count,
             target=target,
