@@ -544,7 +544,8 @@ class PolicyConfig(_Section):
         default_factory=lambda: DEFAULT_POLICY[EnvConfig.model_fields["structure"].default]
     )
     """A built-in policy (uniform, weakest-skills, learning-progress, dataenvgym-skill-list,
-    llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner), an entry point in
+    dataenvgym-open-ended, dataenvgym-skill-tree, llm2llm, budget-ratio, high-loss,
+    error-guided, skill-tree, llm-planner), an entry point in
     the group ``dataloop.policies``, or ``path/to/file.py:Name`` / ``module:Name`` naming a
     Policy subclass or a function ``obs -> Plan`` (see docs/policies.md). The default follows
     ``env.structure``: the built-in that declares itself the structure's default
@@ -735,13 +736,14 @@ class LoopConfig(_Section):
         own = DEFAULT_POLICY[self.env.structure]
         if own != self.policy.name and "name" not in self.policy.model_fields_set:
             self.policy.name = own
-        # dataenvgym-skill-list shows the student's failed feedback probes: it needs some.
-        if self.policy.name == "dataenvgym-skill-list":
+        # DataEnvGym's skill-list and open-ended teachers show the student's failed feedback
+        # probes: they need some.
+        if self.policy.name in ("dataenvgym-skill-list", "dataenvgym-open-ended"):
             if "feedback_per_skill" not in self.env.model_fields_set:
                 self.env.feedback_per_skill = 20
             if self.env.feedback_per_skill == 0:
                 raise ValueError(
-                    "policy dataenvgym-skill-list shows the teacher failed feedback probes: set "
+                    f"policy {self.policy.name} shows the teacher failed feedback probes: set "
                     "env.feedback_per_skill above 0"
                 )
         if self.policy.name == "llm2llm" and "train_from" not in self.student.model_fields_set:

@@ -203,7 +203,7 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
     with pytest.raises(
         RegistryError,
         match="unknown policy 'weakest'; known: uniform, weakest-skills, learning-progress, "
-        "dataenvgym-skill-list, "
+        "dataenvgym-skill-list, dataenvgym-open-ended, dataenvgym-skill-tree, "
         "llm2llm, budget-ratio, high-loss, error-guided, skill-tree, llm-planner",
     ):
         make_policy("weakest")
@@ -260,26 +260,30 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
             "weakest-skills",
             "open-ended",
             "policy 'weakest-skills' needs per-skill accuracy, which an open-ended observation "
-            "does not show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
+            "does not show; use one of: uniform, dataenvgym-open-ended, llm2llm, high-loss, "
+            "error-guided, llm-planner",
         ),
         (
             "budget-ratio",
             "open-ended",
             "policy 'budget-ratio' needs per-skill accuracy, which an open-ended observation "
-            "does not show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
+            "does not show; use one of: uniform, dataenvgym-open-ended, llm2llm, high-loss, "
+            "error-guided, llm-planner",
         ),
         (
             "skill-tree",
             "skill-list",
             "policy 'skill-tree' needs the skill tree, which a skill-list observation does not "
             "show; use one of: uniform, weakest-skills, learning-progress, dataenvgym-skill-list, "
-            "llm2llm, budget-ratio, high-loss, error-guided, llm-planner, edge",
+            "dataenvgym-open-ended, llm2llm, budget-ratio, high-loss, error-guided, llm-planner, "
+            "edge",
         ),
         (
             "skill-tree",
             "open-ended",
             "policy 'skill-tree' needs the skill tree, which an open-ended observation does not "
-            "show; use one of: uniform, llm2llm, high-loss, error-guided, llm-planner",
+            "show; use one of: uniform, dataenvgym-open-ended, llm2llm, high-loss, error-guided, "
+            "llm-planner",
         ),
         ("uniform", "tree", "unknown structure 'tree'; known: open-ended, skill-list, skill-tree"),
     ],

@@ -1,10 +1,10 @@
 """Teacher policies: read an Observation, decide what data to make.
 
 Built-ins (by name): ``uniform``, ``weakest-skills``, ``learning-progress``,
-``dataenvgym-skill-list``, ``llm2llm``, ``budget-ratio``, ``high-loss``,
-``error-guided``, ``skill-tree``, ``llm-planner``, ``edge``. Write your own by subclassing
-:class:`Policy` or by passing any function ``obs -> Plan``; name it in YAML as
-``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
+``dataenvgym-skill-list``, ``dataenvgym-open-ended``, ``dataenvgym-skill-tree``, ``llm2llm``,
+``budget-ratio``, ``high-loss``, ``error-guided``, ``skill-tree``, ``llm-planner``, ``edge``.
+Write your own by subclassing :class:`Policy` or by passing any function ``obs -> Plan``; name
+it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPolicy``.
 """
 
 from dataloop.policies.active import HighLoss
@@ -23,7 +23,11 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
-from dataloop.policies.dataenvgym import DataEnvGymSkillList
+from dataloop.policies.dataenvgym import (
+    DataEnvGymOpenEnded,
+    DataEnvGymSkillList,
+    DataEnvGymSkillTree,
+)
 from dataloop.policies.edge import DifficultyEdge, check_levels
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (
@@ -44,7 +48,9 @@ __all__ = [
     "POLICIES",
     "STRUCTURES",
     "BudgetRatio",
+    "DataEnvGymOpenEnded",
     "DataEnvGymSkillList",
+    "DataEnvGymSkillTree",
     "DifficultyEdge",
     "ErrorGuided",
     "FunctionPolicy",

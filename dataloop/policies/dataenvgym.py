@@ -7,8 +7,27 @@ docstring says so.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+from collections import Counter
+
+from dataloop.errors import BudgetExhausted, TeacherError
+from dataloop.llm.base import Sampling
+from dataloop.llm.teacher import Teacher
 from dataloop.policies.base import Policy, allocate
-from dataloop.schema import Failure, GenerationRequest, Observation, Plan
+from dataloop.schema import (
+    Explore,
+    Failure,
+    GenerationRequest,
+    Observation,
+    Plan,
+    SkillInfo,
+    SkillNode,
+)
+from dataloop.skills import parse_skills
+
+log = logging.getLogger(__name__)
 
 
 class DataEnvGymSkillList(Policy):
@@ -81,3 +100,229 @@ class DataEnvGymSkillList(Policy):
             shown = ", ".join(f"{s} {len(failures[s])}" for s in weak)
             rationale = f"equal shares for the skills with errors, failures shown: {shown}"
         return Plan(requests=requests, rationale=rationale)
+
+
+class DataEnvGymOpenEnded(Policy):
+    """DataEnvGym's open-ended teacher: a fixed number of examples each iteration, written from
+    random examples of the task and random failures, with no skill named.
+
+    Follows ``src/dataenvgym/gym/data_generation_agents/math/baselines/open_ended.py``
+    (codezakh/DataEnvGym): each iteration asks for ``examples_per_iteration`` examples (there
+    ``num_training_data_per_invocation``, 120) in calls of ``per_call`` (10); each call's prompt
+    shows ``shown`` (3) random task examples and ``shown`` random errors of the student, mixed,
+    and no skill label. The errors here are failed feedback probes (``obs.probes``: problem,
+    the student's answer, the correct answer), never the validation split; the policy reads no
+    per-skill accuracy, so it plans from an ``open-ended`` observation.
+
+    Where dataloop differs: the engine writes and the task verifies examples one skill at a
+    time, so a prompt cannot mix skills. The policy makes DataEnvGym's draws (seeded by the
+    iteration) and splits each call's ``per_call`` examples over the skills of what it drew, by
+    how many of its ``2 * shown`` examples each has: a random task example is a seed, its skill
+    drawn in proportion to the seed counts; an error is drawn from all failed probes. The
+    requests (one per skill, the calls summed) show every failure drawn for their skill, and
+    their prompts do not name the skill (``GenerationRequest.show_skill``; new-question's
+    templates honour it); the engine picks the seed examples a prompt shows (``engine.shots``).
+    In DataEnvGym's MATH file the errors print as empty lines (the template reads
+    ``instruction``, which a ``CompletedMathTaskInstance`` lacks, and jinja2's default
+    ``Undefined`` renders it as nothing), so its prompt shows only the task examples; its code,
+    VQA and tool-use teachers show problem, the student's answer and the correct answer, as
+    this one does.
+
+    Options:
+        per_call: examples one of DataEnvGym's calls asks for (default 10).
+        shown: task examples, and errors, one call draws (default 3 each).
+    """
+
+    name = "dataenvgym-open-ended"
+
+    def __init__(
+        self,
+        examples_per_iteration: int = 120,
+        strategy: str = "new-question",
+        per_call: int = 10,
+        shown: int = 3,
+    ) -> None:
+        super().__init__(examples_per_iteration, strategy)
+        if per_call < 1:
+            raise ValueError("per_call must be >= 1")
+        if shown < 1:
+            raise ValueError("shown must be >= 1")
+        self.per_call = per_call
+        self.shown = shown
+
+    def plan(self, obs: Observation) -> Plan:
+        skills = [s.name for s in obs.skills]
+        weights = [obs.seed_counts.get(s, 0) for s in skills]
+        if not any(weights):
+            weights = [1] * len(skills)
+        rng = random.Random(f"{self.name}/{obs.iteration}")
+        counts: Counter[str] = Counter()
+        shown: dict[str, list[Failure]] = {s: [] for s in skills}
+        left = self.examples_per_iteration
+        while left > 0 and skills:
+            n = min(self.per_call, left)
+            left -= n
+            examples = rng.choices(skills, weights=weights, k=self.shown)
+            errors = rng.sample(obs.probes, min(self.shown, len(obs.probes)))
+            drawn = Counter(examples) + Counter(f.example.skill for f in errors)
+            counts.update(allocate(n, {s: drawn[s] for s in skills if drawn[s]}))
+            for failure in errors:
+                if failure.example.skill in shown and failure not in shown[failure.example.skill]:
+                    shown[failure.example.skill].append(failure)
+        requests = [
+            GenerationRequest(
+                skill=skill,
+                strategy=self.strategy,
+                count=counts[skill],
+                failures=shown[skill],
+                show_skill=False,
+            )
+            for skill in skills
+            if counts[skill] > 0
+        ]
+        errors_shown = sum(len(f) for f in shown.values())
+        rationale = (
+            f"{self.examples_per_iteration} examples in calls of {self.per_call}, each from "
+            f"{self.shown} random task examples and {self.shown} random failures of "
+            f"{len(obs.probes)} failed probes ({errors_shown} shown); no skill named"
+        )
+        return Plan(requests=requests, rationale=rationale)
+
+
+class DataEnvGymSkillTree(Policy):
+    """DataEnvGym's skill-tree teacher: the teacher proposes subskills, and each skill
+    alternates between exploring new ones and exploiting them by the student's accuracy on
+    the data it was given.
+
+    Follows codezakh/DataEnvGym's ``examples/math/skill_tree.py``: the skill-tree agent
+    (``src/dataenvgym/gym/data_generation_agents/math/bandit_data_strategy.py``) with
+    ``AlternatingExploreExploitPolicy`` (``.../math/handwritten_policies.py``), explore action
+    ``Explore(num_new_skills=2, data_allocation_for_new_skills=30)``, and subskills proposed by
+    the LLM (``ProposeSubskillsWithAzureOpenAI`` in ``.../math/bandit_components.py``: the
+    skill, its subskills so far, "propose N new subskills"). Per skill, the first action is
+    explore; after an explore comes an exploit, after an exploit an explore.
+
+    - **explore**: the teacher proposes ``new_subskills`` subskills not in the tree (prompt
+      ``dataenvgym_subskills/<kind>.j2``; asked again once for any missing, as DataEnvGym
+      does), and the skill's share goes to them in equal parts. The teacher also places the
+      skill's validation and seed examples among them (the run's labeller,
+      :func:`dataloop.skills.subskill_labeller`).
+    - **exploit**: the skill's share goes to the subskills the explore just added, in
+      proportion to the student's error on their data (``1 - Subskill.data_accuracy``, the
+      per-subskill part of ``Observation.data_accuracy``; none counts as 0 accuracy): the
+      rule DataEnvGym's LLM action policy is given in the accumulate-train loop
+      (``ACCUMULATE_TRAIN_ACTION_POLICY_TEMPLATE``: allocate to the subskills with the lowest
+      training accuracy).
+
+    The last action is read from the tree (an explore added subskills in the iteration
+    observed), so a resumed run plans as the first would.
+
+    Where dataloop differs: DataEnvGym's alternating exploit sets every allocation to zero;
+    its loop calls the agent twice per training cycle (``accumulation_iterations_per_cycle=2``),
+    so each cycle trains on one explore's data. Here one plan is one training round, and a
+    round without data would be wasted, so exploit re-spends the share by data accuracy.
+    ``perf_on_training_data`` is measured by DataEnvGym's quality checker before the student
+    trains on the data, ``data_accuracy`` after. DataEnvGym gives each explored subskill 30
+    examples (its total grows with the skills), with ``max_data_for_skill`` 200; here
+    ``examples_per_iteration`` is split equally over the skills, so every policy spends the
+    same. DataEnvGym's subskills are names; dataloop's need a sentence each, which the
+    labeller reads. When the teacher proposes none, the skill's share goes to the whole skill.
+
+    ``teacher`` is the run's :class:`~dataloop.llm.teacher.Teacher`. Options:
+        new_subskills: subskills one explore adds per skill (default 2).
+        temperature: sampling temperature of the proposal (default 0.7).
+        max_tokens: completion tokens of one proposal (default 160).
+    """
+
+    name = "dataenvgym-skill-tree"
+    uses_teacher = True
+    structures = frozenset({"skill-tree"})
+
+    def __init__(
+        self,
+        teacher: Teacher,
+        examples_per_iteration: int = 240,
+        strategy: str = "new-question",
+        *,
+        new_subskills: int = 2,
+        temperature: float = 0.7,
+        max_tokens: int = 160,
+    ) -> None:
+        super().__init__(examples_per_iteration, strategy)
+        if new_subskills < 1:
+            raise ValueError("new_subskills must be >= 1")
+        self.teacher = teacher
+        self.new_subskills = new_subskills
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+
+    def plan(self, obs: Observation) -> Plan:
+        """The plan, from synchronous code; inside a running event loop await ``aplan``."""
+        return asyncio.run(self.aplan(obs))
+
+    async def aplan(self, obs: Observation) -> Plan:
+        if obs.tree is None:
+            raise ValueError(
+                f"policy '{self.name}' needs the skill tree (env.structure: skill-tree); this "
+                f"observation is {obs.structure} and has none"
+            )
+        shares = allocate(self.examples_per_iteration, {n.name: 1.0 for n in obs.tree.skills})
+        explore: list[Explore] = []
+        requests: list[GenerationRequest] = []
+        said: list[str] = []
+        for node in obs.tree.skills:
+            last = [s for s in node.subskills if s.iteration == obs.iteration]
+            split: dict[str | None, int]
+            if last:
+                error = {s.name: 1.0 - (s.data_accuracy or 0.0) for s in last}
+                split = {k: n for k, n in allocate(shares[node.name], error).items()}
+                accuracy = ", ".join(f"{s.name} {s.data_accuracy or 0.0:.0%}" for s in last)
+                said.append(f"{node.name}: exploit by data accuracy ({accuracy})")
+            else:
+                added = await self.propose(node, obs.iteration)
+                explore += added
+                even = allocate(shares[node.name], {a.name: 1.0 for a in added})
+                split = {k: n for k, n in even.items()} if added else {None: shares[node.name]}
+                names = ", ".join(a.name for a in added) or "none proposed, whole skill"
+                said.append(f"{node.name}: explore ({names})")
+            requests += [
+                GenerationRequest(skill=node.name, subskill=sub, strategy=self.strategy, count=n)
+                for sub, n in split.items()
+                if n > 0
+            ]
+        return Plan(requests=requests, explore=explore, rationale="; ".join(said))
+
+    async def propose(self, node: SkillNode, iteration: int) -> list[Explore]:
+        """``new_subskills`` new subskills of ``node`` from the teacher (asked once more for
+        any missing); fewer, or none, when it proposes fewer or cannot answer."""
+        known = {s.name for s in node.subskills}
+        found: list[SkillInfo] = []
+        for attempt in range(2):
+            want = self.new_subskills - len(found)
+            if want <= 0:
+                break
+            existing = [SkillInfo(name=s.name, description=s.description) for s in node.subskills]
+            prompt = self.teacher.render(
+                "dataenvgym_subskills", skill=node, subskills=existing + found, count=want
+            )
+            base = self.teacher.kind == "base"
+            sampling = Sampling(
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+                seed=self.teacher.sampling_seed(self.name, iteration, node.name, attempt),
+                stop=("\n\n",) if base else (),
+            )
+            try:
+                text = (await self.teacher.ask(prompt, sampling)).texts[0]
+            except (BudgetExhausted, TeacherError) as exc:
+                log.warning("%s: no subskills proposed for %s: %s", self.name, node.name, exc)
+                break
+            # A base prompt ends inside the first "- name:" item; glue it back for parsing.
+            prefix = prompt[prompt.rfind("\n") + 1 :] if base else ""
+            for info in parse_skills(prefix + text, want):
+                if info.name not in known and info.name not in {f.name for f in found}:
+                    found.append(info)
+        return [
+            Explore(skill=node.name, name=f.name, description=f.description)
+            for f in found[: self.new_subskills]
+        ]

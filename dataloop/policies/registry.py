@@ -22,7 +22,11 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
-from dataloop.policies.dataenvgym import DataEnvGymSkillList
+from dataloop.policies.dataenvgym import (
+    DataEnvGymOpenEnded,
+    DataEnvGymSkillList,
+    DataEnvGymSkillTree,
+)
 from dataloop.policies.edge import DifficultyEdge
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
@@ -35,6 +39,8 @@ BUILTIN_POLICIES: dict[str, type[Policy]] = {
         WeakestSkills,
         LearningProgress,
         DataEnvGymSkillList,
+        DataEnvGymOpenEnded,
+        DataEnvGymSkillTree,
         LLM2LLM,
         BudgetRatio,
         HighLoss,
