@@ -271,3 +271,69 @@ def test_each_subskill_observes_the_students_accuracy_on_its_own_data(tmp_path: 
     assert obs.data_accuracy == {"sort": 0.5, "max": 0.0}
     obs, *_ = env.step([])
     assert obs.tree.node("sort").subskill("repeated-digits").data_accuracy is None
+
+
+def _action(**fields: object) -> str:
+    return json.dumps(
+        {"reasoning": "why", "num_new_skills": None, "data_allocation": None, **fields}
+    )
+
+
+def test_skill_tree_teacher_actions_choose_exploit_or_explore() -> None:
+    add = _node("add", _sub("carries", 1, 0.25), _sub("big-numbers", 1, 0.75))
+    client = ScriptedClient(
+        _action(action_type="exploit", data_allocation={"carries": 1, "big-numbers": 3})
+    )
+    policy = DataEnvGymSkillTree(
+        Teacher(client, "chat"), examples_per_iteration=40, actions="teacher"
+    )
+    plan = asyncio.run(policy.aplan(_tree_obs(1, add)))
+    # The teacher's split, not the alternation's (which would give carries the most).
+    assert [(r.subskill, r.count) for r in plan.requests] == [("carries", 10), ("big-numbers", 30)]
+    prompt = client.prompts[0]  # the subskills with their accuracy on the data they were given
+    assert (
+        "carries (problems with carries)" in prompt
+        and "Performance on Training Data: 0.25" in prompt
+    )
+    assert "(teacher: why)" in plan.rationale
+    # Explore: as many as asked (at most new_subskills), proposed by the teacher.
+    client = ScriptedClient(
+        _action(action_type="explore", num_new_skills=5), _proposal("zeros", "ones")
+    )
+    policy = DataEnvGymSkillTree(
+        Teacher(client, "chat"), examples_per_iteration=40, actions="teacher"
+    )
+    plan = asyncio.run(policy.aplan(_tree_obs(1, add)))
+    assert [e.name for e in plan.explore] == ["zeros", "ones"]
+    assert "Propose 2 new subskills" in client.prompts[1]
+    # A base teacher completes the action after a worked demo.
+    client = ScriptedClient(" " + _action(action_type="explore", num_new_skills=1), "zeros: 0s")
+    policy = DataEnvGymSkillTree(
+        Teacher(client, "base"), examples_per_iteration=4, actions="teacher"
+    )
+    plan = asyncio.run(policy.aplan(_tree_obs(1, add)))
+    assert client.prompts[0].endswith(
+        "performance on training data 0.25\n- big-numbers: 0 "
+        "training examples, performance on training data 0.75\nAction:"
+    )
+    assert [e.name for e in plan.explore] == ["zeros"]
+
+
+def test_skill_tree_teacher_actions_fall_back_to_the_alternation(caplog) -> None:
+    add = _node("add", _sub("carries", 1, 0.25), _sub("big-numbers", 1, 0.75))
+    client = ScriptedClient(
+        "I would exploit.",
+        _action(action_type="exploit", data_allocation={"nope": 3}),
+    )
+    policy = DataEnvGymSkillTree(
+        Teacher(client, "chat"), examples_per_iteration=40, actions="teacher"
+    )
+    plan = asyncio.run(policy.aplan(_tree_obs(1, add)))
+    assert len(client.prompts) == 2
+    assert [(r.subskill, r.count) for r in plan.requests] == [("carries", 30), ("big-numbers", 10)]
+    assert "alternation: the teacher's action failed: exploit names unknown subskills ['nope']" in (
+        plan.rationale
+    )
+    assert "fell back to the alternation" in caplog.text
+    with pytest.raises(RegistryError, match="actions"):
+        make_policy("dataenvgym-skill-tree", teacher=Teacher(client), actions="llm")
