@@ -23,11 +23,8 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
-from dataloop.policies.dataenvgym import (
-    DataEnvGymOpenEnded,
-    DataEnvGymSkillList,
-    DataEnvGymSkillTree,
-)
+from dataloop.policies.dataenvgym import DataEnvGymOpenEnded, DataEnvGymSkillList
+from dataloop.policies.dataenvgym_tree import DataEnvGymSkillTree
 from dataloop.policies.edge import DifficultyEdge, check_levels
 from dataloop.policies.planner import InvalidPlan, LLMPlanner, check_plan, plan_schema
 from dataloop.policies.registry import (

@@ -22,11 +22,8 @@ from dataloop.policies.builtin import (
     Uniform,
     WeakestSkills,
 )
-from dataloop.policies.dataenvgym import (
-    DataEnvGymOpenEnded,
-    DataEnvGymSkillList,
-    DataEnvGymSkillTree,
-)
+from dataloop.policies.dataenvgym import DataEnvGymOpenEnded, DataEnvGymSkillList
+from dataloop.policies.dataenvgym_tree import DataEnvGymSkillTree
 from dataloop.policies.edge import DifficultyEdge
 from dataloop.policies.planner import LLMPlanner
 from dataloop.policies.structured import ErrorGuided, SkillTreePolicy
