@@ -3,11 +3,13 @@
 The surface is what users are told to use: the names in ``dataloop.__all__``; the public names
 of the modules README and docs import from (``__all__`` where a module has one, else every
 name without a leading underscore that the module defines); for each public class its public
-methods, properties and declared attributes with their signatures (inherited ones included,
-so a base class users subclass shows its whole contract); and every CLI command with its
-options. Rendering is deterministic across Python and library versions: annotations are the
-source's own strings (every module uses ``from __future__ import annotations``), defaults are
-written without memory addresses, and CLI options by name, type name and flags.
+methods, properties and declared attributes with their signatures (those it inherits from a
+private base included; a public base lists its own, so a class users subclass shows its whole
+contract); and every CLI command with its arguments and options. Rendering is deterministic
+across Python and library versions (checked with pydantic 2.7.0 and typer 0.13.0, the floors,
+and the current releases): annotations are the source's own strings (the modules use
+``from __future__ import annotations``), defaults are written without memory addresses, and CLI
+options by name, declared type and default, read from the typer declarations.
 
 ``python -m tests.public_api --write`` rewrites ``tests/public_api.txt`` after a deliberate
 change; the diff then shows the change in review.
