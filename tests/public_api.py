@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import importlib
 import inspect
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
@@ -133,6 +134,19 @@ def _owners(cls: type, listed: set[type]) -> list[type]:
     ]
 
 
+def _set_in_init(cls: type) -> list[str]:
+    """The public instance attributes ``cls.__init__`` sets (``self.name = ...``), in order."""
+    init = vars(cls).get("__init__")
+    if not inspect.isfunction(init) or not init.__module__.startswith("dataloop"):
+        return []
+    try:
+        source = inspect.getsource(init)
+    except OSError:  # made by dataclasses: its fields are the attributes
+        return []
+    found = re.findall(r"^\s*self\.([a-z]\w*)\s*(?::[^=\n]+)?=(?!=)", source, re.MULTILINE)
+    return list(dict.fromkeys(found))
+
+
 def _members(cls: type, listed: set[type]) -> Iterator[str]:
     """One line per public member of ``cls``: attributes (declared or pydantic fields) with
     their annotation and default, methods and properties with their signatures."""
@@ -162,6 +176,10 @@ def _members(cls: type, listed: set[type]) -> Iterator[str]:
             elif name in vars(owner) and not callable(vars(owner)[name]):
                 text += f" = {_default(vars(owner)[name])}"
             yield f"  attribute {text}"
+        for name in _set_in_init(owner):
+            if name not in seen and name not in vars(owner):
+                seen.add(name)
+                yield f"  attribute {name} (set by __init__)"
         for name, raw in vars(owner).items():
             if (name.startswith("_") and name != "__init__") or name in seen:
                 continue
