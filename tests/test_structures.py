@@ -97,6 +97,12 @@ def test_a_capped_probe_sample_follows_where_the_failures_are(tmp_path: Path) ->
     assert len({p.example.id for p in obs.probes}) == 30  # no probe shown twice
     assert {p.example.id for p in obs.probes} <= unlearned  # each one a probe still failed
     assert not any(task.score(p.example, p.prediction) for p in obs.probes)
+    rerun = _env(
+        tmp_path / "rerun", task, structure="open-ended", seed_set=seeds, feedback=feedback
+    )
+    rerun.probes_shown = 30
+    rerun.reset()
+    assert rerun.step(learned)[0].probes == obs.probes  # the sample is seeded: a rerun sees it
 
 
 def test_a_step_observes_the_students_accuracy_on_the_data_it_was_given(tmp_path: Path) -> None:
