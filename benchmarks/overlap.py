@@ -3,7 +3,6 @@
     python benchmarks/overlap.py --pairs 5                 # run, record, print the table
     python benchmarks/overlap.py --pairs 3 --label gpu --set student.steps_per_iteration=600
     python benchmarks/overlap.py --table                   # the table from the records alone
-    python benchmarks/overlap.py --docs [--check]          # rewrite (check) docs/benchmarks.md
 
 Each run is ``dataloop run`` in a subprocess: the embedded teacher (llama-server with the
 packaged Gemma 3 270M), the tiny student, :data:`SMALL`'s settings (one run takes about 1-3
@@ -15,8 +14,8 @@ wall time of the whole process, and ``loop_s``: from the reset's end to the last
 end in the run's ``run.log`` (whole seconds), the part overlap can change.
 
 The table gives, per label, the medians and the on/off ratio per pair: its median and range
-(a ratio below 1 means overlap is faster). The block between ``<!-- overlap: table -->`` and
-``<!-- /overlap -->`` in docs/benchmarks.md is that table, recomputed from the records.
+(a ratio below 1 means overlap is faster). docs/benchmarks.md's table is :func:`docs_table`,
+computed from the committed records (``benchmarks/docs_tables.py`` regenerates it).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -37,8 +35,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "overlap.jsonl"
-DOCS = ROOT / "docs" / "benchmarks.md"
-BLOCK = re.compile(r"(<!-- overlap: table -->\n)(.*?)(<!-- /overlap -->)", re.DOTALL)
 
 SMALL = [
     "env.options={skills: [add, max, sort], train_per_skill: 16, validation_per_skill: 30, "
@@ -163,9 +159,9 @@ def _number(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f}"
 
 
-def regenerate(docs: str, records: list[dict]) -> str:
-    """``docs`` with the overlap table block recomputed from ``records``."""
-    return BLOCK.sub(lambda m: m[1] + table(records) + m[3], docs)
+def docs_table() -> str:
+    """docs/benchmarks.md's table: :func:`table` of the committed records."""
+    return table(read(RESULTS))
 
 
 def _commit() -> str | None:
@@ -198,8 +194,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the records file")
     parser.add_argument("--table", action="store_true", help="print the table of --out only")
-    parser.add_argument("--docs", action="store_true", help="rewrite docs/benchmarks.md's table")
-    parser.add_argument("--check", action="store_true", help="with --docs: only check it")
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.iterations < 2:
         parser.error("--pairs must be >= 1 and --iterations >= 2 (one iteration overlaps nothing)")
@@ -209,16 +203,6 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
-    if args.docs:
-        before = DOCS.read_text()
-        after = regenerate(before, read(args.out))
-        if args.check:
-            if after != before:
-                sys.exit(f"{DOCS}'s overlap table is out of date: run {sys.argv[0]} --docs")
-            print("the overlap table matches its records")
-        else:
-            DOCS.write_text(after)
-        return
     if not args.table:
         measure(args)
     print(table(read(args.out)), end="")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import shutil
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -342,14 +341,6 @@ def _make_run_folder(run: RunDir, config: LoopConfig) -> bool:
     return created
 
 
-def _remove_failed_start(run: RunDir) -> None:
-    """Remove a run folder made by a start that failed, unless the start left something worth
-    keeping in it: a server's log the error points to, cached teacher answers, found skills."""
-    made_by_start = {run.path / "config.yaml", run.path / "environment.jsonl", run.log_file}
-    if all(p in made_by_start for p in run.path.rglob("*") if p.is_file()):
-        shutil.rmtree(run.path, ignore_errors=True)
-
-
 def run_loop(
     config: LoopConfig | Mapping[str, Any] | str | Path, display: Display | None = None
 ) -> list[HistoryEntry]:
@@ -382,7 +373,7 @@ def open_loop(
             yield loop
     except BaseException:
         if created and not started:
-            _remove_failed_start(run)
+            run.discard_failed_start()
         raise
 
 

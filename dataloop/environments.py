@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import warnings
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
@@ -133,6 +134,17 @@ class TaskEnvironment(ABC):
         ``apache-2.0``, ``cc-by-4.0`` ...), for the dataset card ``dataloop export`` writes;
         None when the task cannot tell (the default: data the user brought)."""
         return None
+
+    def describe(self) -> str:
+        """Deprecated (removed in 0.3.0): read :attr:`description`. One line for listings:
+        ``description``, or the class docstring's first line."""
+        warnings.warn(
+            "TaskEnvironment.describe() is deprecated; read TaskEnvironment.description "
+            "(removed in 0.3.0)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.description or (inspect.getdoc(self) or "").split("\n")[0]
 
 
 def belongs(task: TaskEnvironment, subskill: Subskill, example: Example) -> bool:

@@ -324,7 +324,7 @@ class Loop:
             plan = runner.run(self._aplan(obs.model_copy(update={"budget": budget})))
             self._log_plan(k, plan)
             self._save_plan(k, plan)
-        return plan, self._generate(k, plan, numbered(obs, k), runner)
+        return plan, self._generate(k, plan, _numbered(obs, k), runner)
 
     async def _ahead(
         self, k: int, obs: Observation, budget: Budget, train_set: list[Example]
@@ -332,7 +332,7 @@ class Loop:
         """Iteration ``k``'s plan, from ``obs`` with the budget as it stands, and its data: in
         the worker thread, so it reads neither the environment nor the student."""
         plan = await self._aplan(obs.model_copy(update={"budget": budget}))
-        result = await self.engine.generate(plan, numbered(obs, k), train_set)
+        result = await self.engine.generate(plan, _numbered(obs, k), train_set)
         return plan, result
 
     # state
@@ -381,7 +381,7 @@ def planned_from(k: int) -> int:
     return max(k - 2, 0)
 
 
-def numbered(obs: Observation, k: int) -> Observation:
+def _numbered(obs: Observation, k: int) -> Observation:
     """``obs`` as the engine is given it to make iteration ``k``'s data: it numbers the data
     (provenance, the teacher's sampling seeds) ``obs.iteration + 1``, so a plan made from an
     older observation must not reuse that iteration's seeds."""

@@ -135,6 +135,14 @@ class RunDir:
         before = self.environments() if self.exists("environment.jsonl") else []
         self.write_jsonl("environment.jsonl", [*before, identity])
 
+    def discard_failed_start(self) -> None:
+        """Remove the folder after a start that failed, unless the start left something worth
+        keeping in it (a server's log the error points to, cached teacher answers, found
+        skills): only ``config.yaml``, ``environment.jsonl`` and ``run.log`` are not."""
+        made_by_start = {self.path / "config.yaml", self.path / "environment.jsonl", self.log_file}
+        if all(p in made_by_start for p in self.path.rglob("*") if p.is_file()):
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def environments(self) -> list[CodeIdentity]:
         """The code identity of every start of the run, the first start first."""
         return self.read_jsonl("environment.jsonl", CodeIdentity)

@@ -382,7 +382,7 @@ def _interpreter() -> Path:
     return (base if base.exists() else Path(sys.executable)).resolve()
 
 
-def _bwrap_argv(work: Path, disk_mb: int) -> list[str]:
+def bwrap_argv(work: Path, disk_mb: int) -> list[str]:
     """bubblewrap's command line: namespaces, a read-only system and Python, the work dir as a
     tmpfs of ``disk_mb`` (writable by ``nobody``)."""
     python = _interpreter()
@@ -422,7 +422,7 @@ def isolation_problem() -> str | None:
     with tempfile.TemporaryDirectory(prefix="dataloop-sandbox-") as tmp:
         try:
             done = subprocess.run(
-                [*_bwrap_argv(Path(tmp), 1), "-I", "-S", "-c", "pass"],
+                [*bwrap_argv(Path(tmp), 1), "-I", "-S", "-c", "pass"],
                 capture_output=True,
                 text=True,
                 timeout=30,
@@ -489,7 +489,7 @@ def run_python(
     drop = root_user and (problem is None or _stdlib_public())
     if drop:
         os.chown(work, NOBODY, NOBODY)
-    python = [str(_interpreter())] if problem is not None else _bwrap_argv(work, limits.disk_mb)
+    python = [str(_interpreter())] if problem is not None else bwrap_argv(work, limits.disk_mb)
     nonce = secrets.token_hex(16)
     read_end, write_end = os.pipe()
     config = {

@@ -43,7 +43,7 @@ def sunburst(tree: SkillTree) -> list[Wedge]:
         start = 90 + i * span
         outer = MIDDLE if node.subskills else OUTER
         wedges.append(Wedge(node.name, node.name, node.accuracy, start, start + span, INNER, outer))
-        shares = _shares([sub.items for sub in node.subskills], node.items)
+        shares = subskill_shares([sub.items for sub in node.subskills], node.items)
         for sub, share in zip(node.subskills, shares, strict=True):
             end = start + share * span
             accuracy = sub.accuracy if sub.items else None
@@ -52,11 +52,11 @@ def sunburst(tree: SkillTree) -> list[Wedge]:
     return wedges
 
 
-def _shares(items: list[int], skill_items: int = 0) -> list[float]:
-    """Fractions of a skill's wedge: ``items`` out of ``skill_items`` (out of their sum when that
-    is larger: overlapping subskills, or an unknown skill count), each at least a floor so a
-    subskill without items still shows, scaled down if the floors push the sum past 1; equal
-    shares of the whole wedge when every count is 0."""
+def subskill_shares(items: list[int], skill_items: int = 0) -> list[float]:
+    """Fractions of a skill's wedge its subskills take in the sunburst: ``items`` out of
+    ``skill_items`` (out of their sum when that is larger: overlapping subskills, or an unknown
+    skill count), each at least a floor so a subskill without items still shows, scaled down if
+    the floors push the sum past 1; equal shares of the whole wedge when every count is 0."""
     if not items:
         return []
     total = sum(items)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dataloop.assemble import _remove_failed_start, check_run
+from dataloop.assemble import check_run
 from dataloop.config import validate_config
 from dataloop.errors import DataloopError
 from dataloop.runs import RunDir
@@ -18,7 +18,7 @@ def test_a_folder_with_only_what_the_start_wrote_is_removed(tmp_path) -> None:
     (run.cache).mkdir(parents=True)  # an empty cache folder is nothing to keep
     run.write_config("iterations: 1\n")
     run.log_file.write_text("{}\n")
-    _remove_failed_start(run)
+    run.discard_failed_start()
     assert not run.path.exists()
 
 
@@ -28,7 +28,7 @@ def test_a_server_log_or_cached_answers_keep_the_folder(tmp_path) -> None:
         run.write_config("iterations: 1\n")
         (run.path / keep).parent.mkdir(parents=True, exist_ok=True)
         (run.path / keep).write_text("x")
-        _remove_failed_start(run)
+        run.discard_failed_start()
         assert (run.path / keep).is_file()
 
 

@@ -28,8 +28,7 @@ from dataloop.bench import (
     read_results,
     run_config,
 )
-from dataloop.bench.execute import _saved_config
-from dataloop.config import dump_config, validate_config
+from dataloop.config import dump_config, load_config, validate_config
 from dataloop.schema import HistoryEntry
 from dataloop.stats import mean_ci, paired
 
@@ -181,7 +180,7 @@ def test_an_arm_that_sets_a_structure_gets_its_policy_and_old_runs_stay_valid(tm
     for field in ("structure", "feedback_per_skill", "probes_shown"):
         del saved["env"][field]
     (folder / "config.yaml").write_text(yaml.safe_dump(saved))
-    assert _saved_config(folder / "config.yaml") == arms["list"]
+    assert load_config(folder / "config.yaml") == arms["list"]
 
 
 def _started(out: Path) -> list[str]:

@@ -167,6 +167,7 @@ def test_a_missing_student_folder_fails_before_anything_starts(tmp_path) -> None
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.integration  # loads the student's libraries in a fresh process: ~20 s
 def test_a_start_that_fails_after_the_folder_is_made_removes_it(tmp_path) -> None:
     empty = tmp_path / "empty-model"  # a folder, so only loading it can tell
     empty.mkdir()

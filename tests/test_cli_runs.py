@@ -1,5 +1,8 @@
 """Small real runs through the CLI in a subprocess: an unreachable teacher stops the run with one
-line and leaves it resumable; INFO logging stays in run.log unless --verbose."""
+line and leaves it resumable; INFO logging stays in run.log unless --verbose.
+
+Each trains the tiny student in a fresh process (11-48 s apiece): integration tests, run one
+after another by ``make test`` after the unit tests."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeOpenAI
 from test_cli_errors import REPO, dataloop, one_line_error
+
+pytestmark = pytest.mark.integration
 
 SMALL = [
     "--iterations", "1", "--quiet",

@@ -2,64 +2,60 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from pathlib import Path
 
 import pytest
+from fakeserver import FakeOpenAI
 
-from dataloop.assemble import _discover, check_run, open_loop, task_options
+from dataloop.assemble import check_run, open_loop, task_options
 from dataloop.config import validate_config
 from dataloop.display import Display
-from dataloop.environments import load_task
+from dataloop.environments import TaskEnvironment
 from dataloop.errors import ConfigError
-from dataloop.llm.base import Completion, Message, Sampling
-from dataloop.llm.teacher import Teacher
 from dataloop.runs import RunDir
-from dataloop.schema import Budget
 
 SIZES = {"train_size": 8, "validation_size": 2, "test_size": 2}
 
 
-class ScriptedClient:
-    """Proposes two skills; labels questions that mention money 'money', others 'counting'."""
-
-    model = "scripted"
-
-    def __init__(self, max_queries: int | None = None) -> None:
-        self.budget = Budget(max_queries=max_queries)
-        self.prompts: list[str] = []
-
-    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
-        self.prompts.append(prompt)
-        if prompt.rstrip().endswith("Skill:"):
-            question = prompt.rsplit("Question:", 1)[1]
-            return Completion(texts=[" money" if "$" in question else " counting"])
-        return Completion(texts=[" money: prices and costs\n- counting: how many things\n"])
-
-    async def chat(self, messages: list[Message], sampling: Sampling) -> Completion:
-        return await self.complete(messages[0].content, sampling)
-
-    async def aclose(self) -> None:
-        pass
+def scripted(prompt: str) -> str:
+    """The teacher: proposes two skills; labels questions that mention money 'money', others
+    'counting'."""
+    if prompt.rstrip().endswith("Skill:"):
+        question = prompt.rsplit("Question:", 1)[1]
+        return " money" if "$" in question else " counting"
+    return " money: prices and costs\n- counting: how many things\n"
 
 
 def config(**env: object):
     return validate_config({"env": {"name": "math", "options": SIZES, **env}}, origin="test")
 
 
-def discover(run: RunDir, client: ScriptedClient):
-    cfg = config(discover_skills=True)
-    task = load_task("math", options=SIZES)
-    with asyncio.Runner() as runner:
-        return _discover(cfg, task, Teacher(client), run, runner, Display(quiet=True))
+def discover(run: RunDir, teacher: FakeOpenAI, max_queries: int | None = None) -> TaskEnvironment:
+    """The task as ``dataloop run`` would train on it, its skills found by ``teacher``."""
+    cfg = validate_config(
+        {
+            "iterations": 0,
+            "env": {"name": "math", "options": SIZES, "discover_skills": True},
+            "teacher": {
+                "backend": "openai",
+                "model": "scripted",
+                "base_urls": [teacher.base_url],
+                "max_queries": max_queries,
+                "cache": False,
+            },
+        },
+        origin="test",
+    )
+    with open_loop(cfg, Display(quiet=True), run) as loop:
+        return loop.env.task
 
 
 def test_discovered_skills_label_the_task_and_land_in_the_run_folder(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    teacher = ScriptedClient()
-    task = discover(run, teacher)
+    with FakeOpenAI(reply=scripted) as teacher:
+        task = discover(run, teacher)
     saved = json.loads(run.skills_file.read_text())
     assert [s["name"] for s in saved["skills"]] == ["money", "counting"]
     questions = {e.question for s in ("train", "validation", "test") for e in task.split(s)}
@@ -77,24 +73,27 @@ def test_discovered_skills_label_the_task_and_land_in_the_run_folder(tmp_path: P
 
 def test_an_edited_skills_file_is_read_back_without_asking_the_teacher(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "run")
-    discover(run, ScriptedClient())
+    with FakeOpenAI(reply=scripted) as teacher:
+        discover(run, teacher)
     saved = json.loads(run.skills_file.read_text())
     saved["skills"] = [{"name": "word-problems", "description": "all of them, merged by hand"}]
     for label in saved["labels"]:
         label["skill"] = "word-problems"
     run.skills_file.write_text(json.dumps(saved))
-    again = ScriptedClient()
-    task = discover(run, again)
-    assert again.prompts == []
+    with FakeOpenAI(reply=scripted) as again:
+        task = discover(run, again)
+    assert again.bodies == []
     assert [s.name for s in task.skills()] == ["word-problems"]
     assert {e.skill for e in task.split("train")} == {"word-problems"}
 
 
 def test_discovery_that_cannot_fit_the_query_budget_fails_before_asking(tmp_path: Path) -> None:
-    teacher = ScriptedClient(max_queries=5)
-    with pytest.raises(ConfigError, match=r"'teacher\.max_queries': skill discovery labels each"):
-        discover(RunDir(tmp_path / "run"), teacher)
-    assert teacher.prompts == []
+    with (
+        FakeOpenAI(reply=scripted) as teacher,
+        pytest.raises(ConfigError, match=r"'teacher\.max_queries': skill discovery labels each"),
+    ):
+        discover(RunDir(tmp_path / "run"), teacher, max_queries=5)
+    assert teacher.bodies == []
 
 
 @pytest.mark.parametrize(

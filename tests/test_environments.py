@@ -137,3 +137,21 @@ def test_an_unreachable_hub_is_one_line_naming_the_data_set(tmp_path) -> None:
     )
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 1 and "cannot load data set 'openai/gsm8k' (main) from the hub" in lines[0]
+
+
+def test_the_deprecated_describe_still_gives_one_line_and_warns() -> None:
+    """``TaskEnvironment.describe()``, in the task contract docs/environments.md once gave."""
+    task = load_task("arithmetic")
+    with pytest.warns(DeprecationWarning, match=r"TaskEnvironment\.description"):
+        line = task.describe()
+    assert line == type(task).description and line
+
+    class Undescribed(type(task)):  # type: ignore[misc]
+        """Arithmetic, told apart.
+
+        More text that is not the one line."""
+
+        description = ""
+
+    with pytest.warns(DeprecationWarning):
+        assert Undescribed().describe() == "Arithmetic, told apart."

@@ -173,12 +173,14 @@ def test_subskills_without_items_share_their_skill_equally() -> None:
 
 
 def test_a_subskill_covers_only_its_share_of_its_skill() -> None:
-    from dataloop.sunburst import _shares
+    from dataloop.sunburst import subskill_shares
 
-    assert _shares([50], 100) == pytest.approx([0.5])  # half the skill's items: half the wedge
-    assert _shares([30, 20], 100) == pytest.approx([0.3, 0.2])
-    assert sum(_shares([80, 60], 100)) == pytest.approx(1.0)  # overlapping: the whole wedge
-    assert _shares([0, 50], 100) == pytest.approx([0.05, 0.5])  # a floor still shows
+    assert subskill_shares([50], 100) == pytest.approx(
+        [0.5]
+    )  # half the skill's items: half the wedge
+    assert subskill_shares([30, 20], 100) == pytest.approx([0.3, 0.2])
+    assert sum(subskill_shares([80, 60], 100)) == pytest.approx(1.0)  # overlapping: the whole wedge
+    assert subskill_shares([0, 50], 100) == pytest.approx([0.05, 0.5])  # a floor still shows
 
 
 def test_removal_stages_show_as_columns_only_where_they_removed_something(tmp_path) -> None:

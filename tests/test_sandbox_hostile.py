@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dataloop import sandbox
-from dataloop.sandbox import SandboxLimits, _bwrap_argv, run_python
+from dataloop.sandbox import SandboxLimits, bwrap_argv, run_python
 
 LIMITS = SandboxLimits(cpu_seconds=3, wall_seconds=6, memory_mb=256)
 SECRET = "sk-dataloop-test-secret-41fe"
@@ -254,7 +254,7 @@ def test_the_namespaces_hold_without_the_audit_hook(tmp_path, outside, victim, l
         print("env", dict(os.environ))
     """)
     done = subprocess.run(
-        [*_bwrap_argv(work, 16), "-I", "-S", "-c", source],
+        [*bwrap_argv(work, 16), "-I", "-S", "-c", source],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,11 +15,13 @@ from dataloop.engine.engine import Engine
 from dataloop.engine.sources import TaskSampler
 from dataloop.environments import belongs, load_task
 from dataloop.gym import Environment, feedback_split
+from dataloop.llm.base import Completion, Sampling
 from dataloop.llm.teacher import Teacher
 from dataloop.llm.templates import Templates
 from dataloop.loop import Loop
 from dataloop.runs import RunDir
 from dataloop.schema import (
+    Budget,
     Example,
     Explore,
     GenerationRequest,
@@ -91,7 +93,16 @@ def test_a_capped_probe_sample_follows_where_the_failures_are(tmp_path: Path) ->
     by_skill = Counter(p.example.skill for p in obs.probes)
     assert len(obs.probes) == 30  # 60 fail, a random 30 of them shown
     assert 8 <= by_skill["sort"] <= 22  # half of the failures are sort's: about half the sample
-    assert obs.probes == env._sample_probes([f for f in env._grade(feedback, "f")[1]])
+    unlearned = {e.id for e in feedback} - {e.id for e in learned}
+    assert len({p.example.id for p in obs.probes}) == 30  # no probe shown twice
+    assert {p.example.id for p in obs.probes} <= unlearned  # each one a probe still failed
+    assert not any(task.score(p.example, p.prediction) for p in obs.probes)
+    rerun = _env(
+        tmp_path / "rerun", task, structure="open-ended", seed_set=seeds, feedback=feedback
+    )
+    rerun.probes_shown = 30
+    rerun.reset()
+    assert rerun.step(learned)[0].probes == obs.probes  # the sample is seeded: a rerun sees it
 
 
 def test_a_step_observes_the_students_accuracy_on_the_data_it_was_given(tmp_path: Path) -> None:
@@ -179,19 +190,39 @@ def test_the_teacher_labels_a_subskill_the_task_cannot(tmp_path: Path) -> None:
     assert obs.tree.node("sort").subskill("even-end").items > 0
 
 
+class _Recording:
+    """A teacher client that records its prompts and answers nothing."""
+
+    model = "recording"
+
+    def __init__(self) -> None:
+        self.budget = Budget()
+        self.prompts: list[str] = []
+
+    async def complete(self, prompt: str, sampling: Sampling) -> Completion:
+        self.prompts.append(prompt)
+        return Completion(texts=[""])
+
+
 def test_the_engine_describes_the_subskill_and_builds_on_its_seeds(tmp_path: Path) -> None:
     task = _task(train_per_skill=24)
     env = _env(tmp_path, task, structure="skill-tree")
     env.reset()
     obs = env.explore([Explore(skill="reverse", name="five-letters")])
-    engine = Engine(Teacher(None, "base", Templates()), task)  # type: ignore[arg-type]
+    client = _Recording()
+    engine = Engine(Teacher(client, "base", Templates()), task)  # type: ignore[arg-type]
     request = GenerationRequest(skill="reverse", count=3, subskill="five-letters")
-    skill, seeds = engine._target(request, obs)
-    assert skill.description.endswith("only: 5-letter words")
-    assert seeds and all(len(e.answer) == 5 for e in seeds)
-    assert len(seeds) < sum(e.skill == "reverse" for e in task.split("train"))
+    asyncio.run(engine.generate(Plan(requests=[request]), obs, env.train_set))
+    assert client.prompts
+    for prompt in client.prompts:
+        assert '"reverse":' in prompt and "only: 5-letter words." in prompt
+        shown = [line[3:] for line in prompt.splitlines() if line.startswith("A: ")]
+        assert shown and all(len(answer) == 5 for answer in shown)  # the subskill's seeds only
+    reverse = [e for e in task.split("train") if e.skill == "reverse"]
+    assert any(len(e.answer) != 5 for e in reverse)  # the skill's other seeds were left out
+    other = Plan(requests=[request.model_copy(update={"subskill": "four-letters"})])
     with pytest.raises(Exception, match="subskill 'four-letters'"):
-        engine._target(request.model_copy(update={"subskill": "four-letters"}), obs)
+        asyncio.run(engine.generate(other, obs, env.train_set))
 
 
 def test_the_oracle_serves_a_subskill_request_with_questions_of_that_subskill(
@@ -228,9 +259,25 @@ class _Explorer:
         return Plan(requests=[GenerationRequest(skill="sort", count=4)])
 
 
-def _tree_loop(tmp_path: Path, iterations: int) -> Loop:
+class _CrashesAt:
+    """The oracle, interrupted (Ctrl-C) when asked for iteration ``k``'s data."""
+
+    def __init__(self, source: TaskSampler, k: int | None) -> None:
+        self.source, self.k = source, k
+
+    @property
+    def budget(self) -> Budget:
+        return self.source.budget
+
+    async def generate(self, plan, obs, train_set, on_progress=None):  # type: ignore[no-untyped-def]
+        if obs.iteration + 1 == self.k:
+            raise KeyboardInterrupt
+        return await self.source.generate(plan, obs, train_set, on_progress)
+
+
+def _tree_loop(tmp_path: Path, iterations: int, crash_at: int | None = None) -> Loop:
     task = _task()
-    source = TaskSampler(task, seed=1)
+    source = _CrashesAt(TaskSampler(task, seed=1), crash_at)
     env = Environment(
         task,
         Memorises(),
@@ -243,25 +290,10 @@ def _tree_loop(tmp_path: Path, iterations: int) -> Loop:
 
 
 def test_the_tree_is_saved_each_iteration_and_survives_a_crash_after_planning(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    loop = _tree_loop(tmp_path, 3)
-
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    calls = {"n": 0}
-    original = loop._generate
-
-    def generate_then_crash_in_iteration_2(k, plan, obs, runner):
-        calls["n"] += 1
-        if k == 2:
-            crash()
-        return original(k, plan, obs, runner)
-
-    monkeypatch.setattr(loop, "_generate", generate_then_crash_in_iteration_2)
     with pytest.raises(KeyboardInterrupt):
-        loop.run()
+        _tree_loop(tmp_path, 3, crash_at=2).run()
     run = RunDir(tmp_path / "run")
     state = run.read_state()
     assert (state.iteration, state.phase) == (2, "planned")

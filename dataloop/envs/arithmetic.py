@@ -102,7 +102,7 @@ SKILLS: dict[str, _Skill] = {
 }
 
 
-def _operands(question: str) -> list[str]:
+def operands(question: str) -> list[str]:
     """The words or numbers of a question (``max(41,17)`` -> ``['41', '17']``)."""
     inside = question[question.index("(") + 1 :] if "(" in question else question
     return re.findall(r"[a-z]+|\d+", inside)
@@ -358,7 +358,7 @@ class ArithmeticTask(TaskEnvironment):
                     answer = solve(skill, question)
                     if question in seen or answer is None:
                         continue
-                    if rule is not None and not rule(_operands(question)):
+                    if rule is not None and not rule(operands(question)):
                         continue
                     seen.add(question)
                     splits[split].append(Example.make(skill, question, answer))
@@ -399,7 +399,7 @@ class ArithmeticTask(TaskEnvironment):
             return None
         if solve(example.skill, example.question) is None:
             return False
-        return rule[1](_operands(canonical(example.question)))
+        return rule[1](operands(canonical(example.question)))
 
     def levels(self, skill: str) -> list[SkillInfo]:
         """The skill's :data:`LEVELS`, easiest first."""
@@ -410,9 +410,9 @@ class ArithmeticTask(TaskEnvironment):
         malformed question or a skill without levels."""
         if solve(example.skill, example.question) is None:
             return None
-        operands = _operands(canonical(example.question))
+        words = operands(canonical(example.question))
         rules = [rule for _, _, rule in LEVELS.get(example.skill, [])]
-        return next((i for i, rule in enumerate(rules) if rule(operands)), None)
+        return next((i for i, rule in enumerate(rules) if rule(words)), None)
 
     def verify(self, example: Example) -> Example | None:
         """Parse the question; reject it if malformed, else store the recomputed answer."""

@@ -23,7 +23,11 @@ if TYPE_CHECKING:
     from dataloop.llm.client import OpenAIClient
     from dataloop.llm.offline import VLLMOfflineClient
 
-_LAZY = {"OpenAIClient": "dataloop.llm.client", "VLLMOfflineClient": "dataloop.llm.offline"}
+_LAZY = {
+    "OpenAIClient": "dataloop.llm.client",
+    "VLLMOfflineClient": "dataloop.llm.offline",
+    "ask_json": "dataloop.llm.teacher",  # deprecated: Teacher.ask_json (removed in 0.3.0)
+}
 
 __all__ = [
     "Completion",

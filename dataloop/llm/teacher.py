@@ -10,13 +10,15 @@ chat-or-completion choice, structured output and the sampling seed are decided i
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
+from dataloop.errors import TeacherError
 from dataloop.llm.base import Completion, LLMClient, Message, Sampling
-from dataloop.llm.structured import json_schema, parse_json
+from dataloop.llm.structured import InvalidReply, json_schema, parse_json
 from dataloop.llm.templates import Templates
 from dataloop.schema import Budget
 
@@ -82,3 +84,34 @@ class Teacher:
         constrained = sampling.model_copy(update={"json_schema": schema or json_schema(model)})
         reply = await self.ask(prompt, constrained)
         return parse_json(reply.texts[0], model)
+
+
+async def ask_json(
+    client: LLMClient, messages: list[Message], model: type[T], sampling: Sampling | None = None
+) -> T:
+    """Deprecated (removed in 0.3.0): call :meth:`Teacher.ask_json` on
+    ``Teacher(client, kind="chat")``.
+
+    Asks a chat teacher for one ``model`` (``dataloop.llm.ask_json`` before the one Teacher)
+    and returns the first completion that parses; raises :class:`TeacherError` if none does.
+    """
+    warnings.warn(
+        "dataloop.llm.ask_json(client, messages, Model) is deprecated; call "
+        "Teacher(client, kind='chat').ask_json(prompt, Model, sampling) (removed in 0.3.0)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    sampling = (sampling or Sampling(temperature=0.0, max_tokens=512)).model_copy(
+        update={"json_schema": json_schema(model)}
+    )
+    completion = await client.chat(messages, sampling)
+    reasons = []
+    for text in completion.texts:
+        try:
+            return parse_json(text, model)
+        except InvalidReply as exc:
+            reasons.append(str(exc))
+    raise TeacherError(
+        f"teacher '{client.model}' did not answer with a valid {model.__name__}: "
+        f"{reasons[0] if reasons else 'no completion'}"
+    )

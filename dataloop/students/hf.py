@@ -73,7 +73,11 @@ class HFStudent:
         self.checkpoint: Path | None = None
         self._evaluator_ready = False
 
-    def _sft_config(self, output_dir: Path) -> SFTConfig:
+    def sft_config(self, output_dir: Path) -> SFTConfig:
+        """The TRL ``SFTConfig`` a round of training uses: the student config's steps or
+        epochs, batch, schedule, length and gradient checkpointing, the loss on the completion
+        only, the CPU where CUDA is not used (``accelerate launch --cpu`` included), and
+        ``output_dir`` as the trainer's folder."""
         c = self.config
         steps = -1 if c.epochs else c.steps_per_iteration
         return SFTConfig(
@@ -112,7 +116,9 @@ class HFStudent:
             task_type="CAUSAL_LM",
         )
 
-    def _dataset(self, records: list[TrainRecord]) -> Dataset:
+    def sft_dataset(self, records: list[TrainRecord]) -> Dataset:
+        """The rows ``SFTTrainer`` trains on: prompt and completion text, or chat messages
+        (the prompt as the user's turn) when ``prompt_format`` is ``chat``."""
         if self.config.prompt_format == "chat":
             rows = [
                 {
@@ -172,8 +178,8 @@ class HFStudent:
         new_adapter = self.config.method == "lora" and not _is_peft(self.model)
         trainer = SFTTrainer(
             model=self.model,
-            args=self._sft_config(output_dir),
-            train_dataset=self._dataset(records),
+            args=self.sft_config(output_dir),
+            train_dataset=self.sft_dataset(records),
             processing_class=self.tokenizer,
             # An existing PeftModel is trained as it is: the same adapter continues.
             peft_config=self._peft_config() if new_adapter else None,

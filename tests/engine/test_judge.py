@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from contextlib import ExitStack
 
 import pytest
 from fakeserver import FakeOpenAI
 from test_engine import ScriptedClient, _obs, _Permissive
 
-from dataloop.assemble import _judge, check_run
+from dataloop.assemble import check_run
 from dataloop.config import validate_config
 from dataloop.engine import Engine
 from dataloop.engine.judge import Judge
@@ -145,21 +144,28 @@ def test_the_judge_config_is_checked_before_anything_starts(tmp_path) -> None:
 
 
 def test_the_run_builds_a_judge_on_its_endpoint_with_the_teachers_budget(tmp_path) -> None:
+    from dataloop.assemble import open_loop
+
+    def engine_of(judge: dict | None, teacher_url: str) -> Engine:
+        engine = {} if judge is None else {"judge": judge}
+        teacher = {"backend": "openai", "model": "teacher", "base_urls": [teacher_url]}
+        runs = tmp_path / str(len(list(tmp_path.iterdir())))
+        config = validate_config(
+            {"iterations": 0, "runs_dir": str(runs), "teacher": teacher, "engine": engine}
+        )
+        with open_loop(config) as loop:
+            assert isinstance(loop.engine, Engine)
+            return loop.engine
+
     with FakeOpenAI(reply=scripted_judgement) as server:
         endpoint = {"backend": "openai", "model": "judge-9b", "base_urls": [server.base_url]}
-        config = validate_config({"engine": {"judge": {"endpoint": endpoint, "threshold": 5}}})
-        teacher = Teacher(ScriptedClient(TEXT))
-        with asyncio.Runner() as runner, ExitStack() as stack:
-            judge = _judge(config, teacher, Templates(), RunDir(tmp_path), stack, runner)
-            assert judge is not None and judge.threshold == 5 and judge.teacher.kind == "chat"
-            assert judge.teacher.model == "judge-9b" and judge.teacher.budget is teacher.budget
-            assert (
-                _judge(validate_config({}), teacher, Templates(), RunDir(tmp_path), stack, runner)
-                is None
-            )
-            same = _judge(validate_config({"engine": {"judge": {}}}), teacher, Templates(),
-                          RunDir(tmp_path), stack, runner)  # fmt: skip
-            assert same is not None and same.teacher.client is teacher.client
+        engine = engine_of({"endpoint": endpoint, "threshold": 5}, server.base_url)
+        judge = engine.judge
+        assert judge is not None and judge.threshold == 5 and judge.teacher.kind == "chat"
+        assert judge.teacher.model == "judge-9b" and judge.teacher.budget is engine.teacher.budget
+        assert engine_of(None, server.base_url).judge is None
+        plain = engine_of({}, server.base_url)  # no endpoint: the teacher's own client
+        assert plain.judge is not None and plain.judge.teacher.client is plain.teacher.client
 
 
 def test_the_judges_endpoint_credentials_are_redacted_in_the_saved_config() -> None:

@@ -421,3 +421,14 @@ def test_multiline_refine_leaves_a_json_line_open_at_the_answer() -> None:
         CODE_A,
         "no body",
     )
+
+
+def test_templates_from_the_engine_package_still_work_and_warn() -> None:
+    """``from dataloop.engine import Templates``, where docs/architecture.md once put it."""
+    import dataloop.engine
+
+    with pytest.warns(DeprecationWarning, match="import Templates from dataloop.llm"):
+        old = dataloop.engine.Templates  # type: ignore[attr-defined]
+    assert old is Templates
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        dataloop.engine.Nothing  # type: ignore[attr-defined]  # noqa: B018

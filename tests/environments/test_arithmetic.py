@@ -130,14 +130,14 @@ def test_coverage_gap_draws_seeds_from_one_slice_and_evaluates_on_all() -> None:
 def test_every_question_of_a_skill_is_at_exactly_one_of_its_levels(arithmetic, skill) -> None:
     import random
 
-    from dataloop.envs.arithmetic import LEVELS, _operands, canonical
+    from dataloop.envs.arithmetic import LEVELS, canonical, operands
 
     levels = arithmetic.levels(skill)
     assert len(levels) >= 2
     seen = set()
     for example in arithmetic.sample(skill, 400, random.Random(0)):
-        operands = _operands(canonical(example.question))
-        holds = [i for i, (_, _, rule) in enumerate(LEVELS[skill]) if rule(operands)]
+        words = operands(canonical(example.question))
+        holds = [i for i, (_, _, rule) in enumerate(LEVELS[skill]) if rule(words)]
         assert holds == [arithmetic.level_of(example)], example.question
         seen.add(holds[0])
     assert seen == set(range(len(levels)))  # every level occurs in the skill's distribution

@@ -262,13 +262,25 @@ def test_a_teacher_that_cannot_be_reached_stops_after_a_few_requests() -> None:
 
 
 def test_an_answer_resets_the_count_of_connection_failures() -> None:
-    with FakeOpenAI() as server:
-        client = _client(server.base_url, max_connection_failures=2)
-        client._connection_failures = 1  # one request already failed to connect
+    import time
 
-        async def go() -> None:
-            await client.complete("q", Sampling())
-            await client.aclose()
+    def reply(prompt: str) -> str:  # q1 is answered; the others time out (a lost connection)
+        if prompt != "q1":
+            time.sleep(2.0)
+        return "ok"
 
-        asyncio.run(go())
-    assert client._connection_failures == 0
+    async def go(client: OpenAIClient) -> BaseException:
+        with pytest.raises(TeacherError):  # one failure in a row
+            await client.complete("q0", Sampling())
+        await client.complete("q1", Sampling())  # answered: the count starts again
+        with pytest.raises(TeacherError) as err:  # one failure in a row, not two
+            await client.complete("q2", Sampling())
+        await client.aclose()
+        return err.value
+
+    with FakeOpenAI(reply=reply) as server:
+        client = OpenAIClient(
+            "fake", [server.base_url], timeout=1.0, retries=0, max_connection_failures=2,
+            cooldown=0.01, backoff_max=0.05,
+        )  # fmt: skip
+        assert not isinstance(asyncio.run(go(client)), TeacherUnavailable)

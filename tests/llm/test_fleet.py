@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+import weakref
 
 import pytest
 
@@ -40,11 +42,17 @@ def test_overload_halves_the_limit_once_per_round_of_requests() -> None:
     assert _limits(fleet) == [1]
 
 
+_OUT: weakref.WeakKeyDictionary[Fleet, list[Slot]] = weakref.WeakKeyDictionary()
+"""Each fleet's requests still out (acquired, not yet released)."""
+
+
 def _answer(fleet: Fleet, seconds: float, in_flight: int) -> int:
     """One answer after ``seconds`` (10 tokens) with ``in_flight`` requests out; the new limit."""
-    fleet._endpoints[0].in_flight = in_flight
-    fleet.release(Slot(0, time.monotonic() - seconds), Outcome.ANSWERED, completion_tokens=10)
-    return fleet._endpoints[0].limit
+    out = _OUT.setdefault(fleet, [])
+    out += _fill(fleet, in_flight - len(out))
+    slot = dataclasses.replace(out.pop(), started=time.monotonic() - seconds)
+    fleet.release(slot, Outcome.ANSWERED, completion_tokens=10)
+    return _limits(fleet)[0]
 
 
 def test_the_limit_grows_by_one_a_round_while_in_use_up_to_the_ceiling() -> None:

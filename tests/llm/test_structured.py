@@ -83,3 +83,29 @@ def test_ask_json_reports_an_answer_that_does_not_fit() -> None:
     ):
         asyncio.run(go(OpenAIClient("fake", [server.base_url])))
     assert "json_schema" not in server.bodies[0]  # a base teacher's prompt shows the format
+
+
+def test_the_deprecated_ask_json_function_still_asks_and_warns() -> None:
+    """``dataloop.llm.ask_json(client, messages, Model)``, as docs/teachers.md once said."""
+    import dataloop.llm
+    from dataloop.errors import TeacherError
+    from dataloop.llm import Message
+
+    async def go(client: OpenAIClient) -> Item:
+        try:
+            messages = [Message(role="user", content="one item")]
+            return await dataloop.llm.ask_json(client, messages, Item)  # type: ignore[attr-defined]
+        finally:
+            await client.aclose()
+
+    reply = iter(['{"question": "3*3", "answer": 9}', "no item here"])
+    with FakeOpenAI(reply=lambda prompt: next(reply)) as server:
+        with pytest.warns(DeprecationWarning, match=r"Teacher\(client, kind='chat'\)\.ask_json"):
+            item = asyncio.run(go(OpenAIClient("fake", [server.base_url])))
+        assert item == Item(question="3*3", answer=9)
+        assert "json_schema" in server.bodies[0]["response_format"]
+        with (
+            pytest.warns(DeprecationWarning),
+            pytest.raises(TeacherError, match="did not answer with a valid Item: no JSON"),
+        ):
+            asyncio.run(go(OpenAIClient("fake", [server.base_url])))

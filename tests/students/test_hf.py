@@ -94,15 +94,27 @@ def test_lora_train_from_base_starts_a_fresh_adapter_on_untouched_weights(tmp_pa
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
+class WeightsAtStart(TrainerCallback):
+    """Copies the model's parameters when each round of training starts."""
+
+    def __init__(self) -> None:
+        self.rounds: list[dict[str, torch.Tensor]] = []
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self.rounds.append(cpu_copy(model))
+
+
 def test_full_train_from_base_reloads_the_base_weights(tmp_path) -> None:
     config = StudentConfig(train_from="base", steps_per_iteration=2, batch_size=8)
-    student = HFStudent(config)
+    seen = WeightsAtStart()
+    student = HFStudent(config, callbacks=[seen])
     initial = cpu_copy(student.model)
     student.train(RECORDS, tmp_path / "iteration-0")
     trained = cpu_copy(student.model)
     assert any(not torch.equal(initial[n], trained[n]) for n in initial)
-    student._start_point()  # what the next round starts from
-    assert all(torch.equal(initial[n], p) for n, p in cpu_copy(student.model).items())
+    student.train(RECORDS, tmp_path / "iteration-1")
+    start = seen.rounds[1]  # what the second round started from
+    assert all(torch.equal(initial[n], p) for n, p in start.items())
 
 
 def test_each_iteration_saves_an_adapter_that_reloads_to_the_same_answers(tmp_path) -> None:
@@ -175,7 +187,7 @@ def test_training_settings_reach_trl(tmp_path) -> None:
         batch_size=3,
         gradient_checkpointing=True,
     )
-    args = HFStudent(config)._sft_config(tmp_path)
+    args = HFStudent(config).sft_config(tmp_path)
     assert (args.max_steps, args.num_train_epochs) == (-1, 2)
     assert args.lr_scheduler_type == "cosine" and args.warmup_steps == 0.1
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (3, 4)
@@ -188,7 +200,7 @@ def test_accelerate_launch_cpu_trains_on_the_cpu_of_a_gpu_machine(tmp_path, monk
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
     assert student_device().type == "cpu" and resolve_dtype("auto") == torch.float32
-    args = HFStudent(StudentConfig())._sft_config(tmp_path)
+    args = HFStudent(StudentConfig()).sft_config(tmp_path)
     assert args.use_cpu and not args.bf16
     monkeypatch.setenv("ACCELERATE_USE_CPU", "False")
     assert student_device().type == "cuda" and resolve_dtype("auto") == torch.bfloat16
@@ -283,8 +295,8 @@ def test_losses_are_each_records_sft_loss_and_train_nothing(tmp_path, prompt_for
     ]
     trainer = SFTTrainer(
         model=student.model,
-        args=student._sft_config(tmp_path / "probe"),
-        train_dataset=student._dataset(records),
+        args=student.sft_config(tmp_path / "probe"),
+        train_dataset=student.sft_dataset(records),
         processing_class=student.tokenizer,
     )
     before = cpu_copy(student.model)
