@@ -353,3 +353,13 @@ def test_sample_through_the_vllm_evaluator_asks_it_for_n_answers_at_the_temperat
     student = HFStudent(lora_student("previous").config, evaluator=SamplingEngine())
     drawn = student.sample(["max 1 2\n", "max 10 2\n"], 2, temperature=0.7)
     assert drawn == [["8@0.7#0", "8@0.7#1"], ["9@0.7#0", "9@0.7#1"]]
+
+
+def test_student_train_error_keeps_its_old_import_with_a_warning() -> None:
+    from dataloop.students import launch, train
+
+    with pytest.warns(DeprecationWarning, match=r"dataloop\.students\.launch"):
+        moved = train.StudentTrainError
+    assert moved is launch.StudentTrainError
+    with pytest.raises(AttributeError):
+        train.NoSuchName  # noqa: B018
