@@ -211,6 +211,18 @@ def test_make_policy_by_name_path_and_function(tmp_path) -> None:
         make_policy("uniform", nonsense=1)
     with pytest.raises(RegistryError, match="bad option: floor"):
         make_policy("weakest-skills", floor=2)
+    # A policy written to the contract before the redesign (it took the client): the error says
+    # what to change.
+    old = tmp_path / "old.py"
+    old.write_text(
+        "from dataloop.policies import Policy\n"
+        "class Old(Policy):\n"
+        "    def __init__(self, client, examples_per_iteration=10):\n"
+        "        super().__init__(examples_per_iteration)\n"
+        "        self.client = client\n"
+    )
+    with pytest.raises(RegistryError, match=r"it takes client: .*uses_teacher = True"):
+        make_policy(f"{old}:Old")
     path = tmp_path / "mine.py"
     path.write_text(
         "from dataloop import Plan, GenerationRequest\n"

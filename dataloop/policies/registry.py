@@ -117,9 +117,36 @@ def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) ->
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:
-        raise RegistryError(f"policy '{spec}': bad option: {exc}") from exc
+        raise RegistryError(f"policy '{spec}': bad option: {exc}{_teacher_hint(cls)}") from exc
     except Exception as exc:
         raise RegistryError(f"policy {origin(cls)}: __init__ raised {raised(exc)}") from exc
+
+
+_OLD_TEACHER_PARAMETERS = {"client", "teacher", "teacher_kind", "templates"}
+"""What a policy that asked the teacher took before the redesign (0.1): it now declares
+``uses_teacher`` and is given ``teacher``."""
+
+
+def _teacher_hint(cls: type[Policy]) -> str:
+    """For a class written to the old contract (it takes the client, the teacher's kind or its
+    templates, and does not declare ``uses_teacher``): what to change."""
+    if cls.uses_teacher:
+        return ""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return ""
+    old = [
+        p.name
+        for p in parameters
+        if p.name in _OLD_TEACHER_PARAMETERS and p.default is inspect.Parameter.empty
+    ]
+    if not old:
+        return ""
+    return (
+        f" (it takes {', '.join(old)}: a policy that asks the teacher sets uses_teacher = True "
+        "and is given teacher=Teacher(...); see docs/policies.md)"
+    )
 
 
 def check_policy(spec: str, **options: Any) -> None:
