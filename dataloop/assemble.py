@@ -19,6 +19,7 @@ from dataloop.config import (
     load_config,
     validate_config,
 )
+from dataloop.deprecation import deprecated, moved_names
 from dataloop.display import Display
 from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Engine
@@ -94,25 +95,21 @@ def resume_config(path: Path, overrides: dict[str, Any] | None = None) -> LoopCo
     return load_config(path / "config.yaml", overrides)
 
 
+# The teacher's backends once lived here; dataloop.llm.backends holds them now.
+_moved = moved_names(
+    __name__, dict.fromkeys(("check_teacher", "teacher_servers"), backends.__name__)
+)
+
+
 def __getattr__(name: str) -> Any:
-    # The teacher's backends once lived here; dataloop.llm.backends holds them now.
-    if name in ("check_teacher", "teacher_servers"):
-        warnings.warn(
-            f"dataloop.assemble.{name} is deprecated: use dataloop.llm.backends.{name}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(backends, name)
     if name == "teacher_client":
-        warnings.warn(
+        deprecated(
             "dataloop.assemble.teacher_client(config, run, budget) is deprecated: use "
             "dataloop.llm.backends.teacher_client(config, cache_dir=run.cache, "
-            "server_log=run.teacher_log, budget=budget)",
-            DeprecationWarning,
-            stacklevel=2,
+            "server_log=run.teacher_log, budget=budget)"
         )
         return _run_teacher_client
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _moved(name)
 
 
 def _run_teacher_client(

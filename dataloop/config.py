@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from dataloop.deprecation import deprecated
 from dataloop.errors import ConfigError
 from dataloop.redact import looks_like_key, redact_url
 from dataloop.schema import DEFAULT_POLICY, Price
@@ -269,12 +270,10 @@ class TeacherConfig(_Section):
         if cls is not TeacherConfig:
             return super().__new__(cls)
         # TeacherConfig was once one flat model for every backend.
-        warnings.warn(
+        deprecated(
             "TeacherConfig(...) is deprecated: build the backend's own model "
             "(LlamaServerTeacherConfig, VLLMTeacherConfig, VLLMOfflineTeacherConfig, "
-            "OpenAITeacherConfig) or validate data with teacher_config()",
-            DeprecationWarning,
-            stacklevel=2,
+            "OpenAITeacherConfig) or validate data with teacher_config()"
         )
         return teacher_config(data)
 

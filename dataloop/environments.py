@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import inspect
 import random
-import warnings
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any, ClassVar, Literal
 
+from dataloop.deprecation import deprecated
 from dataloop.errors import RegistryError
 from dataloop.plugins import Registry
 from dataloop.schema import Example, SkillInfo, Subskill
@@ -138,12 +138,7 @@ class TaskEnvironment(ABC):
     def describe(self) -> str:
         """Deprecated (removed in 0.3.0): read :attr:`description`. One line for listings:
         ``description``, or the class docstring's first line."""
-        warnings.warn(
-            "TaskEnvironment.describe() is deprecated; read TaskEnvironment.description "
-            "(removed in 0.3.0)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        deprecated("TaskEnvironment.describe() is deprecated; read TaskEnvironment.description")
         return self.description or (inspect.getdoc(self) or "").split("\n")[0]
 
 

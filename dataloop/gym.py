@@ -28,11 +28,11 @@ import errno
 import logging
 import random
 import shutil
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from dataloop.deprecation import deprecated
 from dataloop.environments import Split, TaskEnvironment
 from dataloop.errors import DiskFull
 from dataloop.schema import (
@@ -327,11 +327,9 @@ class Environment:
         """Deprecated: call :meth:`explore`, which returns the observation with the grown tree
         (the subskills added are those of ``iteration`` ``env.iteration + 1``); removed in
         0.3.0."""
-        warnings.warn(
+        deprecated(
             "Environment.grow is deprecated; call Environment.explore, which returns the "
-            "observation with the grown tree (removed in 0.3.0)",
-            DeprecationWarning,
-            stacklevel=2,
+            "observation with the grown tree"
         )
         return self._grow(explore)
 

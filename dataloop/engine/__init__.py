@@ -1,8 +1,6 @@
 """The data engine: strategies, filters, and the Engine that carries out a Plan."""
 
-import warnings
-from typing import Any
-
+from dataloop.deprecation import moved_names
 from dataloop.engine.benchmarks import BenchmarkIndex, load_benchmarks
 from dataloop.engine.engine import Candidate, Engine, GenerationResult
 from dataloop.engine.judge import Judge, Score
@@ -44,16 +42,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # Deprecated (removed in 0.3.0): the templates moved to dataloop.llm with the one Teacher.
-    if name == "Templates":
-        warnings.warn(
-            "dataloop.engine.Templates is deprecated; import Templates from dataloop.llm "
-            "(removed in 0.3.0)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from dataloop.llm.templates import Templates
-
-        return Templates
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The templates moved to dataloop.llm with the one Teacher.
+__getattr__ = moved_names(__name__, {"Templates": "dataloop.llm"})

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import warnings
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from dataloop.config import EngineConfig
+from dataloop.deprecation import deprecated
 from dataloop.engine.benchmarks import BenchmarkIndex
 from dataloop.engine.filters import (
     Decontaminator,
@@ -165,11 +165,7 @@ class Engine:
         # The settings were attributes of their own before the engine took a config object.
         if name in _SETTINGS:
             where = _SETTINGS[name]
-            warnings.warn(
-                f"Engine.{name} is deprecated: read Engine.{where}",
-                DeprecationWarning,
-                stacklevel=2,
-            )
+            deprecated(f"Engine.{name} is deprecated: read Engine.{where}")
             part, field_name = where.split(".")
             return getattr(self.__dict__[part], field_name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
@@ -559,11 +555,10 @@ def _from_settings(
     unknown = sorted(set(settings) - set(keys))
     if unknown:
         raise TypeError(f"Engine() got an unexpected keyword argument {unknown[0]!r}")
-    warnings.warn(
+    deprecated(
         f"Engine({', '.join(f'{k}=...' for k in settings)}) is deprecated: pass "
         "Engine(teacher, task, EngineConfig(...), sampling=Sampling(temperature=..., "
         "max_tokens=...))",
-        DeprecationWarning,
         stacklevel=3,
     )
     parts: dict[str, dict[str, Any]] = {"config": {}, "sampling": {}}

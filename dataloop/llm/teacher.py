@@ -10,12 +10,12 @@ chat-or-completion choice, structured output and the sampling seed are decided i
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel
 
+from dataloop.deprecation import deprecated
 from dataloop.errors import TeacherError
 from dataloop.llm.base import Completion, LLMClient, Message, Sampling
 from dataloop.llm.structured import InvalidReply, json_schema, parse_json
@@ -95,11 +95,9 @@ async def ask_json(
     Asks a chat teacher for one ``model`` (``dataloop.llm.ask_json`` before the one Teacher)
     and returns the first completion that parses; raises :class:`TeacherError` if none does.
     """
-    warnings.warn(
+    deprecated(
         "dataloop.llm.ask_json(client, messages, Model) is deprecated; call "
-        "Teacher(client, kind='chat').ask_json(prompt, Model, sampling) (removed in 0.3.0)",
-        DeprecationWarning,
-        stacklevel=2,
+        "Teacher(client, kind='chat').ask_json(prompt, Model, sampling)"
     )
     sampling = (sampling or Sampling(temperature=0.0, max_tokens=512)).model_copy(
         update={"json_schema": json_schema(model)}

@@ -8,11 +8,11 @@ signature; name it in YAML as ``path/to/file.py:MyPolicy`` or ``my_module:MyPoli
 from __future__ import annotations
 
 import inspect
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import ClassVar, TypeVar, cast, get_args
 
+from dataloop.deprecation import deprecated
 from dataloop.schema import GenerationRequest, Observation, Plan, Structure
 
 PolicyFunction = Callable[[Observation], Plan] | Callable[[Observation], Awaitable[Plan]]
@@ -84,11 +84,7 @@ class Policy(ABC):
     ) -> list[GenerationRequest]:
         """Deprecated alias of :meth:`requests_for` (its name until 0.1.0's redesign, which
         earlier docs told users to call); removed in 0.3.0."""
-        warnings.warn(
-            "Policy._requests is deprecated; call Policy.requests_for (removed in 0.3.0)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        deprecated("Policy._requests is deprecated; call Policy.requests_for")
         return self.requests_for(allocation, strategy)
 
 

@@ -6,28 +6,13 @@ accelerate launch --config_file fsdp.yaml -m dataloop.students.train JOB.json
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
-from typing import Any
 
+from dataloop.deprecation import moved_names
 from dataloop.students.hf import HFStudent
 from dataloop.students.launch import TrainJob
 
-
-def __getattr__(name: str) -> Any:
-    # StudentTrainError moved to dataloop.students.launch; the old import keeps working until
-    # 0.3.0, with a warning.
-    if name == "StudentTrainError":
-        warnings.warn(
-            "dataloop.students.train.StudentTrainError moved to dataloop.students.launch; "
-            "the old name goes in 0.3.0",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        from dataloop.students.launch import StudentTrainError
-
-        return StudentTrainError
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"StudentTrainError": "dataloop.students.launch"})
 
 
 def main(job_file: str) -> None:
