@@ -419,6 +419,7 @@ def _set_up(
         policy = make_policy(
             config.policy.name,
             teacher=teacher,
+            run_seed=config.seed,
             examples_per_iteration=config.policy.examples_per_iteration,
             **config.policy.options,
         )

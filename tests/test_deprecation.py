@@ -1,4 +1,4 @@
-"""The one way deprecated names warn: the removal release, what to use instead, the caller's line."""
+"""How deprecated names warn: the removal release, what to use instead, the caller's line."""
 
 import pytest
 
@@ -24,7 +24,7 @@ def test_moved_names_imports_the_new_place_only_for_a_moved_name() -> None:
         dumps = getattr_("dumps")
     assert dumps([1]) == "[1]"
     assert seen[0].filename == __file__
-    with pytest.raises(AttributeError, match="'oldpkg.mod' has no attribute 'loads'"):
+    with pytest.raises(AttributeError, match=r"'oldpkg\.mod' has no attribute 'loads'"):
         getattr_("loads")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -263,6 +264,25 @@ def test_make_policy_hands_the_teacher_only_to_who_asks(tmp_path) -> None:
     assert make_policy(f"{path}:Asks", teacher=teacher).teacher is teacher  # type: ignore[attr-defined]
     # No parameter name is sniffed: only uses_teacher decides.
     assert make_policy(f"{path}:DoesNotAsk", teacher=teacher).client is None  # type: ignore[attr-defined]
+
+
+def test_a_policy_that_draws_at_random_is_given_the_runs_seed(tmp_path: Path) -> None:
+    path = tmp_path / "draws.py"
+    path.write_text(
+        "from dataloop import Policy, Plan\n"
+        "class Draws(Policy):\n"
+        "    uses_seed = True\n"
+        "    def __init__(self, seed, examples_per_iteration=1):\n"
+        "        super().__init__(examples_per_iteration)\n"
+        "        self.seed = seed\n"
+        "    def plan(self, obs):\n"
+        "        return Plan()\n"
+    )
+    assert make_policy(f"{path}:Draws", run_seed=7).seed == 7  # type: ignore[attr-defined]
+    assert make_policy(f"{path}:Draws", run_seed=7, seed=3).seed == 3  # type: ignore[attr-defined]
+    assert make_policy("dataenvgym-open-ended", run_seed=5).seed == 5  # type: ignore[attr-defined]
+    # A policy that does not declare it is not given one.
+    assert isinstance(make_policy("uniform", run_seed=5), Uniform)
 
 
 @pytest.mark.parametrize(

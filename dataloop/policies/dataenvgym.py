@@ -100,9 +100,10 @@ class DataEnvGymOpenEnded(Policy):
 
     Where dataloop differs: the engine writes and the task verifies examples one skill at a
     time, so a prompt cannot mix skills. The policy makes DataEnvGym's draws (seeded by the
-    iteration) and splits each call's ``per_call`` examples over the skills of what it drew, by
-    how many of its ``2 * shown`` examples each has: a random task example is a seed, its skill
-    drawn in proportion to the seed counts; an error is drawn from all failed probes. The
+    run's seed and the iteration) and splits each call's ``per_call`` examples over the skills
+    of what it drew, by how many of its ``2 * shown`` examples each has: a random task example
+    is a seed, its skill drawn in proportion to the seed counts; an error is drawn from all
+    failed probes. The
     requests (one per skill, the calls summed) show every failure drawn for their skill, and
     their prompts do not name the skill (``GenerationRequest.show_skill``; new-question's
     templates honour it); the engine picks the seed examples a prompt shows (``engine.shots``).
@@ -115,9 +116,11 @@ class DataEnvGymOpenEnded(Policy):
     Options:
         per_call: examples one of DataEnvGym's calls asks for (default 10).
         shown: task examples, and errors, one call draws (default 3 each).
+        seed: seeds the draws with the iteration (a run passes its own seed).
     """
 
     name = "dataenvgym-open-ended"
+    uses_seed = True
 
     def __init__(
         self,
@@ -125,6 +128,7 @@ class DataEnvGymOpenEnded(Policy):
         strategy: str = "new-question",
         per_call: int = 10,
         shown: int = 3,
+        seed: int = 0,
     ) -> None:
         super().__init__(examples_per_iteration, strategy)
         if per_call < 1:
@@ -133,13 +137,14 @@ class DataEnvGymOpenEnded(Policy):
             raise ValueError("shown must be >= 1")
         self.per_call = per_call
         self.shown = shown
+        self.seed = seed
 
     def plan(self, obs: Observation) -> Plan:
         skills = [s.name for s in obs.skills]
         weights = [obs.seed_counts.get(s, 0) for s in skills]
         if not any(weights):
             weights = [1] * len(skills)
-        rng = random.Random(f"{self.name}/{obs.iteration}")
+        rng = random.Random(f"{self.name}/{self.seed}/{obs.iteration}")
         counts: Counter[str] = Counter()
         shown: dict[str, list[Failure]] = {s: [] for s in skills}
         left = self.examples_per_iteration

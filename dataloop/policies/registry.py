@@ -99,12 +99,16 @@ def policies_for(structure: str) -> list[str]:
     return [name for name, cls in BUILTIN_POLICIES.items() if structure in cls.structures]
 
 
-def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) -> Policy:
+def make_policy(
+    spec: str, *, teacher: Teacher | None = None, run_seed: int = 0, **options: Any
+) -> Policy:
     """A policy from a built-in name or ``path/to/file.py:Name`` (a Policy class or a function).
 
     ``options`` are the class's constructor keywords. A class that sets
     :attr:`~dataloop.policies.base.Policy.uses_teacher` (``llm-planner``) is also given the
-    run's ``teacher``, as its ``teacher`` argument; any other class is not.
+    run's ``teacher``, as its ``teacher`` argument; one that sets
+    :attr:`~dataloop.policies.base.Policy.uses_seed` is given ``run_seed`` as its ``seed``
+    unless ``options`` set one; any other class gets neither.
     """
     found = resolve_policy(spec)
     if not inspect.isclass(found):
@@ -114,6 +118,8 @@ def make_policy(spec: str, *, teacher: Teacher | None = None, **options: Any) ->
         if teacher is None:
             raise RegistryError(f"policy '{spec}' asks the teacher LLM: pass teacher=Teacher(...)")
         options = {"teacher": teacher, **options}
+    if cls.uses_seed:
+        options = {"seed": run_seed, **options}
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:

@@ -75,9 +75,13 @@ def test_open_ended_asks_for_a_fixed_count_without_naming_a_skill() -> None:
     assert shown and all(f in probes for f in shown)  # failed probes, never the failed seed
     assert all(f.example.skill == r.skill for r in plan.requests for f in r.failures)
     assert "no skill named" in plan.rationale
-    # Seeded by the iteration: the same observation gives the same plan, the next another draw.
+    # Seeded by the run's seed and the iteration: the same observation gives the same plan,
+    # the next iteration another draw, and so does another seed of an experiment.
     assert policy.plan(_open_obs(probes=probes)) == plan
     assert policy.plan(_open_obs(iteration=2, probes=probes)) != plan
+    assert make_policy("dataenvgym-open-ended", run_seed=0).plan(_open_obs(probes=probes)) == plan
+    other = make_policy("dataenvgym-open-ended", run_seed=1).plan(_open_obs(probes=probes))
+    assert other != plan and other.total == plan.total
     check_structure("dataenvgym-open-ended", "open-ended")  # reads no per-skill accuracy
 
 
