@@ -32,6 +32,7 @@ from dataloop.bench import (
 )
 from dataloop.bench.lock import RunLock
 from dataloop.bench.results import record_result
+from dataloop.bench.workers import Processes, WorkerResult
 from dataloop.cli import app
 from dataloop.config import load_config
 
@@ -69,6 +70,50 @@ def test_a_held_run_is_busy_and_a_dead_workers_lock_is_stale(tmp_path) -> None:
     assert again.acquire() == (True, None)  # a released lock leaves no note behind
     again.release()
     assert not folder.exists()  # the lock lives beside the run folder, not in it
+
+
+def test_a_job_reports_a_run_another_worker_holds_as_held_not_done(tmp_path) -> None:
+    """``--jobs``: a worker process that finds its run held says so, and the job reports it as
+    running in the other worker (it used to report it "done in 1 s")."""
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text(tiny_experiment("http://127.0.0.1:9/v1", iterations=1))
+    out = tmp_path / "bench"
+    spec, base = load_experiment(experiment)
+    cell = next(c for c in planned_runs(spec, base, out) if c[0].name == "uniform" and c[1] == 0)
+    folder = out / "uniform" / "seed-0"
+    folder.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    seen: list[str] = []
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        failures = Processes(experiment, out, jobs=2, threads=1).run(
+            [cell], lambda arm, seed, status: seen.append(status)
+        )
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    assert failures == {}
+    assert seen == [
+        "running",
+        f"running in another worker, pid {holder.pid} on " + seen[1].split(" on ", 1)[1],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("result", "took", "said"),
+    [
+        (WorkerResult(None, "ran"), "12 s", "done in 12 s"),
+        (WorkerResult(None, "ran"), None, "done"),
+        (WorkerResult(None, "done before"), "1 s", "done before"),
+        (WorkerResult(None, "busy, pid 7 on h"), "1 s", "running in another worker, pid 7 on h"),
+        (WorkerResult(None, "ran, pid 7"), "9 s", "done in 9 s, taken over from pid 7, now gone"),
+        (WorkerResult("BenchError: boom"), "3 s", "failed after 3 s"),
+        (WorkerResult("BenchError: boom"), None, "failed"),
+    ],
+)  # fmt: skip
+def test_a_workers_result_reads_as_the_runs_progress(result, took, said) -> None:
+    assert result.describe(took) == said
 
 
 def _record(arm: str, seed: int) -> RunResult:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from dataloop.bench.spec import Arm, BenchError
 from dataloop.config import LoopConfig
@@ -31,6 +31,30 @@ Progress = Callable[[str, int, str], None]
 
 Failures = dict[tuple[str, int], str]
 """(arm, seed) -> the failed run's last line of error output."""
+
+
+class WorkerResult(NamedTuple):
+    """What one worker process did with its run."""
+
+    error: str | None
+    """The failed run's last line of error output; None when it did not fail."""
+    status: str = ""
+    """The worker's own word for the run (``ran``, ``done before``, ``busy, pid … on …``,
+    ``ran, pid … on …`` for a dead worker's run taken over), as ``dataloop bench --arm --seed``
+    prints it; empty when it failed."""
+
+    def describe(self, took: str | None = None) -> str:
+        """The run's progress status: ``done`` (``done in 12 s``), ``failed``, ``done before``,
+        ``running in another worker, pid …``, ``done …, taken over from pid …, now gone``."""
+        if self.error:
+            return f"failed after {took}" if took else "failed"
+        status, _, holder = self.status.partition(", ")
+        if status == "busy":
+            return f"running in another worker, {holder}"
+        if status != "ran":
+            return status or "done"
+        done = f"done in {took}" if took else "done"
+        return f"{done}, taken over from {holder}, now gone" if holder else done
 
 
 class Executor(Protocol):
@@ -66,24 +90,26 @@ def thread_env(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
-def run_worker(args: list[str], env: dict[str, str]) -> str | None:
-    """Run ``python -m dataloop.cli ARGS`` in a process that dies with its caller; None when it
-    succeeded, else the last line it wrote to stderr (its one-line error)."""
+def run_worker(args: list[str], env: dict[str, str]) -> WorkerResult:
+    """Run ``python -m dataloop.cli ARGS`` (one ``bench --arm --seed`` run) in a process that
+    dies with its caller: what it said of the run, or the last line it wrote to stderr (its
+    one-line error) when it failed."""
     from dataloop.llm.server import _die_with_parent
 
     proc = subprocess.run(
         [sys.executable, "-m", "dataloop.cli", *args],
         env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
         preexec_fn=_die_with_parent,
         check=False,
     )
     if proc.returncode == 0:
-        return None
+        # Its last line is "<arm>/seed-<seed>: <status>[, <holder>]".
+        said = [line for line in proc.stdout.splitlines() if line.strip()]
+        return WorkerResult(None, said[-1].partition(": ")[2] if said else "")
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    return lines[-1].strip() if lines else f"exit status {proc.returncode}"
+    return WorkerResult(lines[-1].strip() if lines else f"exit status {proc.returncode}")
 
 
 class Processes:
@@ -103,11 +129,10 @@ class Processes:
                 progress(arm.name, seed, "running")
             started = time.monotonic()
             args = cell_args(self.experiment, self.out, arm.name, seed, self.threads)
-            error = run_worker(args, thread_env(self.threads))
+            result = run_worker(args, thread_env(self.threads))
             if progress:
-                took = f"{time.monotonic() - started:.0f} s"
-                progress(arm.name, seed, f"failed after {took}" if error else f"done in {took}")
-            return error
+                progress(arm.name, seed, result.describe(f"{time.monotonic() - started:.0f} s"))
+            return result.error
 
         with ThreadPoolExecutor(self.jobs) as pool:
             errors = list(pool.map(one, cells))
@@ -198,11 +223,11 @@ class RayTasks:
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 arm_name, seed = pending.pop(ref)
-                error = ray.get(ref)
-                if error:
-                    failures[(arm_name, seed)] = error
+                result: WorkerResult = ray.get(ref)
+                if result.error:
+                    failures[(arm_name, seed)] = result.error
                 if progress:
-                    progress(arm_name, seed, "failed" if error else "done")
+                    progress(arm_name, seed, result.describe())
             return failures
         finally:
             if started_here:
