@@ -174,13 +174,10 @@ def test_identity_names_this_checkout() -> None:
 
 def test_published_tables_regenerate_from_the_committed_results() -> None:
     """Every table block in docs/benchmarks.md is what its committed results file gives."""
-    import importlib.util
+    from benchscripts import load
 
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("docs_tables", root / "benchmarks/docs_tables.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load("docs_tables")
     docs = (root / "docs/benchmarks.md").read_text()
     blocks = [m[2] for m in module.BLOCK.finditer(docs)]
     assert "calibration" in blocks

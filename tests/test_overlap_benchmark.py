@@ -3,27 +3,17 @@ from made-up records, its docs block, its command line and the runs it would sta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from benchscripts import load
 
 from dataloop.assemble import check_run
 from dataloop.config import load_config, parse_overrides
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("overlap", ROOT / "benchmarks/overlap.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-overlap = _module()
+overlap = load("overlap")
 
 
 def _record(label: str, pair: int, on: bool, wall: float, loop: float | None) -> dict:
