@@ -13,8 +13,9 @@ with a teacher, generated examples for the oracle) and, registered before its fi
 - :mod:`dataloop.bench.workers`: where runs are made, one process each: several at once on this
   machine, as Ray tasks, or from the commands ``--plan`` prints, by any scheduler;
 - :mod:`dataloop.bench.lock`: the run lock that keeps two workers off one run;
-- :mod:`dataloop.bench.results`: statistics, the registered decision, ``results.md``,
-  ``results.json`` and ``curves.png``, all from the per-run records alone.
+- :mod:`dataloop.bench.results`: per-run records, statistics and the registered decision, all
+  from the per-run records alone;
+- :mod:`dataloop.bench.tables`: ``results.md``, ``results.json`` and ``curves.png``.
 """
 
 from dataloop.bench.execute import (
@@ -39,14 +40,12 @@ from dataloop.bench.results import (
     check_commits,
     curve,
     decide,
-    markdown,
     power_rows,
     read_results,
     run_config_data,
     same_config,
     same_run,
     summarize,
-    write_results,
 )
 from dataloop.bench.spec import (
     BUILTIN_ARMS,
@@ -63,6 +62,7 @@ from dataloop.bench.spec import (
     load_experiment,
     run_config,
 )
+from dataloop.bench.tables import markdown, write_results
 
 __all__ = [
     "BUILTIN_ARMS",

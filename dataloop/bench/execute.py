@@ -34,7 +34,6 @@ from dataloop.bench.results import (
     same_config,
     same_run,
     summarize,
-    write_results,
 )
 from dataloop.bench.spec import (
     Arm,
@@ -43,6 +42,7 @@ from dataloop.bench.spec import (
     examples_budget,
     run_config,
 )
+from dataloop.bench.tables import write_results
 from dataloop.bench.workers import Cell, Executor, Failures, Progress
 from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
