@@ -197,3 +197,20 @@ def test_no_verdict_before_every_registered_seed_is_in() -> None:
     assert one.primary is not None and one.primary.verdict == "incomplete"  # not "no data"
     other = summarize(spec, runs, examples=9, pending=["oracle/seed-3"])  # not a primary arm
     assert other.primary is not None and other.primary.verdict == "supported"
+
+
+def test_the_tables_say_how_long_the_runs_took_per_data_source() -> None:
+    runs = [
+        _run("uniform", s, 0.5).model_copy(update={"seconds": 60.0 * (s + 3)}) for s in range(4)
+    ]
+    runs += [
+        _run("oracle", s, 0.7, source="oracle").model_copy(update={"seconds": 120.0})
+        for s in range(2)
+    ]
+    runs.append(_run("oracle", 3, 0.7, source="oracle").model_copy(update={"seconds": 0.0}))
+    text = markdown(summarize(_experiment(), runs, examples=9, pending=[]))
+    # 3+4+5+6 minutes and 2 x 2: 0.4 h over the 6 timed runs; a run with no time is left out.
+    assert (
+        "Wall time: 0.4 h for 6 runs; median minutes a run: teacher arms 4.5, oracle arms 2.0 "
+        in text
+    )

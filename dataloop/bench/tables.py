@@ -5,6 +5,7 @@ from an :class:`~dataloop.bench.results.ExperimentResult`.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from dataloop.atomic import write_text
@@ -92,11 +93,37 @@ def markdown(result: ExperimentResult) -> str:
                 f"| {c.arm} | {c.baseline} | {METRIC_NAMES[c.metric]} | "
                 f"{_signed(c.result.difference)} | {_p(c.result)} |"
             )
+    lines += _timing(result.runs)
     if result.pending:
         total = len(result.pending) + len(result.runs)
         shown = ", ".join(result.pending) if len(result.pending) <= 12 else "see the runs column"
         lines += ["", f"Not finished yet: {len(result.pending)} of {total} runs ({shown})."]
     return "\n".join(lines) + "\n"
+
+
+def _timing(runs: list[RunResult]) -> list[str]:
+    """How long the runs took: in all, and the median run of each data source."""
+    timed = [r for r in runs if r.seconds > 0]
+    if not timed:
+        return []
+    sources: dict[str, list[float]] = {}
+    for r in timed:
+        sources.setdefault(r.source, []).append(r.seconds)
+    medians = ", ".join(
+        f"{SOURCE_NAMES[source]} {statistics.median(seconds) / 60:.1f}"
+        for source, seconds in sorted(sources.items(), key=lambda kv: _SOURCE_ORDER.index(kv[0]))
+    )
+    total = sum(r.seconds for r in timed) / 3600
+    return [
+        "",
+        f"Wall time: {total:.1f} h for {len(timed)} runs; median minutes a run: {medians} "
+        "(`seconds` in each record: a run resumed after an interruption counts its last "
+        "stretch only).",
+    ]
+
+
+SOURCE_NAMES = {"teacher": "teacher arms", "oracle": "oracle arms", "none": "seed-only"}
+_SOURCE_ORDER = list(SOURCE_NAMES)
 
 
 def _per_skill(result: ExperimentResult) -> list[str]:
