@@ -42,8 +42,8 @@ class Policy(ABC):
     uses_seed: ClassVar[bool] = False
     """Whether the policy draws at random. A class that sets it takes the run's seed
     (``seed`` in a config) as its ``seed`` keyword, which ``make_policy`` passes (unless
-    ``policy.options`` set one), so that its
-    draws differ between the seeds of an experiment and repeat for one seed."""
+    ``policy.options`` set one), so that its draws differ between the seeds of an experiment
+    and repeat for one seed."""
     structures: ClassVar[frozenset[str]] = frozenset(STRUCTURES)
     """The observation structures (``env.structure``) the policy can plan for: a policy that
     reads per-skill accuracy cannot plan from an ``open-ended`` observation, one that reads the
