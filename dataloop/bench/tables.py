@@ -110,8 +110,9 @@ def _timing(runs: list[RunResult]) -> list[str]:
     for r in timed:
         sources.setdefault(r.source, []).append(r.seconds)
     medians = ", ".join(
-        f"{SOURCE_NAMES[source]} {statistics.median(seconds) / 60:.1f}"
-        for source, seconds in sorted(sources.items(), key=lambda kv: _SOURCE_ORDER.index(kv[0]))
+        f"{name} {statistics.median(sources[source]) / 60:.1f}"
+        for source, name in SOURCE_NAMES.items()
+        if source in sources
     )
     total = sum(r.seconds for r in timed) / 3600
     return [
@@ -123,7 +124,7 @@ def _timing(runs: list[RunResult]) -> list[str]:
 
 
 SOURCE_NAMES = {"teacher": "teacher arms", "oracle": "oracle arms", "none": "seed-only"}
-_SOURCE_ORDER = list(SOURCE_NAMES)
+"""Each data source as the tables name it, in the order they list them."""
 
 
 def _per_skill(result: ExperimentResult) -> list[str]:

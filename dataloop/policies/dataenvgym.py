@@ -103,10 +103,10 @@ class DataEnvGymOpenEnded(Policy):
     run's seed and the iteration) and splits each call's ``per_call`` examples over the skills
     of what it drew, by how many of its ``2 * shown`` examples each has: a random task example
     is a seed, its skill drawn in proportion to the seed counts; an error is drawn from all
-    failed probes. The
-    requests (one per skill, the calls summed) show every failure drawn for their skill, and
-    their prompts do not name the skill (``GenerationRequest.show_skill``; new-question's
-    templates honour it); the engine picks the seed examples a prompt shows (``engine.shots``).
+    failed probes. The requests (one per skill, the calls summed) show every failure drawn for
+    their skill, and their prompts do not name the skill (``GenerationRequest.show_skill``;
+    new-question's templates honour it); the engine picks the seed examples a prompt shows
+    (``engine.shots``).
     In DataEnvGym's MATH file the errors print as empty lines (the template reads
     ``instruction``, which a ``CompletedMathTaskInstance`` lacks, and jinja2's default
     ``Undefined`` renders it as nothing), so its prompt shows only the task examples; its code,
