@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dataloop import sandbox
 from dataloop.sandbox import (
     NOBODY,
     SandboxLimits,
     SandboxUnavailable,
     guard_comparisons,
+    isolate,
     run_python,
 )
 
@@ -175,7 +175,7 @@ def test_limits_are_validated(limit) -> None:
 
 
 def test_without_namespaces_it_refuses_unless_unisolated(monkeypatch) -> None:
-    monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+    monkeypatch.setattr(isolate, "isolation_problem", lambda: "bubblewrap is not installed")
     with pytest.raises(SandboxUnavailable, match="bubblewrap is not installed; or allow"):
         run_python("pass", LIMITS)
     result = run_python("print(1)", LIMITS, unisolated=True, report=True)
@@ -186,12 +186,12 @@ def test_without_namespaces_it_refuses_unless_unisolated(monkeypatch) -> None:
 def test_a_bubblewrap_without_size_limited_tmpfs_is_named(monkeypatch) -> None:
     """The work dir's tmpfs needs ``--size`` (bubblewrap 0.8.0); an older one says so."""
     old = subprocess.CompletedProcess([], 1, "", "bwrap: Unknown option --size\n")
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(sandbox.subprocess, "run", lambda *a, **k: old)
-    sandbox.isolation_problem.cache_clear()
+    monkeypatch.setattr(isolate.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(isolate.subprocess, "run", lambda *a, **k: old)
+    isolate.isolation_problem.cache_clear()
     try:
-        assert sandbox.isolation_problem() == (
+        assert isolate.isolation_problem() == (
             "bubblewrap 0.8.0 or newer is needed (--size): bwrap: Unknown option --size"
         )
     finally:
-        sandbox.isolation_problem.cache_clear()
+        isolate.isolation_problem.cache_clear()

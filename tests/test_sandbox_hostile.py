@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dataloop import sandbox
-from dataloop.sandbox import SandboxLimits, bwrap_argv, run_python
+from dataloop.sandbox import SandboxLimits, bwrap_argv, isolate, run_python
 
 LIMITS = SandboxLimits(cpu_seconds=3, wall_seconds=6, memory_mb=256)
 SECRET = "sk-dataloop-test-secret-41fe"
@@ -99,7 +99,7 @@ def test_dir_fd_rename_and_symlink_do_not_escape(outside, monkeypatch, unisolate
     and wrote outside at 4df1ece: the open event does not carry ``dir_fd``. Directories cannot
     be opened now, so there is no ``dir_fd`` to be relative to."""
     if unisolated:
-        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+        monkeypatch.setattr(isolate, "isolation_problem", lambda: "bubblewrap is not installed")
     target, secret = outside["target"], outside["secret"]
     stdlib = os.path.dirname(os.__file__)
     source = textwrap.dedent(f"""
@@ -371,7 +371,7 @@ print(written)
 @pytest.mark.parametrize("unisolated", [False, True], ids=["namespaces", "unisolated"])
 def test_total_bytes_written_are_bounded(monkeypatch, unisolated) -> None:
     if unisolated:
-        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+        monkeypatch.setattr(isolate, "isolation_problem", lambda: "bubblewrap is not installed")
     limits = LIMITS.model_copy(update={"disk_mb": 32})
     written = _bytes_written(FILL_DISK, limits, unisolated)
     assert 0 < written <= 32 << 20
@@ -380,7 +380,7 @@ def test_total_bytes_written_are_bounded(monkeypatch, unisolated) -> None:
 @pytest.mark.parametrize("unisolated", [False, True], ids=["namespaces", "unisolated"])
 def test_files_created_are_counted(monkeypatch, unisolated) -> None:
     if unisolated:
-        monkeypatch.setattr(sandbox, "isolation_problem", lambda: "bubblewrap is not installed")
+        monkeypatch.setattr(isolate, "isolation_problem", lambda: "bubblewrap is not installed")
     many = "import os\nfor i in range(300):\n    open(f'f{i}', 'w').close()\nprint('made all')\n"
     dirs = "import os\nfor i in range(300):\n    os.mkdir(f'd{i}')\nprint('made all')\n"
     limits = LIMITS.model_copy(update={"max_files": 100})
