@@ -16,13 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from dataloop.config import EngineConfig
 from dataloop.deprecation import deprecated
@@ -34,9 +29,12 @@ from dataloop.engine.filters import (
     Seen,
     within_length,
 )
+from dataloop.engine.jobs import Checked, Job, Settled, parent_uses
 from dataloop.engine.judge import Judge
+from dataloop.engine.legacy import SETTINGS, from_settings
+from dataloop.engine.results import Candidate, GenerationResult, ProgressFn, Verdict
 from dataloop.engine.strategies import resolve_solver, resolve_strategy
-from dataloop.engine.strategy import Check, Level, Prompt, RequestContext, Strategy
+from dataloop.engine.strategy import Level, Prompt, RequestContext, Strategy
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import BudgetExhausted, PluginError, TeacherError, TeacherUnavailable
 from dataloop.llm.base import Completion, Sampling
@@ -46,7 +44,6 @@ from dataloop.schema import (
     Budget,
     Example,
     FilterCounts,
-    GenerationReport,
     GenerationRequest,
     Observation,
     Plan,
@@ -54,55 +51,6 @@ from dataloop.schema import (
 )
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[int], None]
-"""Called with the number of examples just accepted."""
-
-
-Checked = Check | Literal["error"]
-"""A strategy's check, or ``error``: it raised (the task's ``verify``, say)."""
-
-Verdict = Literal[
-    "accepted",
-    "unverified",
-    "wrong-answer",
-    "error",
-    "duplicate",
-    "near-duplicate",
-    "similar",
-    "contaminated",
-    "benchmark",
-    "too-long",
-    "low-score",
-    "surplus",
-]
-
-
-class Candidate(BaseModel):
-    """One parsed teacher output and what the filters decided."""
-
-    example: Example
-    verdict: Verdict
-    """``unverified``: the task's verify rejected it; ``wrong-answer``: a strategy that keeps
-    the teacher's (or the seed's) answer found it wrong; ``error``: checking it raised
-    (rejected, see ``error``); ``surplus``: good, but the request was already met;
-    ``near-duplicate``: a MinHash LSH match of a held question (``near_duplicates``);
-    ``similar``: too close to a held question by ROUGE-L (``novelty``); ``benchmark``: overlaps
-    a test set of ``benchmarks``; ``low-score``: the ``judge`` scored it below its threshold (or
-    could not score it); the others name the filter that removed it."""
-    error: str | None = None
-    """What checking it raised, and where (verdict ``error``)."""
-
-
-@dataclass
-class GenerationResult:
-    """Accepted examples, every candidate with its verdict, and the per-stage counts."""
-
-    accepted: list[Example] = field(default_factory=list)
-    candidates: list[Candidate] = field(default_factory=list)
-    report: GenerationReport = field(default_factory=GenerationReport)
-    budget_exhausted: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -140,7 +88,7 @@ class Engine:
         **settings: Any,
     ) -> None:
         if settings:
-            config, sampling = _from_settings(config, sampling, settings)
+            config, sampling = from_settings(config, sampling, settings)
         self.teacher = teacher
         self.task = task
         self.config = config or EngineConfig()
@@ -163,8 +111,8 @@ class Engine:
 
     def __getattr__(self, name: str) -> Any:
         # The settings were attributes of their own before the engine took a config object.
-        if name in _SETTINGS:
-            where = _SETTINGS[name]
+        if name in SETTINGS:
+            where = SETTINGS[name]
             deprecated(f"Engine.{name} is deprecated: read Engine.{where}")
             part, field_name = where.split(".")
             return getattr(self.__dict__[part], field_name)
@@ -207,7 +155,7 @@ class Engine:
         near = None
         if self.config.near_duplicates is not None:
             near = NearDuplicates(self.config.near_duplicates, train_set)
-        uses = _parent_uses(train_set)
+        uses = parent_uses(train_set)
         for request in plan.requests:
             if request.skill not in self._skills:
                 known = ", ".join(self._skills)
@@ -259,8 +207,8 @@ class Engine:
         return result
 
     async def _settle(
-        self, job: _Job, prompt: Prompt, index: int, slots: asyncio.Semaphore
-    ) -> _Settled | BudgetExhausted | TeacherError:
+        self, job: Job, prompt: Prompt, index: int, slots: asyncio.Semaphore
+    ) -> Settled | BudgetExhausted | TeacherError:
         """One prompt sent, its reply read and every candidate checked (``check_workers`` at a
         time across the round, in threads when more than one); teacher trouble is returned."""
         try:
@@ -283,7 +231,7 @@ class Engine:
                 return await asyncio.to_thread(run_check, candidate)
 
         checked = await asyncio.gather(*(check(c) for c in candidates))
-        settled = _Settled(queries=0 if reply.cached else 1, checked=list(checked))
+        settled = Settled(queries=0 if reply.cached else 1, checked=list(checked))
         if self.config.votes and job.strategy.voted:
             settled.checked = list(
                 await asyncio.gather(*(self._vote(job, c, e, settled) for c, e in checked))
@@ -291,7 +239,7 @@ class Engine:
         return settled
 
     async def _vote(
-        self, job: _Job, check: Checked, example: Example, settled: _Settled
+        self, job: Job, check: Checked, example: Example, settled: Settled
     ) -> tuple[Checked, Example]:
         """Self-consistency: ``votes`` fresh teacher answers to the candidate's question; it
         stays verified only if more than half of them agree with its answer (``score``)."""
@@ -318,7 +266,7 @@ class Engine:
 
     async def _take(
         self,
-        job: _Job,
+        job: Job,
         checked: list[tuple[Checked, Example]],
         seen: Seen,
         novel: Novelty | None,
@@ -342,7 +290,7 @@ class Engine:
         obs: Observation,
         result: GenerationResult,
         uses: dict[str, Counter[str]],
-    ) -> _Job:
+    ) -> Job:
         strategy = self.strategy(self.config.strategy or request.strategy)
         counts = FilterCounts(skill=request.skill, strategy=strategy.name, requested=request.count)
         result.report.counts.append(counts)
@@ -363,7 +311,7 @@ class Engine:
             show_student_answer=self.config.show_student_answer,
             level=level,
         )
-        return _Job(strategy, ctx, counts, self.config.per_query)
+        return Job(strategy, ctx, counts, self.config.per_query)
 
     def _level(self, request: GenerationRequest) -> Level | None:
         """The difficulty level a request asks for, as the task declares it; None for none."""
@@ -400,7 +348,7 @@ class Engine:
         inside = [e for e in seeds if belongs(self.task, sub, e)]
         return described, inside or seeds
 
-    def _read(self, job: _Job, prompt: Prompt, reply: Completion) -> list[Example]:
+    def _read(self, job: Job, prompt: Prompt, reply: Completion) -> list[Example]:
         """The candidates in every text of one reply."""
         candidates: list[Example] = []
         for i, text in enumerate(reply.texts):
@@ -422,7 +370,7 @@ class Engine:
 
     async def _judge(
         self,
-        job: _Job,
+        job: Job,
         check: Checked,
         example: Example,
         seen: Seen,
@@ -474,98 +422,3 @@ class Engine:
         if near is not None:
             near.add(example)
         return "accepted", example
-
-
-def _parent_uses(train_set: list[Example]) -> dict[str, Counter[str]]:
-    """Per strategy, how often each example is a parent of a generated training example."""
-    uses: dict[str, Counter[str]] = {}
-    for example in train_set:
-        strategy = example.provenance.strategy
-        if strategy is not None:
-            uses.setdefault(strategy, Counter()).update(example.provenance.parent_ids)
-    return uses
-
-
-@dataclass
-class _Settled:
-    """One reply, read and checked: (check, example as checked) per candidate, in order."""
-
-    queries: int
-    checked: list[tuple[Checked, Example]]
-    exhausted: bool = False
-    """The budget ran out while asking for votes."""
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Job:
-    """One request being carried out: its strategy, context, counts and prompts sent."""
-
-    strategy: Strategy
-    ctx: RequestContext
-    counts: FilterCounts
-    per_query: int
-    sent: int = 0
-    reached: set[str] = field(default_factory=set)
-
-    def next(self) -> list[tuple[_Job, Prompt, int]]:
-        """This round's prompts (with their indices): enough to fill what is still missing."""
-        missing = self.ctx.request.count - self.counts.accepted
-        if missing <= 0 or not self.strategy.targets(self.ctx):
-            return []
-        each = self.strategy.per_prompt(self.per_query)
-        n = math.ceil(missing / each)
-        prompts = [
-            (self, self.strategy.prompt(self.ctx, self.sent + i, each), self.sent + i)
-            for i in range(n)
-        ]
-        self.sent += n
-        for _, prompt, _ in prompts:
-            for parent in prompt.parents:
-                if parent.id not in self.reached:
-                    self.reached.add(parent.id)
-                    self.counts.seeds.append(parent.id)
-        return prompts
-
-
-_SETTINGS = {
-    "strategy_override": "config.strategy",
-    "shots": "config.shots",
-    "per_query": "config.per_query",
-    "max_rounds": "config.max_rounds",
-    "votes": "config.votes",
-    "max_chars": "config.max_chars",
-    "novelty": "config.novelty",
-    "near_duplicates": "config.near_duplicates",
-    "show_student_answer": "config.show_student_answer",
-    "temperature": "sampling.temperature",
-    "max_tokens": "sampling.max_tokens",
-}
-"""The keyword arguments (and attributes) the engine once took one by one -> where they are."""
-
-
-def _from_settings(
-    config: EngineConfig | None, sampling: Sampling | None, settings: dict[str, Any]
-) -> tuple[EngineConfig, Sampling]:
-    """``config`` and ``sampling`` with the settings once passed as keyword arguments (the
-    old constructor's ``strategy``, ``shots``, ``temperature`` ...) applied, with a
-    DeprecationWarning; TypeError for a name the engine never took."""
-    keys = {**_SETTINGS, "strategy": "config.strategy"}
-    del keys["strategy_override"]  # an attribute only
-    unknown = sorted(set(settings) - set(keys))
-    if unknown:
-        raise TypeError(f"Engine() got an unexpected keyword argument {unknown[0]!r}")
-    deprecated(
-        f"Engine({', '.join(f'{k}=...' for k in settings)}) is deprecated: pass "
-        "Engine(teacher, task, EngineConfig(...), sampling=Sampling(temperature=..., "
-        "max_tokens=...))",
-        stacklevel=3,
-    )
-    parts: dict[str, dict[str, Any]] = {"config": {}, "sampling": {}}
-    for key, value in settings.items():
-        part, field_name = keys[key].split(".")
-        parts[part][field_name] = value
-    # Unvalidated, as the settings were: the checks below (strategy, thresholds) still run.
-    config = (config or EngineConfig()).model_copy(update=parts["config"])
-    sampling = (sampling or Sampling()).model_copy(update=parts["sampling"])
-    return config, sampling

@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
-from dataloop.engine.engine import Candidate, GenerationResult, ProgressFn
+from dataloop.engine.results import Candidate, GenerationResult, ProgressFn
 from dataloop.engine.filters import Decontaminator, Seen
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import ConfigError
