@@ -97,5 +97,7 @@ def test_the_names_assemble_once_held_still_work_with_a_warning(tmp_path) -> Non
         old_client(config, RunDir(tmp_path)),
     ):
         pass
+    with pytest.warns(DeprecationWarning, match=r"dataloop\.environments\.SPLITS"):
+        assert assemble.SPLITS == ("train", "validation", "test")
     with pytest.raises(AttributeError):
         assemble.no_such_name  # noqa: B018
