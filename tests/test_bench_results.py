@@ -23,6 +23,7 @@ from dataloop.bench import (
     summarize,
 )
 from dataloop.bench.results import write_results_file
+from dataloop.bench.timing import say_duration, time_left
 from dataloop.cli import app
 from dataloop.config import validate_config
 from dataloop.identity import CodeIdentity
@@ -197,6 +198,30 @@ def test_no_verdict_before_every_registered_seed_is_in() -> None:
     assert one.primary is not None and one.primary.verdict == "incomplete"  # not "no data"
     other = summarize(spec, runs, examples=9, pending=["oracle/seed-3"])  # not a primary arm
     assert other.primary is not None and other.primary.verdict == "supported"
+
+
+def test_the_time_left_is_each_run_at_its_sources_median_shared_among_the_jobs() -> None:
+    records = [
+        _run("uniform", s, 0.5).model_copy(update={"seconds": 60.0 * (s + 1)}) for s in range(3)
+    ]  # teacher arms: 60, 120, 180 s, median 120
+    records.append(_run("seed-only", 0, 0.2, source="none").model_copy(update={"seconds": 30.0}))
+    records.append(_run("uniform", 9, 0.5).model_copy(update={"seconds": 0.0}))  # no time: out
+    arm = _experiment().arms[0]
+    cells = [
+        (arm, 1, validate_config({})),  # teacher: 120
+        (arm, 2, validate_config({})),  # teacher: 120
+        (arm, 3, validate_config({"engine": {"source": "none"}})),  # seed-only: 30
+        # No oracle run recorded yet: the median of every timed run (60, 120, 180, 30): 90.
+        (arm, 4, validate_config({"engine": {"source": "oracle"}})),
+    ]
+    assert time_left(records, cells) == 360
+    assert time_left(records, cells, jobs=2) == 180
+    assert time_left(records[-1:], cells) is None  # nothing timed yet: no guess
+    assert [say_duration(s) for s in (20, 25 * 60, 3 * 3600 + 5 * 60 + 10)] == [
+        "under a minute",
+        "25 min",
+        "3 h 5 min",
+    ]
 
 
 def test_the_tables_say_how_long_the_runs_took_per_data_source() -> None:

@@ -302,7 +302,11 @@ def test_parallel_jobs_and_one_cell_commands_give_the_runs_one_process_gives(tmp
                                   timeout=600)  # fmt: skip
             assert done.returncode == 0, done.stderr
             if way == "jobs":
-                assert done.stderr.count("(running)") == 4 and done.stderr.count("(done in ") == 4
+                assert done.stderr.count("(running; ") == 4 and done.stderr.count("(done in ") == 4
+                # Once a run is recorded, a run that starts says how long the rest will take.
+                assert re.search(
+                    r"\(running; \d runs? to make, about .+ at the median run", done.stderr
+                )
             runs = json.loads((out / "results.json").read_text())["runs"]
             tables[way] = {(r["arm"], r["seed"]): (r["final"], r["test"]) for r in runs}
     assert len(tables["in turn"]) == 4

@@ -43,6 +43,7 @@ from dataloop.bench.spec import (
     run_config,
 )
 from dataloop.bench.tables import write_results
+from dataloop.bench.timing import still_to_make
 from dataloop.bench.workers import Cell, Executor, Failures, Progress
 from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
@@ -234,6 +235,9 @@ def run_cell(
 class InProcess:
     """Runs one after another in this process (``--jobs 1``): a failure stops the experiment."""
 
+    jobs = 1
+    """Runs made at once."""
+
     def __init__(
         self,
         experiment: Experiment,
@@ -308,13 +312,17 @@ def run_bench(
         _check_arms(planned)
     index = {(arm.name, seed): i for i, (arm, seed, _) in enumerate(planned, start=1)}
 
+    executor = executor or InProcess(experiment, out, display_factory, threads)
+
     def progress(arm: str, seed: int, status: str) -> None:
-        if on_run:
-            on_run(arm, seed, index[(arm, seed)], len(planned), status)
+        if not on_run:
+            return
+        if status == "running":
+            status += still_to_make(experiment, planned, getattr(executor, "jobs", 1))
+        on_run(arm, seed, index[(arm, seed)], len(planned), status)
 
     failures: Failures = {}
     todo = _missing(experiment, planned, out, progress)
-    executor = executor or InProcess(experiment, out, display_factory, threads)
     for _ in range(ROUNDS if run_missing else 0):
         if not todo:
             break
