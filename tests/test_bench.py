@@ -81,14 +81,16 @@ def test_curve_measures_budget_by_the_arms_own_currency() -> None:
         HistoryEntry(iteration=1, accuracy={}, mean_accuracy=0.3, accepted={"a": 30}, queries=6),
         HistoryEntry(iteration=2, accuracy={}, mean_accuracy=0.5, accepted={"a": 30}, queries=6),
     ]
+    # Each currency gives other shares: 6 of 24 queries a step, 30 of 240 examples, 1 of 5
+    # iterations.
     cfg = validate_config(
-        {"iterations": 4, "teacher": {"max_queries": 24}, "engine": {"max_examples": 120}}
+        {"iterations": 5, "teacher": {"max_queries": 24}, "engine": {"max_examples": 240}}
     )
     assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
     cfg.engine.source = "oracle"
-    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
+    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.125, 0.25]
     cfg.engine.source = "none"
-    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.25, 0.5]
+    assert [p.budget_spent for p in curve(cfg, history)] == [0.0, 0.2, 0.4]
     assert [p.queries for p in curve(cfg, history)] == [0, 6, 12]
 
 

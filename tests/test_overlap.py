@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
+from dataloop import background
 from dataloop.assemble import check_run
 from dataloop.background import InFlight
 from dataloop.config import EngineConfig, validate_config
@@ -403,10 +405,31 @@ def test_in_flight_work_returns_its_value_or_is_cancelled() -> None:
         work.cancel()
         assert runner.run(answer()) == 42  # the runner is free again
 
-        async def never() -> None:  # cancelled before its thread starts it: not run at all
-            raise AssertionError("ran")
 
-        InFlight(runner, never()).cancel()
+def test_work_cancelled_before_its_thread_starts_it_never_runs(monkeypatch) -> None:
+    """A run that ends at once (Ctrl-C as the overlap begins): the coroutine is closed unrun."""
+    gate = threading.Event()
+
+    class GatedPool(ThreadPoolExecutor):  # its thread starts the work once the gate opens
+        def submit(self, fn, /, *args, **kwargs):
+            def gated():
+                gate.wait(WAIT)
+                return fn(*args, **kwargs)
+
+            return super().submit(gated)
+
+    monkeypatch.setattr(background, "ThreadPoolExecutor", GatedPool)
+    ran = threading.Event()
+
+    async def never() -> None:
+        ran.set()
+
+    with asyncio.Runner() as runner:
+        work = InFlight(runner, never())
+        threading.Timer(0.2, gate.set).start()  # opens after cancel() below marked it cancelled
+        work.cancel()
+        assert not ran.is_set()
+        assert runner.run(asyncio.sleep(0, 7)) == 7  # the runner is free
 
 
 def test_a_plain_step_records_the_previous_iteration_and_the_live_budget(tmp_path: Path) -> None:

@@ -87,7 +87,11 @@ def test_rounds_stop_when_the_request_is_met_and_surplus_is_kept_out(arithmetic)
     plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert len(result.accepted) == 2
-    assert [c.verdict for c in result.candidates].count("surplus") >= 1
+    assert len(client.prompts) == 2  # one round of two prompts: no round after the request is met
+    # The first reply fills the request (its third example is surplus); the second's are copies.
+    assert [c.verdict for c in result.candidates] == ["accepted", "accepted", "surplus"] + [
+        "duplicate"
+    ] * 3
 
 
 def test_budget_exhaustion_ends_generation_without_raising(arithmetic) -> None:
