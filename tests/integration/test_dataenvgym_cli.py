@@ -45,8 +45,10 @@ def test_open_ended_teacher_writes_a_fixed_count_from_failed_probes(tmp_path) ->
     assert not {e["id"] for e in accepted} & probes  # never trained on a probe
 
 
-def test_skill_tree_teacher_explores_then_exploits_by_data_accuracy(tmp_path) -> None:
+def test_skill_tree_teacher_explores_then_exploits_the_subskills_it_explored(tmp_path) -> None:
     # Two skills and few validation items: the teacher places each in a subskill, one query each.
+    # The allocation by data accuracy is the unit tests' (tests/policies/test_dataenvgym.py);
+    # here, the real teacher's subskills, their data accuracy and the alternation.
     out = small_run(
         tmp_path, "r", "--iterations", "2", "--policy", "dataenvgym-skill-tree",
         "--set", "env.structure=skill-tree",
