@@ -10,7 +10,7 @@ import json
 import pytest
 from test_engine import ScriptedClient, _obs, _Permissive
 
-from dataloop.config import validate_config
+from dataloop.config import EngineConfig, validate_config
 from dataloop.engine import Engine
 from dataloop.engine.benchmarks import BenchmarkIndex, contamination, load_benchmarks
 from dataloop.errors import ConfigError
@@ -160,8 +160,12 @@ def test_the_engine_removes_and_counts_candidates_that_overlap_a_benchmark() -> 
         f" {GSM}\nA: 72\nQ: A fresh question about apples and pears.\nA: 3\nQ: {SHORT}\nA: Paris\n"
     )
     index = BenchmarkIndex({"gsm8k": [GSM], "trivia": [SHORT]})
-    engine = Engine(Teacher(ScriptedClient(text)), task, per_query=3, max_rounds=1,
-                    benchmarks=index)  # fmt: skip
+    engine = Engine(
+        Teacher(ScriptedClient(text)),
+        task,
+        EngineConfig(per_query=3, max_rounds=1),
+        benchmarks=index,
+    )
     plan = Plan(requests=[GenerationRequest(skill="add", count=3)])
     result = asyncio.run(engine.generate(plan, _obs(task), []))
     assert [c.verdict for c in result.candidates] == ["benchmark", "accepted", "benchmark"]

@@ -61,7 +61,7 @@ def test_filters_verify_dedup_decontaminate_and_count(arithmetic) -> None:
         "Q: 45+45\nA: 90\n"
     )
     client = ScriptedClient(text)
-    engine = Engine(Teacher(client), arithmetic, per_query=10, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(per_query=10, max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", count=5)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
     assert [(e.question, e.answer) for e in result.accepted] == [("11+22", "33"), ("45+45", "90")]
@@ -83,7 +83,7 @@ def test_filters_verify_dedup_decontaminate_and_count(arithmetic) -> None:
 
 def test_rounds_stop_when_the_request_is_met_and_surplus_is_kept_out(arithmetic) -> None:
     client = ScriptedClient(" 10+11\nA: 21\nQ: 10+12\nA: 22\nQ: 10+13\nA: 23\n")
-    engine = Engine(Teacher(client), arithmetic, per_query=1, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(per_query=1, max_rounds=3))
     plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert len(result.accepted) == 2
@@ -96,7 +96,7 @@ def test_rounds_stop_when_the_request_is_met_and_surplus_is_kept_out(arithmetic)
 
 def test_budget_exhaustion_ends_generation_without_raising(arithmetic) -> None:
     client = ScriptedClient(" 10+11\nA: 21\n", limit=1)
-    engine = Engine(Teacher(client), arithmetic, per_query=1, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(per_query=1, max_rounds=3))
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.budget_exhausted
@@ -120,7 +120,7 @@ class AnswerEachPrompt(ScriptedClient):
 
 def test_answer_augmentation_dedups_on_question_and_answer(arithmetic) -> None:
     client = AnswerEachPrompt(wrong_every=2)
-    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=4)])
     # Against the seeds every right answer is the seed's own: a duplicate, not new data.
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
@@ -164,7 +164,7 @@ def test_llm2llm_asks_one_example_per_prompt_and_pays_for_no_surplus(arithmetic)
         update={"failures": [Failure(example=failed, prediction="1")]}
     )
     client = ScriptedClient(" 10+11\nA: 21")
-    engine = Engine(Teacher(client), arithmetic, per_query=6, max_rounds=3)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(per_query=6, max_rounds=3))
     plan = Plan(
         requests=[GenerationRequest(skill="add", strategy="llm2llm", count=2, seed_ids=[failed.id])]
     )
@@ -183,7 +183,7 @@ def test_llm2llm_junk_is_counted(arithmetic) -> None:
         update={"failures": [Failure(example=failed, prediction="1")]}
     )
     client = ScriptedClient(" 10+\nnonsense")
-    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="llm2llm", count=1)])
     result = asyncio.run(engine.generate(plan, obs, []))
     assert len(client.prompts) == 1 and result.accepted == []
@@ -192,7 +192,9 @@ def test_llm2llm_junk_is_counted(arithmetic) -> None:
 
 def test_engine_strategy_override_applies_to_every_request(arithmetic) -> None:
     client = ScriptedClient(" 35+12\n")
-    engine = Engine(Teacher(client), arithmetic, strategy="question-rephrase", max_rounds=1)
+    engine = Engine(
+        Teacher(client), arithmetic, EngineConfig(strategy="question-rephrase", max_rounds=1)
+    )
     plan = Plan(requests=[GenerationRequest(skill="add", count=1)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert result.report.counts[0].strategy == "question-rephrase"
@@ -225,7 +227,9 @@ def test_accepted_examples_do_not_depend_on_which_reply_came_first(arithmetic) -
     )
 
     def run(order_seed: int) -> tuple[list[tuple[str, str]], list[str]]:
-        engine = Engine(Teacher(RacingClient(order_seed)), arithmetic, per_query=2, max_rounds=2)
+        engine = Engine(
+            Teacher(RacingClient(order_seed)), arithmetic, EngineConfig(per_query=2, max_rounds=2)
+        )
         result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
         accepted = [(e.question, e.answer) for e in result.accepted]
         return accepted, [c.verdict for c in result.candidates]
@@ -264,7 +268,9 @@ def test_checks_run_side_by_side_up_to_the_tasks_workers_and_keep_order(arithmet
     outcomes = []
     for workers in (1, 4):
         task = SlowTask(arithmetic, workers)
-        engine = Engine(Teacher(ScriptedClient(text)), task, per_query=12, max_rounds=1)
+        engine = Engine(
+            Teacher(ScriptedClient(text)), task, EngineConfig(per_query=12, max_rounds=1)
+        )
         result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
         outcomes.append([(e.question, e.answer) for e in result.accepted])
         assert task.most == workers
@@ -300,7 +306,7 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     skill = math.skills()[0].name
     plan = Plan(requests=[GenerationRequest(skill=skill, count=2)])
     client = VotingClient()
-    engine = Engine(Teacher(client), math, per_query=2, max_rounds=1, votes=3)
+    engine = Engine(Teacher(client), math, EngineConfig(per_query=2, max_rounds=1, votes=3))
     result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
     verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
     # "3 + 5 = 9" is wrong arithmetic: verify rejects it before any vote is asked.
@@ -310,7 +316,7 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     # A well-formed but wrong answer (3 + 6 = 9 is sound arithmetic, the wrong sum) is voted down.
     client = VotingClient()
     client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
-    engine = Engine(Teacher(client), math, per_query=2, max_rounds=1, votes=3)
+    engine = Engine(Teacher(client), math, EngineConfig(per_query=2, max_rounds=1, votes=3))
     result = asyncio.run(engine.generate(plan, _obs(math), math.split("train")))
     verdicts = {c.example.question.split()[0]: c.verdict for c in result.candidates}
     assert verdicts == {"Ann": "accepted", "Bo": "wrong-answer"}
@@ -320,7 +326,9 @@ def test_votes_keep_a_new_problem_only_if_most_fresh_solutions_agree() -> None:
     client = VotingClient()
     client.text = client.text.replace("3 + 5 = 9. #### 9", "3 + 6 = 9. #### 9")
     result = asyncio.run(
-        Engine(Teacher(client), math, per_query=2, max_rounds=1).generate(plan, _obs(math), [])
+        Engine(Teacher(client), math, EngineConfig(per_query=2, max_rounds=1)).generate(
+            plan, _obs(math), []
+        )
     )
     assert [c.verdict for c in result.candidates] == ["accepted", "accepted"]
 
@@ -391,7 +399,7 @@ class FailingClient(ScriptedClient):
 
 
 def test_a_teacher_that_answers_nothing_stops_the_generation(arithmetic) -> None:
-    engine = Engine(Teacher(FailingClient("")), arithmetic, per_query=2, max_rounds=2)
+    engine = Engine(Teacher(FailingClient("")), arithmetic, EngineConfig(per_query=2, max_rounds=2))
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     with pytest.raises(TeacherUnavailable, match=r"answered none of 4 requests.*HTTP 401"):
         asyncio.run(engine.generate(plan, _obs(arithmetic), arithmetic.split("train")))
@@ -401,7 +409,7 @@ def test_seed_rotation_follows_the_training_sets_provenance(arithmetic) -> None:
     """An iteration asks the seeds earlier iterations did not reach: the training set (what a
     resumed run reloads) says which seeds were parents already."""
     client = AnswerEachPrompt()
-    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="answer-augmentation", count=3)])
     first = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     reached = first.report.counts[0].seeds
@@ -418,10 +426,12 @@ def test_novelty_rejects_questions_too_close_to_a_seed(arithmetic) -> None:
     c, d = [n for n in map(str, range(10, 100)) if n not in used][:2]  # shares nothing
     client = ScriptedClient(f" {b}+{a}\nA: {int(a) + int(b)}\nQ: {c}+{d}\nA: {int(c) + int(d)}\n")
     plan = Plan(requests=[GenerationRequest(skill="add", count=2)])
-    strict = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=1, novelty=0.4)
+    strict = Engine(
+        Teacher(client), arithmetic, EngineConfig(per_query=2, max_rounds=1, novelty=0.4)
+    )
     result = asyncio.run(strict.generate(plan, _obs(arithmetic), []))
     assert [c.verdict for c in result.candidates] == ["similar", "accepted"]
-    off = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=1)
+    off = Engine(Teacher(client), arithmetic, EngineConfig(per_query=2, max_rounds=1))
     assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [])).accepted) == 2
 
 
@@ -441,7 +451,9 @@ class RaisingTask(SlowTask):
 def test_a_verify_that_raises_rejects_that_candidate_and_is_counted(arithmetic) -> None:
     text = " 20+10\nA: 30\nQ: 21+10\nA: 31\nQ: 22+10\nA: 32\n"
     plan = Plan(requests=[GenerationRequest(skill="add", count=3)])
-    engine = Engine(Teacher(ScriptedClient(text)), RaisingTask(arithmetic, ("21",)), max_rounds=1)
+    engine = Engine(
+        Teacher(ScriptedClient(text)), RaisingTask(arithmetic, ("21",)), EngineConfig(max_rounds=1)
+    )
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert [c.verdict for c in result.candidates] == ["accepted", "error", "accepted"]
     error = result.candidates[1].error
@@ -454,7 +466,7 @@ def test_when_most_candidates_raise_the_environment_is_named(arithmetic) -> None
     text = " 20+10\nA: 30\nQ: 21+10\nA: 31\nQ: 22+10\nA: 32\n"
     plan = Plan(requests=[GenerationRequest(skill="add", count=3)])
     task = RaisingTask(arithmetic, ("20", "21"))
-    engine = Engine(Teacher(ScriptedClient(text)), task, max_rounds=1)
+    engine = Engine(Teacher(ScriptedClient(text)), task, EngineConfig(max_rounds=1))
     with pytest.raises(PluginError, match="checking candidates raised on 2 of 3") as caught:
         asyncio.run(engine.generate(plan, _obs(arithmetic), []))
     assert "test_engine.py:RaisingTask" in str(caught.value)
@@ -472,18 +484,21 @@ def test_near_duplicates_of_the_training_set_and_the_batch_are_removed_and_count
         "Q: Tell me the total of 40 and 2 added together, please, now\nA: 42\n"  # near the 2nd
     )
     task = _Permissive(skills=["add"])
-    engine = Engine(Teacher(ScriptedClient(text)), task, per_query=4, max_rounds=1,
-                    near_duplicates=0.5)  # fmt: skip
+    engine = Engine(
+        Teacher(ScriptedClient(text)),
+        task,
+        EngineConfig(per_query=4, max_rounds=1, near_duplicates=0.5),
+    )
     plan = Plan(requests=[GenerationRequest(skill="add", count=4)])
     result = asyncio.run(engine.generate(plan, _obs(arithmetic), [held]))
     verdicts = [c.verdict for c in result.candidates]
     assert verdicts == ["near-duplicate", "accepted", "duplicate", "near-duplicate"]
     counts = result.report.counts[0]
     assert (counts.verified, counts.near_duplicates, counts.deduplicated) == (4, 2, 1)
-    off = Engine(Teacher(ScriptedClient(text)), task, per_query=4, max_rounds=1)
+    off = Engine(Teacher(ScriptedClient(text)), task, EngineConfig(per_query=4, max_rounds=1))
     assert len(asyncio.run(off.generate(plan, _obs(arithmetic), [held])).accepted) == 3
-    with pytest.raises(ValueError, match="near-duplicate threshold"):
-        Engine(Teacher(ScriptedClient(text)), task, near_duplicates=0)
+    with pytest.raises(ValueError, match="near_duplicates"):
+        EngineConfig(near_duplicates=0)  # a threshold in (0, 1]
 
 
 class _Permissive(ArithmeticTask):
@@ -527,12 +542,12 @@ def test_refine_corrects_each_failure_with_feedback_and_keeps_only_right_answers
         assert example.provenance.feedback == "the carry was dropped"
     assert all("Student's answer: 7" in p for p in client.prompts)
     # A correction graded wrong against the seed's answer is never kept.
-    wrong = asyncio.run(Engine(Teacher(CorrectsEachPrompt(off=1)), arithmetic, max_rounds=1)
-                        .generate(plan, obs, []))  # fmt: skip
+    strict = Engine(Teacher(CorrectsEachPrompt(off=1)), arithmetic, EngineConfig(max_rounds=1))
+    wrong = asyncio.run(strict.generate(plan, obs, []))
     assert wrong.accepted == [] and {c.verdict for c in wrong.candidates} == {"wrong-answer"}
     # On arithmetic the right answer is the seed's own: with the seeds trained on, a duplicate.
     again = asyncio.run(
-        Engine(Teacher(client), arithmetic, max_rounds=1).generate(plan, obs, seeds)
+        Engine(Teacher(client), arithmetic, EngineConfig(max_rounds=1)).generate(plan, obs, seeds)
     )
     assert again.accepted == [] and {c.verdict for c in again.candidates} == {"duplicate"}
 
@@ -555,7 +570,7 @@ def test_refine_on_code_keeps_a_correction_only_if_it_passes_the_seeds_tests() -
     def run(answer: str):
         reply = json.dumps({"feedback": "it returns nothing", "answer": answer})
         client = ScriptedClient(reply)
-        engine = Engine(Teacher(client, kind="chat"), code, max_rounds=1)
+        engine = Engine(Teacher(client, kind="chat"), code, EngineConfig(max_rounds=1))
         return asyncio.run(engine.generate(plan, obs, [])), client
 
     passing, client = run(seed.answer)
@@ -577,7 +592,7 @@ def test_harder_writes_from_solved_seeds_and_the_task_verifies(arithmetic) -> No
         update={"failures": [Failure(example=e, prediction="7") for e in seeds[1:]]}
     )
     client = ScriptedClient(" 45+46\nA: 0\n")  # a wrong answer: recomputed by verify
-    engine = Engine(Teacher(client), arithmetic, max_rounds=1)
+    engine = Engine(Teacher(client), arithmetic, EngineConfig(max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", strategy="harder", count=1)])
     result = asyncio.run(engine.generate(plan, obs, seeds))
     (example,) = result.accepted

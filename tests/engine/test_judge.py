@@ -12,7 +12,7 @@ from fakeserver import FakeOpenAI
 from test_engine import ScriptedClient, _obs, _Permissive
 
 from dataloop.assemble import check_run
-from dataloop.config import validate_config
+from dataloop.config import EngineConfig, validate_config
 from dataloop.engine import Engine
 from dataloop.engine.judge import Judge
 from dataloop.errors import ConfigError
@@ -53,7 +53,7 @@ def _engine(judge_client, teacher_client=None, **judge_options) -> Engine:
     task = _Permissive(skills=["add"])
     judge = Judge(Teacher(judge_client, "chat"), **judge_options)
     teacher = Teacher(teacher_client or ScriptedClient(TEXT))
-    return Engine(teacher, task, per_query=3, max_rounds=1, judge=judge)
+    return Engine(teacher, task, EngineConfig(per_query=3, max_rounds=1), judge=judge)
 
 
 def test_the_judge_keeps_scores_at_the_threshold_and_records_score_and_reason() -> None:

@@ -13,7 +13,7 @@ from dataloop import GenerationRequest, Loop, Observation, Plan, Policy
 from dataloop.config import StudentConfig
 from dataloop.engine import Engine
 from dataloop.gym import Environment
-from dataloop.llm import OpenAIClient, Teacher
+from dataloop.llm import OpenAIClient, Sampling, Teacher
 from dataloop.students.hf import HFStudent
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,11 @@ def test_python_api_loop_with_a_policy_subclass(llama: str, tmp_path) -> None:
         options={"skills": ["max", "sort"], "validation_per_skill": 20, "test_per_skill": 5},
     )
     student = HFStudent(StudentConfig(steps_per_iteration=10), seed=0)
-    engine = Engine(Teacher(OpenAIClient("gemma", [llama], concurrency=4)), task, max_tokens=64)
+    engine = Engine(
+        Teacher(OpenAIClient("gemma", [llama], concurrency=4)),
+        task,
+        sampling=Sampling(max_tokens=64),
+    )
     env = Environment(
         task, student, checkpoints_dir=tmp_path, max_iterations=1, budget=engine.budget
     )

@@ -9,8 +9,9 @@ import json
 import pytest
 from realcli import small_run
 
+from dataloop.config import EngineConfig
 from dataloop.engine import BUILTIN_STRATEGIES, Engine
-from dataloop.llm import OpenAIClient, Teacher
+from dataloop.llm import OpenAIClient, Sampling, Teacher
 from dataloop.schema import Failure, GenerationRequest, Observation, Plan
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,12 @@ def test_each_strategy_yields_verified_examples_from_the_real_teacher(
 
     async def go():
         client = OpenAIClient("gemma", [llama], concurrency=4)
-        engine = Engine(Teacher(client), arithmetic, max_tokens=96, max_rounds=4, temperature=0.7)
+        engine = Engine(
+            Teacher(client),
+            arithmetic,
+            EngineConfig(max_rounds=4),
+            sampling=Sampling(max_tokens=96, temperature=0.7),
+        )
         plan = Plan(requests=[GenerationRequest(skill=skill, strategy=strategy, count=count)])
         train = arithmetic.split("train") if with_seeds else []
         result = await engine.generate(plan, obs, train)

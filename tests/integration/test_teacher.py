@@ -37,7 +37,7 @@ def test_completion_and_concurrent_requests(llama: str) -> None:
 def test_generate_and_verify_through_the_engine(llama: str, arithmetic) -> None:
     async def go():
         client = OpenAIClient("gemma", [llama], concurrency=4)
-        engine = Engine(Teacher(client), arithmetic, max_tokens=96)
+        engine = Engine(Teacher(client), arithmetic, sampling=Sampling(max_tokens=96))
         obs = Observation(iteration=0, skills=arithmetic.skills(), accuracy={}, mean_accuracy=0)
         plan = Plan(requests=[GenerationRequest(skill=s, count=4) for s in ("add", "reverse")])
         result = await engine.generate(plan, obs, arithmetic.split("train"))

@@ -10,6 +10,7 @@ import socket
 import pytest
 from fakeserver import FakeOpenAI
 
+from dataloop.config import EngineConfig
 from dataloop.engine import Engine
 from dataloop.llm import OpenAIClient, Sampling, Teacher
 from dataloop.schema import Budget, GenerationRequest, Observation, Plan
@@ -23,7 +24,7 @@ def test_generation_survives_faults_reports_failures_and_keeps_to_budget(arithme
         return f" {a}+{b}\nA: {a + b}\nQ: {b}+{a}\nA: 0\n"  # the second answer is wrong
 
     async def go(client: OpenAIClient):
-        engine = Engine(Teacher(client), arithmetic, per_query=2, max_rounds=3)
+        engine = Engine(Teacher(client), arithmetic, EngineConfig(per_query=2, max_rounds=3))
         obs = Observation(iteration=0, skills=arithmetic.skills(), accuracy={}, mean_accuracy=0)
         plan = Plan(requests=[GenerationRequest(skill="add", count=30)])
         try:

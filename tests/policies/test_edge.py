@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from dataloop.assemble import check_run
-from dataloop.config import LoopConfig
+from dataloop.config import EngineConfig, LoopConfig
 from dataloop.difficulty import measure_solve_rates
 from dataloop.engine import Engine
 from dataloop.envs.arithmetic import ArithmeticTask, solve
@@ -226,7 +226,7 @@ def test_the_loop_measures_moves_the_level_and_records_it(tmp_path: Path) -> Non
         skills=["add"], train_per_skill=4, validation_per_skill=4, test_per_skill=2
     )
     client = ScriptedClient()
-    engine = Engine(Teacher(client), task, per_query=10, max_rounds=1)
+    engine = Engine(Teacher(client), task, EngineConfig(per_query=10, max_rounds=1))
     student = RuleStudent(right=4)  # solves every sampled answer: the level climbs
     env = Environment(
         task, student, checkpoints_dir=tmp_path / "ckpt", max_iterations=2, budget=engine.budget
@@ -264,7 +264,7 @@ def test_the_loop_measures_moves_the_level_and_records_it(tmp_path: Path) -> Non
 def test_a_plan_for_a_level_the_skill_lacks_is_one_line(arithmetic) -> None:
     import asyncio
 
-    engine = Engine(Teacher(ScriptedClient()), arithmetic, per_query=10, max_rounds=1)
+    engine = Engine(Teacher(ScriptedClient()), arithmetic, EngineConfig(per_query=10, max_rounds=1))
     plan = Plan(requests=[GenerationRequest(skill="add", count=2, level=3)])
     obs = Observation(iteration=0, skills=arithmetic.skills(), accuracy={}, mean_accuracy=0.0)
     with pytest.raises(TeacherError, match=r"level 3 of 'add', which has 3 levels"):
@@ -287,7 +287,7 @@ def test_a_resumed_iteration_measures_its_candidates_again(tmp_path: Path) -> No
     run = RunDir(tmp_path / "run")
 
     def loop(student: RuleStudent, client: ScriptedClient) -> Loop:
-        engine = Engine(Teacher(client), task, per_query=10, max_rounds=1)
+        engine = Engine(Teacher(client), task, EngineConfig(per_query=10, max_rounds=1))
         env = Environment(
             task, student, checkpoints_dir=tmp_path / "ckpt", max_iterations=1,
             budget=engine.budget,
