@@ -18,8 +18,8 @@ import random
 from collections.abc import Callable
 from typing import Protocol
 
-from dataloop.engine.results import Candidate, GenerationResult, ProgressFn
 from dataloop.engine.filters import Decontaminator, Seen
+from dataloop.engine.results import Candidate, GenerationResult, ProgressFn
 from dataloop.environments import TaskEnvironment, belongs
 from dataloop.errors import ConfigError
 from dataloop.schema import Budget, Example, FilterCounts, GenerationRequest, Observation, Plan
