@@ -11,6 +11,7 @@ from pathlib import Path
 from dataloop.atomic import write_text
 from dataloop.bench.results import ExperimentResult, RunResult
 from dataloop.bench.spec import METRIC_NAMES
+from dataloop.bench.timing import seconds_by_source
 from dataloop.stats import Estimate, PairedDifference, mean_ci
 
 
@@ -103,18 +104,16 @@ def markdown(result: ExperimentResult) -> str:
 
 def _timing(runs: list[RunResult]) -> list[str]:
     """How long the runs took: in all, and the median run of each data source."""
-    timed = [r for r in runs if r.seconds > 0]
-    if not timed:
+    sources = seconds_by_source(runs)
+    if not sources:
         return []
-    sources: dict[str, list[float]] = {}
-    for r in timed:
-        sources.setdefault(r.source, []).append(r.seconds)
     medians = ", ".join(
         f"{name} {statistics.median(sources[source]) / 60:.1f}"
         for source, name in SOURCE_NAMES.items()
         if source in sources
     )
-    total = sum(r.seconds for r in timed) / 3600
+    timed = [s for times in sources.values() for s in times]
+    total = sum(timed) / 3600
     return [
         "",
         f"Wall time: {total:.1f} h for {len(timed)} runs; median minutes a run: {medians} "

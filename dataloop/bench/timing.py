@@ -11,17 +11,24 @@ from dataloop.bench.spec import Experiment
 from dataloop.bench.workers import Cell
 
 
+def seconds_by_source(runs: Sequence[RunResult]) -> dict[str, list[float]]:
+    """Per data source, the ``seconds`` of its runs that have a time (a record without one,
+    0, is left out)."""
+    by_source: dict[str, list[float]] = {}
+    for run in runs:
+        if run.seconds > 0:
+            by_source.setdefault(run.source, []).append(run.seconds)
+    return by_source
+
+
 def time_left(records: Sequence[RunResult], cells: Sequence[Cell], jobs: int = 1) -> float | None:
     """Seconds that ``cells`` will take, each at the median recorded run of its data source
     (teacher, oracle, seed-only; at the median of all recorded runs for a source with none
     yet), shared among ``jobs`` workers; None while no run with a time is recorded."""
-    timed = [r for r in records if r.seconds > 0]
-    if not timed:
+    by_source = seconds_by_source(records)
+    if not by_source:
         return None
-    by_source: dict[str, list[float]] = {}
-    for record in timed:
-        by_source.setdefault(record.source, []).append(record.seconds)
-    overall = statistics.median(r.seconds for r in timed)
+    overall = statistics.median(s for times in by_source.values() for s in times)
     medians = {source: statistics.median(times) for source, times in by_source.items()}
     total = sum(medians.get(config.engine.source, overall) for _, _, config in cells)
     return total / max(1, jobs)
