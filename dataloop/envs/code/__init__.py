@@ -10,8 +10,9 @@ fresh namespaces (bubblewrap), CPU/memory/time limits, no network, a throwaway d
 program passes only when the sandbox's harness reports that its tests ran to the end; an exit
 status, or an object that claims to equal anything, does not pass. Scoring is pass@1 with greedy
 decoding. ``verify`` runs a generated example's own tests — the asserts in an MBPP-style
-question, or the ``>>>`` examples in a HumanEval-style docstring, turned into asserts — against
-its solution and rejects it unless all pass.
+question, or the ``>>>`` examples in a HumanEval-style docstring (or, without them, its
+examples written out as ``f(x) == y``), turned into asserts — against its solution and rejects it
+unless all pass.
 
 Without namespaces (no ``bwrap``, or a kernel that refuses them) the environment refuses to
 start unless ``allow_unisolated`` is set.
@@ -92,7 +93,8 @@ def mbpp_question(text: str, tests: list[str]) -> str:
 
 
 def visible_tests(question: str) -> str | None:
-    """Test code written in a question: MBPP asserts, or a docstring's ``>>>`` examples."""
+    """Test code written in a question: MBPP asserts, a docstring's ``>>>`` examples, or, in a
+    docstring without them, its written-out examples (``f(x) == y``; :func:`example_asserts`)."""
     if TESTS_HEADER in question:
         asserts = [
             line.strip()
@@ -102,7 +104,11 @@ def visible_tests(question: str) -> str | None:
         return "\n".join(asserts) or None
     function = _last_function(question)
     docstring = ast.get_docstring(function, clean=False) if function else None
-    return doctest_asserts(docstring) if docstring else None
+    if not function or not docstring:
+        return None
+    if ">>>" in docstring:
+        return doctest_asserts(docstring)
+    return example_asserts(docstring, function.name)
 
 
 def _last_function(question: str) -> ast.FunctionDef | None:
@@ -130,12 +136,59 @@ def doctest_asserts(docstring: str) -> str | None:
         if not want:
             lines.append(source)
             continue
-        try:
-            ast.parse(source, mode="eval")
-            ast.literal_eval(want)
-        except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        test = _value_assert(source, want)
+        if test is None:
             return None
-        lines.append(f"assert ({source}) == ({want})")
+        lines.append(test)
+    return "\n".join(lines) if lines else None
+
+
+def _value_assert(source: str, want: str, call: str | None = None) -> str | None:
+    """``assert (source) == (want)`` when ``source`` is an expression (with ``call``: a call of
+    that function) and ``want`` a Python literal, rewritten from their syntax trees so that a
+    trailing ``# comment`` cannot swallow the rest of the line; else None."""
+    try:
+        expression = ast.parse(source.strip(), mode="eval").body
+        value = ast.parse(want.strip(), mode="eval").body
+        ast.literal_eval(value)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError):
+        return None
+    if call is not None and not (
+        isinstance(expression, ast.Call)
+        and isinstance(expression.func, ast.Name)
+        and expression.func.id == call
+    ):
+        return None
+    return f"assert ({ast.unparse(expression)}) == ({ast.unparse(value)})"
+
+
+# How HumanEval's docstrings without ``>>>`` write an example's result: ``f(x) == y``,
+# ``f(x) ➞ y``, ``f(x) # => y``, ``f(x) should return y`` ...
+_RESULT_MARKS = re.compile(r"==>|=>|➞|->|==|=|\bshould return\b|\breturns?\b")
+
+
+def example_asserts(docstring: str, name: str) -> str | None:
+    """The examples a docstring writes out on one line each, a call of ``name`` and its result
+    (``name(2) == 4``, ``name(2) ➞ 4``, ``name(2)  # returns 4``), as test code of the kind
+    :func:`doctest_asserts` makes. ``None`` when there is none, or when a line that starts
+    with a call of ``name`` and marks a result cannot be read as call and literal: an example
+    that cannot be checked leaves the question unchecked rather than half checked."""
+    lines = []
+    for line in docstring.splitlines():
+        text = line.strip().removeprefix("- ").strip()
+        if not text.startswith(f"{name}("):
+            continue
+        marks = list(_RESULT_MARKS.finditer(text))
+        if not marks:
+            continue  # a call spread over lines, or a mention in prose: not an example here
+        tests = (
+            _value_assert(text[: m.start()].rstrip().removesuffix("#"), text[m.end() :], name)
+            for m in marks
+        )
+        test = next((t for t in tests if t is not None), None)
+        if test is None:
+            return None
+        lines.append(test)
     return "\n".join(lines) if lines else None
 
 
