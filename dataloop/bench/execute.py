@@ -48,7 +48,7 @@ from dataloop.bench.workers import Cell, Executor, Failures, Progress
 from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError, DataloopError
-from dataloop.identity import CodeIdentity
+from dataloop.identity import CodeIdentity, code_identity
 from dataloop.runs import RunDir
 
 if TYPE_CHECKING:
@@ -186,6 +186,35 @@ def _missing(
     return todo
 
 
+def check_code(
+    experiment: Experiment, recorded: Iterable[str] = (), allow_mixed: bool = False
+) -> None:
+    """Raise BenchError unless runs made by this process's code may join the experiment: the
+    commit its ``code`` names, clean; without ``code``, the code of the ``recorded`` runs (their
+    labels), unless ``allow_mixed``. Checked before any run is made, not after hours of them."""
+    here = code_identity()
+    file = f"a checkout of {experiment.code}" if experiment.code else "that checkout"
+    how = (
+        f"make them from {file} (git worktree add --detach ../{experiment.name}-run "
+        f"{experiment.code or '<commit>'}, with {experiment.results} copied into it; "
+        "scripts/continue_experiment.sh does both)"
+    )
+    if experiment.code is not None:
+        if here.commit is None or not here.commit.startswith(experiment.code) or here.dirty:
+            raise BenchError(
+                f"{experiment.name}'s runs are made at {experiment.code} (experiment field "
+                f"'code'), and this is {here.label}: {how}"
+            )
+        return
+    others = sorted(set(recorded) - {here.label})
+    if others and not allow_mixed:
+        raise BenchError(
+            f"{experiment.name}'s recorded runs were made by {', '.join(others)}, and this is "
+            f"{here.label}: runs made here could not be paired with them; {how}, or --rerun "
+            "the arms here, or pass --allow-mixed-commits"
+        )
+
+
 class CellOutcome(BaseModel):
     """What a worker did with one (arm, seed) run."""
 
@@ -222,6 +251,7 @@ def run_cell(
         _check_folders([cell], out)  # the experiment file may have changed since it was planned
         if not _missing(experiment, [cell], out, None):
             return CellOutcome(run=name, status="done before")
+        check_code(experiment, allow_mixed=True)  # a worker's, or one --arm --seed run
         if on_start:
             on_start()
         run = RunDir(folder)
@@ -323,6 +353,9 @@ def run_bench(
 
     failures: Failures = {}
     todo = _missing(experiment, planned, out, progress)
+    if run_missing and todo:
+        labels = {r.code.label for r in read_results(experiment.results)}
+        check_code(experiment, labels, allow_mixed_commits)
     for _ in range(ROUNDS if run_missing else 0):
         if not todo:
             break

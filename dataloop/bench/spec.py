@@ -127,6 +127,10 @@ class Experiment(_Section):
     """The per-run results file (JSON lines, meant to be committed), relative to the
     experiment file; default ``results/<name>.jsonl`` beside it. Runs it holds are not run
     again, on this machine or another."""
+    code: str | None = Field(None, pattern=r"^[0-9a-f]{7,40}$")
+    """The commit (7 to 40 hex digits) its runs are made at, as its registration names it:
+    bench makes none of its runs from other code (another commit, or a modified tree), so
+    every run of a registered experiment has one code identity wherever it is continued."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:

@@ -1,0 +1,98 @@
+"""An experiment's runs all come from one code: the commit its ``code`` field registers, or
+the code of the runs already recorded; bench refuses before making a run from other code, not
+after hours of runs that could never be paired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataloop.bench import BenchError, CurvePoint, RunResult, load_experiment, run_bench
+from dataloop.bench import execute as bench_execute
+from dataloop.bench.results import record_result, run_config_data
+from dataloop.identity import CodeIdentity
+
+HERE = "abc1234" + "8" * 33
+
+
+def _experiment(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(
+        "name: exp\nseeds: [0]\nbudget: {queries: 5}\n"
+        "base: {iterations: 1, env: {options: {skills: [add]}}}\n"
+        "arms: [{name: seed-only}, {name: other, use: seed-only}]\n" + extra
+    )
+    return path
+
+
+def _identity(monkeypatch, commit: str | None, dirty: bool = False) -> None:
+    identity = CodeIdentity(commit=commit, dirty=dirty)
+    monkeypatch.setattr(bench_execute, "code_identity", lambda: identity)
+
+
+def _record(path: Path, arm: str, commit: str, config) -> None:
+    point = CurvePoint(iteration=0, queries=0, examples=0, budget_spent=0.0, mean_accuracy=0.5)
+    record_result(
+        path,
+        RunResult(
+            arm=arm, seed=0, run=f"{arm}/seed-0", source="none",
+            code=CodeIdentity(commit=commit), points=[point], final=0.5, test=0.5, auc=0.5,
+            seconds=1.0, config=run_config_data(config),
+        ),
+    )  # fmt: skip
+
+
+def test_code_must_look_like_a_commit(tmp_path) -> None:
+    for bad in ("main", "1234567"):  # YAML reads an all-digit one as a number: quote it
+        with pytest.raises(BenchError, match="experiment field 'code'") as err:
+            load_experiment(_experiment(tmp_path, f"code: {bad}\n"))
+        assert "\n" not in str(err.value)
+    spec, _ = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
+    assert spec.code == "abc1234"
+
+
+@pytest.mark.parametrize(
+    ("commit", "dirty"), [("abcdef0" + "0" * 33, False), (HERE, True), (None, False)]
+)
+def test_runs_are_refused_away_from_the_registered_commit(
+    tmp_path, monkeypatch, commit, dirty
+) -> None:
+    spec, base = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
+    _identity(monkeypatch, commit, dirty)
+    with pytest.raises(BenchError, match=r"made at abc1234 \(experiment field 'code'\)") as err:
+        run_bench(spec, base, tmp_path / "out")
+    assert "\n" not in str(err.value)
+    assert "git worktree add --detach ../exp-run abc1234" in str(err.value)
+    assert not (tmp_path / "out" / "seed-only").exists()  # nothing ran
+    # Tabulating what is recorded makes no run, so it needs no particular code.
+    run_bench(spec, base, tmp_path / "out", run_missing=False)
+
+
+def test_one_run_by_arm_and_seed_is_refused_too(tmp_path, monkeypatch) -> None:
+    spec, base = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
+    _identity(monkeypatch, "abcdef0" + "0" * 33)
+    (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)
+    with pytest.raises(BenchError, match="experiment field 'code'"):
+        bench_execute.run_cell(spec, tmp_path / "out", cell)
+
+
+def test_at_the_registered_commit_the_check_passes(monkeypatch, tmp_path) -> None:
+    spec, _ = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
+    _identity(monkeypatch, HERE)
+    bench_execute.check_code(spec, ["something-else"])  # the registered commit decides
+
+
+def test_without_code_new_runs_must_match_the_recorded_ones(tmp_path, monkeypatch) -> None:
+    spec, base = load_experiment(_experiment(tmp_path))
+    assert spec.results is not None
+    (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)
+    _record(spec.results, "seed-only", "abcdef0" + "0" * 33, cell[2])
+    _identity(monkeypatch, HERE)
+    with pytest.raises(BenchError, match=r"made by abcdef0000, and this is abc1234888") as err:
+        run_bench(spec, base, tmp_path / "out")
+    assert "--allow-mixed-commits" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out" / "other").exists()  # nothing ran
+    bench_execute.check_code(spec, ["abcdef0000"], allow_mixed=True)  # asked for
+    bench_execute.check_code(spec, [HERE[:10]])  # the same code
+    bench_execute.check_code(spec, [])  # nothing recorded yet
