@@ -92,6 +92,7 @@ def test_without_code_new_runs_must_match_the_recorded_ones(tmp_path, monkeypatc
     with pytest.raises(BenchError, match=r"made by abcdef0000, and this is abc1234888") as err:
         run_bench(spec, base, tmp_path / "out")
     assert "--allow-mixed-commits" in str(err.value) and "\n" not in str(err.value)
+    assert "git worktree add --detach ../exp-run abcdef0000" in str(err.value)
     assert not (tmp_path / "out" / "other").exists()  # nothing ran
     bench_execute.check_code(spec, ["abcdef0000"], allow_mixed=True)  # asked for
     bench_execute.check_code(spec, [HERE[:10]])  # the same code

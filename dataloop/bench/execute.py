@@ -193,25 +193,28 @@ def check_code(
     commit its ``code`` names, clean; without ``code``, the code of the ``recorded`` runs (their
     labels), unless ``allow_mixed``. Checked before any run is made, not after hours of them."""
     here = code_identity()
-    file = f"a checkout of {experiment.code}" if experiment.code else "that checkout"
-    how = (
-        f"make them from {file} (git worktree add --detach ../{experiment.name}-run "
-        f"{experiment.code or '<commit>'}, with {experiment.results} copied into it; "
-        "scripts/continue_experiment.sh does both)"
-    )
+
+    def worktree(commit: str) -> str:
+        return (
+            f"git worktree add --detach ../{experiment.name}-run {commit}, with "
+            f"{experiment.results} copied into it"
+        )
+
     if experiment.code is not None:
         if here.commit is None or not here.commit.startswith(experiment.code) or here.dirty:
             raise BenchError(
                 f"{experiment.name}'s runs are made at {experiment.code} (experiment field "
-                f"'code'), and this is {here.label}: {how}"
+                f"'code'), and this is {here.label}: make them from a checkout of it "
+                f"({worktree(experiment.code)}; scripts/continue_experiment.sh does both)"
             )
         return
     others = sorted(set(recorded) - {here.label})
     if others and not allow_mixed:
         raise BenchError(
             f"{experiment.name}'s recorded runs were made by {', '.join(others)}, and this is "
-            f"{here.label}: runs made here could not be paired with them; {how}, or --rerun "
-            "the arms here, or pass --allow-mixed-commits"
+            f"{here.label}: runs made here could not be paired with them; make them from a "
+            f"checkout of that code ({worktree(others[0].removesuffix('+dirty'))}), or "
+            "--rerun the arms here, or pass --allow-mixed-commits"
         )
 
 
