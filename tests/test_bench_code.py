@@ -44,10 +44,12 @@ def _record(path: Path, arm: str, commit: str, config) -> None:
 
 
 def test_code_must_look_like_a_commit(tmp_path) -> None:
-    for bad in ("main", "1234567"):  # YAML reads an all-digit one as a number: quote it
-        with pytest.raises(BenchError, match="experiment field 'code'") as err:
-            load_experiment(_experiment(tmp_path, f"code: {bad}\n"))
+    bad = {"main": "7 to 40 hex digits", "1234567": "must be quoted, as '1234567'"}
+    for value, says in bad.items():  # YAML reads an all-digit one as a number
+        with pytest.raises(BenchError, match=f"experiment field 'code': {says}") as err:
+            load_experiment(_experiment(tmp_path, f"code: {value}\n"))
         assert "\n" not in str(err.value)
+    assert load_experiment(_experiment(tmp_path, "code: '1234567'\n"))[0].code == "1234567"
     spec, _ = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
     assert spec.code == "abc1234"
 

@@ -7,10 +7,18 @@ result (:mod:`dataloop.bench.results`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dataloop.config import LoopConfig, apply_overrides, parse_yaml, validate_config
 from dataloop.errors import ConfigError, DataloopError
@@ -127,10 +135,21 @@ class Experiment(_Section):
     """The per-run results file (JSON lines, meant to be committed), relative to the
     experiment file; default ``results/<name>.jsonl`` beside it. Runs it holds are not run
     again, on this machine or another."""
-    code: str | None = Field(None, pattern=r"^[0-9a-f]{7,40}$")
+    code: str | None = None
     """The commit (7 to 40 hex digits) its runs are made at, as its registration names it:
     bench makes none of its runs from other code (another commit, or a modified tree), so
     every run of a registered experiment has one code identity wherever it is continued."""
+
+    @field_validator("code", mode="before")
+    @classmethod
+    def _a_commit(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"a commit of digits only must be quoted, as '{value}'")
+        if isinstance(value, str) and not re.fullmatch(r"[0-9a-f]{7,40}", value):
+            raise ValueError(
+                f"expected a commit, 7 to 40 hex digits (git rev-parse), got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Experiment:
@@ -167,6 +186,7 @@ def load_experiment(path: Path) -> tuple[Experiment, LoopConfig]:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "experiment"
         msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = msg.removeprefix("Value error, ")
         raise BenchError(f"experiment field '{field}': {msg} (in {path})") from None
     if experiment.config is not None and not experiment.config.is_absolute():
         experiment.config = path.parent / experiment.config
