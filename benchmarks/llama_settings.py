@@ -4,9 +4,10 @@ The registered experiments (E4-E6) run Gemma 3 270M in llama-server with 2 threa
 ``--poll 0`` (threads sleep while they wait for work: beside other work, spinning threads starved
 the teacher). This measures what those choices cost or gain on an otherwise idle machine: each
 variant is a llama-server started with its own slots and extra arguments, and every variant gets
-the very same work, one iteration of a teacher arm as the experiments ask for it (``new-question``
-for the six arithmetic skills, 100 examples, dataloop's ``Engine`` with its default settings and
-the experiments' seeds), through the same ``OpenAIClient`` with as many requests in flight as
+the very same work, one iteration of a uniform teacher arm of the size the experiments ask for
+(``new-question`` for the six default arithmetic skills with the task's default seed examples,
+100 examples, dataloop's ``Engine`` with its default settings; the gyms' seed counts differ, the
+prompts' form does not), through the same ``OpenAIClient`` with as many requests in flight as
 the variant has slots. The variants run in alternation, repeat after repeat, each repeat with
 other seed examples (the same for every variant), so a noisy machine slows all alike. Each pass
 records its wall seconds and completion tokens per second; the result is each variant's median

@@ -46,7 +46,8 @@ def _record(path: Path, arm: str, commit: str, config) -> None:
 def test_code_must_look_like_a_commit(tmp_path) -> None:
     bad = {
         "main": "expected a commit, 7 to 40 hex digits",
-        "1234567": "must be quoted, as '1234567'",
+        "1234567": "the number 1234567: quote the commit",
+        "0123456": "the number 42798: quote the commit",  # YAML 1.1: octal
     }
     for value, says in bad.items():  # YAML reads an all-digit one as a number
         with pytest.raises(BenchError, match=f"experiment field 'code': .*{says}") as err:
@@ -102,3 +103,56 @@ def test_without_code_new_runs_must_match_the_recorded_ones(tmp_path, monkeypatc
     bench_execute.check_code(spec, ["abcdef0000"], allow_mixed=True)  # asked for
     bench_execute.check_code(spec, [HERE[:10]])  # the same code
     bench_execute.check_code(spec, [])  # nothing recorded yet
+
+
+def test_a_refused_rerun_loses_nothing(tmp_path, monkeypatch) -> None:
+    """--rerun drops an arm's records and folders; from the wrong code it refuses first."""
+    spec, base = load_experiment(_experiment(tmp_path))
+    assert spec.results is not None
+    for arm in ("seed-only", "other"):
+        (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", arm, 0)
+        _record(spec.results, arm, "abcdef0" + "0" * 33, cell[2])
+        (tmp_path / "out" / arm / "seed-0").mkdir(parents=True)
+    before = spec.results.read_text()
+    _identity(monkeypatch, HERE)
+    with pytest.raises(BenchError, match="made by abcdef0000"):
+        run_bench(spec, base, tmp_path / "out", rerun=["other"])
+    assert spec.results.read_text() == before
+    assert (tmp_path / "out" / "other" / "seed-0").is_dir()
+
+
+def test_one_run_by_arm_and_seed_matches_the_recorded_code(tmp_path, monkeypatch) -> None:
+    """What each line of --plan (a Slurm task) runs is checked as the whole bench is."""
+    spec, base = load_experiment(_experiment(tmp_path))
+    assert spec.results is not None
+    (done,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)
+    _record(spec.results, "seed-only", "abcdef0" + "0" * 33, done[2])
+    _identity(monkeypatch, HERE)
+    (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "other", 0)
+    with pytest.raises(BenchError, match="made by abcdef0000"):
+        bench_execute.run_cell(spec, tmp_path / "out", cell)
+    assert not (tmp_path / "out" / "other" / "seed-0" / "state.json").exists()
+
+
+def test_a_run_started_by_other_code_is_not_resumed_by_this(tmp_path, monkeypatch) -> None:
+    spec, base = load_experiment(_experiment(tmp_path))
+    (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)
+    from dataloop.runs import RunDir
+
+    folder = tmp_path / "out" / "seed-only" / "seed-0"
+    folder.mkdir(parents=True)
+    RunDir(folder).record_environment(CodeIdentity(commit="abcdef0" + "0" * 33))
+    _identity(monkeypatch, HERE)
+    with pytest.raises(BenchError, match="made by abcdef0000, and this is abc1234888"):
+        bench_execute.run_cell(spec, tmp_path / "out", cell)
+    with pytest.raises(BenchError, match="made by abcdef0000"):
+        run_bench(spec, base, tmp_path / "out")
+
+
+def test_workers_are_told_to_allow_mixed_code_when_bench_was() -> None:
+    from dataloop.bench.workers import cell_args, choose_executor
+
+    assert "--allow-mixed-commits" in cell_args(Path("e.yaml"), Path("o"), "a", 0, 1, True)
+    assert "--allow-mixed-commits" not in cell_args(Path("e.yaml"), Path("o"), "a", 0, 1)
+    jobs = choose_executor(Path("e.yaml"), Path("o"), jobs=2, allow_mixed=True)
+    assert jobs is not None and jobs.allow_mixed  # type: ignore[attr-defined]

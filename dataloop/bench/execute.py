@@ -238,10 +238,13 @@ def run_cell(
     threads: int | None = None,
     display_factory: Callable[[], Display] | None = None,
     on_start: Callable[[], None] | None = None,
+    allow_mixed: bool = False,
 ) -> CellOutcome:
     """Make one run unless another worker holds it or it is recorded already: lock it, make
     (or resume) it, record it in the results file. ``threads`` caps the CPU threads of its
-    student and of a teacher server it starts; ``on_start()`` is called when it starts."""
+    student and of a teacher server it starts; ``on_start()`` is called when it starts. Unless
+    ``allow_mixed``, it is made only by the code of the runs recorded, and of its own folder's
+    earlier starts (:func:`check_code`)."""
     assert experiment.results is not None, "load_experiment sets the results file"
     arm, seed, config = cell
     folder = _folder(out, arm.name, seed)
@@ -254,10 +257,12 @@ def run_cell(
         _check_folders([cell], out)  # the experiment file may have changed since it was planned
         if not _missing(experiment, [cell], out, None):
             return CellOutcome(run=name, status="done before")
-        check_code(experiment, allow_mixed=True)  # a worker's, or one --arm --seed run
+        run = RunDir(folder)
+        started = run.environments() if run.exists("environment.jsonl") else []
+        labels = {r.code.label for r in read_results(experiment.results)}
+        check_code(experiment, labels | {c.label for c in started}, allow_mixed)
         if on_start:
             on_start()
-        run = RunDir(folder)
         _execute(config, run, display_factory, threads)
         record_result(experiment.results, read_run(config, arm, seed, run))
         return CellOutcome(run=name, status="ran", holder=holder)
@@ -277,9 +282,12 @@ class InProcess:
         out: Path,
         display_factory: Callable[[], Display] | None = None,
         threads: int | None = None,
+        *,
+        allow_mixed: bool = False,
     ) -> None:
         self.experiment, self.out = experiment, out
         self.display_factory, self.threads = display_factory, threads
+        self.allow_mixed = allow_mixed
 
     def run(self, cells: Sequence[Cell], progress: Progress | None) -> Failures:
         """Make ``cells`` in turn; a run another worker holds is left to it."""
@@ -292,6 +300,7 @@ class InProcess:
                 threads=self.threads,
                 display_factory=self.display_factory,
                 on_start=partial(progress, arm.name, seed, "running") if progress else None,
+                allow_mixed=self.allow_mixed,
             )
             if progress and outcome.status == "busy":
                 progress(arm.name, seed, f"running in another worker, {outcome.holder}")
@@ -336,6 +345,9 @@ def run_bench(
     if unknown:
         raise BenchError(f"--rerun names {unknown}, not arms of {experiment.name}")
     planned = planned_runs(experiment, base, out)
+    if rerun and run_missing:  # before anything is dropped: the rerun arms' runs go
+        kept = {r.code.label for r in read_results(experiment.results) if r.arm not in rerun}
+        check_code(experiment, kept, allow_mixed_commits)
     if rerun:
         drop_results(experiment.results, rerun)
         for arm_name in rerun:
@@ -345,7 +357,9 @@ def run_bench(
         _check_arms(planned)
     index = {(arm.name, seed): i for i, (arm, seed, _) in enumerate(planned, start=1)}
 
-    executor = executor or InProcess(experiment, out, display_factory, threads)
+    executor = executor or InProcess(
+        experiment, out, display_factory, threads, allow_mixed=allow_mixed_commits
+    )
 
     def progress(arm: str, seed: int, status: str) -> None:
         if not on_run:

@@ -144,7 +144,9 @@ class Experiment(_Section):
     @classmethod
     def _a_commit(cls, value: object) -> object:
         if isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError(f"a commit of digits only must be quoted, as '{value}'")
+            raise ValueError(
+                f"YAML read it as the number {value}: quote the commit as written ('...')"
+            )
         if isinstance(value, str) and not re.fullmatch(r"[0-9a-f]{7,40}", value):
             raise ValueError(
                 f"expected a commit, 7 to 40 hex digits (git rev-parse), got {value!r}"

@@ -66,11 +66,17 @@ class Executor(Protocol):
 
 
 def cell_args(
-    experiment: Path, out: Path, arm: str, seed: int, threads: int | None = None
+    experiment: Path,
+    out: Path,
+    arm: str,
+    seed: int,
+    threads: int | None = None,
+    allow_mixed: bool = False,
 ) -> list[str]:
     """The ``dataloop bench`` arguments that make one run."""
     args = ["bench", str(experiment), "--out", str(out), "--arm", arm, "--seed", str(seed)]
-    return args + (["--threads", str(threads)] if threads else []) + ["--quiet"]
+    args += ["--threads", str(threads)] if threads else []
+    return args + (["--allow-mixed-commits"] if allow_mixed else []) + ["--quiet"]
 
 
 def cell_command(experiment: Path, out: Path, arm: str, seed: int) -> str:
@@ -116,9 +122,18 @@ class Processes:
     """``jobs`` runs at once, each a process on this machine with ``threads`` CPU threads
     (default: this machine's CPUs divided between the jobs)."""
 
-    def __init__(self, experiment: Path, out: Path, jobs: int, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        experiment: Path,
+        out: Path,
+        jobs: int,
+        threads: int | None = None,
+        *,
+        allow_mixed: bool = False,
+    ) -> None:
         self.experiment, self.out, self.jobs = experiment, out, jobs
         self.threads = threads or max(1, available_cpus() // jobs)
+        self.allow_mixed = allow_mixed
 
     def run(self, cells: Sequence[Cell], progress: Progress | None) -> Failures:
         """Make ``cells``, ``jobs`` at a time; the failed ones, with their error."""
@@ -128,7 +143,9 @@ class Processes:
             if progress:
                 progress(arm.name, seed, "running")
             started = time.monotonic()
-            args = cell_args(self.experiment, self.out, arm.name, seed, self.threads)
+            args = cell_args(
+                self.experiment, self.out, arm.name, seed, self.threads, self.allow_mixed
+            )
             result = run_worker(args, thread_env(self.threads))
             if progress:
                 progress(arm.name, seed, result.describe(f"{time.monotonic() - started:.0f} s"))
@@ -197,9 +214,11 @@ class RayTasks:
         address: str | None = None,
         cpus: float = 1,
         gpus: float = 0,
+        allow_mixed: bool = False,
     ) -> None:
         self.experiment, self.out = experiment.resolve(), out.resolve()
         self.address, self.cpus, self.gpus = address, cpus, gpus
+        self.allow_mixed = allow_mixed
 
     def run(self, cells: Sequence[Cell], progress: Progress | None) -> Failures:
         """Submit every run as a task, then wait for them all; the failed ones, with their
@@ -215,7 +234,9 @@ class RayTasks:
             task = ray.remote(run_worker).options(num_cpus=self.cpus, num_gpus=self.gpus)
             pending = {}
             for arm, seed, _ in cells:
-                args = cell_args(self.experiment, self.out, arm.name, seed, threads)
+                args = cell_args(
+                    self.experiment, self.out, arm.name, seed, threads, self.allow_mixed
+                )
                 pending[task.remote(args, thread_env(threads))] = (arm.name, seed)
                 if progress:
                     progress(arm.name, seed, "submitted")
@@ -244,18 +265,23 @@ def choose_executor(
     address: str | None = None,
     cpus: float | None = None,
     gpus: float | None = None,
+    allow_mixed: bool = False,
 ) -> Executor | None:
     """The executor the ``bench`` options ask for; None for one run after another in this
-    process (``--jobs 1``). Options that do not go together are one error."""
+    process (``--jobs 1``). Options that do not go together are one error. ``allow_mixed``
+    lets its workers make runs by other code than the recorded runs' (``--allow-mixed-commits``)."""
     if executor == "ray":
         if jobs != 1:
             raise BenchError(
                 "--jobs is for the local executor; with --executor ray, runs go at once as "
                 "far as the cluster has --cpus-per-run and --gpus-per-run for them"
             )
-        return RayTasks(experiment, out, address=address, cpus=cpus or 1, gpus=gpus or 0)
+        return RayTasks(
+            experiment, out, address=address, cpus=cpus or 1, gpus=gpus or 0,
+            allow_mixed=allow_mixed,
+        )  # fmt: skip
     if executor != "local":
         raise BenchError(f"--executor {executor}: unknown executor; known: local, ray")
     if address is not None or cpus is not None or gpus is not None:
         raise BenchError("--address, --cpus-per-run and --gpus-per-run need --executor ray")
-    return Processes(experiment, out, jobs, threads) if jobs > 1 else None
+    return Processes(experiment, out, jobs, threads, allow_mixed=allow_mixed) if jobs > 1 else None

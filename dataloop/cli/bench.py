@@ -109,6 +109,7 @@ def bench(
                     cell,
                     threads=threads,
                     display_factory=lambda: Display(err_console, quiet=quiet),
+                    allow_mixed=allow_mixed_commits,
                 )
                 held = f", {outcome.holder}" if outcome.holder else ""
                 typer.echo(f"{outcome.run}: {outcome.status}{held}")
@@ -131,6 +132,7 @@ def bench(
                 address=address,
                 cpus=cpus_per_run,
                 gpus=gpus_per_run,
+                allow_mixed=allow_mixed_commits,
             ),
             threads=threads,
         )

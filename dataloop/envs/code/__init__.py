@@ -164,7 +164,15 @@ def _value_assert(source: str, want: str, call: str | None = None) -> str | None
 
 # How HumanEval's docstrings without ``>>>`` write an example's result: ``f(x) == y``,
 # ``f(x) ➞ y``, ``f(x) # => y``, ``f(x) should return y`` ...
-_RESULT_MARKS = re.compile(r"==>|=>|➞|->|==|=|\bshould return\b|\breturns?\b")
+_RESULT_MARKS = re.compile(r"==>|=>|➞|→|->|==|=|\bshould return\b|\breturns?\b")
+
+
+def _results(text: str) -> list[str]:
+    """What may be a written-out example's result, in order: ``text`` without a trailing comma or
+    semicolon (never a one-element tuple, ``f(2) == 4,``) and without a sentence's full stop
+    (``returns 3.`` is 3), then with the stop, for a literal that ends in one."""
+    text = text.strip().rstrip(",;").rstrip()
+    return [text.removesuffix("."), text] if text.endswith(".") else [text]
 
 
 def example_asserts(docstring: str, name: str) -> str | None:
@@ -175,15 +183,16 @@ def example_asserts(docstring: str, name: str) -> str | None:
     that cannot be checked leaves the question unchecked rather than half checked."""
     lines = []
     for line in docstring.splitlines():
-        text = line.strip().removeprefix("- ").strip()
+        text = re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line.strip())  # a list item's marker
         if not text.startswith(f"{name}("):
             continue
         marks = list(_RESULT_MARKS.finditer(text))
         if not marks:
             continue  # a call spread over lines, or a mention in prose: not an example here
         tests = (
-            _value_assert(text[: m.start()].rstrip().removesuffix("#"), text[m.end() :], name)
+            _value_assert(text[: m.start()].rstrip().removesuffix("#"), result, name)
             for m in marks
+            for result in _results(text[m.end() :])
         )
         test = next((t for t in tests if t is not None), None)
         if test is None:
