@@ -26,7 +26,11 @@ def bench(
         typer.Option(help="Arms to run again at this commit, comma-separated (e.g. a baseline)."),
     ] = None,
     allow_mixed_commits: Annotated[
-        bool, typer.Option(help="Pair runs made by different code (refused by default).")
+        bool,
+        typer.Option(
+            help="Make and pair runs by code other than the recorded runs' (refused by default; "
+            "an experiment's 'code' is never overridden)."
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option(help="No per-run progress display.")] = False,
     jobs: Annotated[
