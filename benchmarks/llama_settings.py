@@ -139,7 +139,7 @@ async def one_pass(url: str, plan: Plan, slots: int, seed: int) -> tuple[float, 
     elapsed = time.perf_counter() - start
     tokens, queries = client.budget.completion_tokens, client.budget.queries
     await client.aclose()
-    return elapsed, tokens / elapsed, queries, len(result.examples)
+    return elapsed, tokens / elapsed, queries, len(result.accepted)
 
 
 def parse_variant(text: str) -> tuple[str, int, list[str]]:
