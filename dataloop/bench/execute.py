@@ -218,6 +218,13 @@ def check_code(
         )
 
 
+def _recorded_code(experiment: Experiment, leaving_out: Iterable[str] = ()) -> set[str]:
+    """The code labels of the runs in the results file, but those of the arms ``leaving_out``."""
+    assert experiment.results is not None, "load_experiment sets the results file"
+    skip = set(leaving_out)
+    return {r.code.label for r in read_results(experiment.results) if r.arm not in skip}
+
+
 class CellOutcome(BaseModel):
     """What a worker did with one (arm, seed) run."""
 
@@ -259,8 +266,7 @@ def run_cell(
             return CellOutcome(run=name, status="done before")
         run = RunDir(folder)
         started = run.environments() if run.exists("environment.jsonl") else []
-        labels = {r.code.label for r in read_results(experiment.results)}
-        check_code(experiment, labels | {c.label for c in started}, allow_mixed)
+        check_code(experiment, _recorded_code(experiment) | {c.label for c in started}, allow_mixed)
         if on_start:
             on_start()
         _execute(config, run, display_factory, threads)
@@ -346,8 +352,7 @@ def run_bench(
         raise BenchError(f"--rerun names {unknown}, not arms of {experiment.name}")
     planned = planned_runs(experiment, base, out)
     if rerun and run_missing:  # before anything is dropped: the rerun arms' runs go
-        kept = {r.code.label for r in read_results(experiment.results) if r.arm not in rerun}
-        check_code(experiment, kept, allow_mixed_commits)
+        check_code(experiment, _recorded_code(experiment, rerun), allow_mixed_commits)
     if rerun:
         drop_results(experiment.results, rerun)
         for arm_name in rerun:
@@ -371,8 +376,7 @@ def run_bench(
     failures: Failures = {}
     todo = _missing(experiment, planned, out, progress)
     if run_missing and todo:
-        labels = {r.code.label for r in read_results(experiment.results)}
-        check_code(experiment, labels, allow_mixed_commits)
+        check_code(experiment, _recorded_code(experiment), allow_mixed_commits)
     for _ in range(ROUNDS if run_missing else 0):
         if not todo:
             break
