@@ -20,7 +20,7 @@ WHEELS=(
   openai jiter sniffio anyio httpx2 httpcore2 truststore h11 tenacity gguf fsspec
   transformers tokenizers huggingface-hub hf-xet safetensors regex tqdm
   jinja2 markupsafe pyyaml typer annotated-doc click shellingham rich markdown-it-py mdurl
-  pygments sentencepiece pytest-timeout packaging filelock psutil
+  pygments sentencepiece pytest-timeout packaging filelock psutil datasketch kernels tomlkit
 )
 if [[ "${1:-}" == "--download" ]]; then
   rm -rf .whl && mkdir .whl

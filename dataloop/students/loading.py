@@ -142,6 +142,12 @@ def load_tokenizer(config: StudentConfig) -> Any:
     return tokenizer
 
 
+# _NO_HUB_KERNELS: transformers >=5.24 kernelizes every model it loads by default, fetching layer
+# code (e.g. kernels-community/rotary for Llama) from the Hugging Face Hub on a GPU. Offline, as
+# on a cluster node without the Hub, that fails the first training step with "not available in
+# the local cache"; online it runs code downloaded at training time. Students load without it.
+
+
 def load_model(config: StudentConfig, tokenizer: Any, seed: int = 0) -> PreTrainedModel:
     """The base model in the configured dtype (GGUF weights dequantized and detached; a GGUF
     model stops generating at :func:`stop_token_ids`)."""
@@ -152,6 +158,7 @@ def load_model(config: StudentConfig, tokenizer: Any, seed: int = 0) -> PreTrain
         gguf_file=config.gguf_file,
         dtype=resolve_dtype(config.dtype),
         local_files_only=Path(config.model).is_dir(),
+        use_kernels=False,  # see _NO_HUB_KERNELS
     )
     if not config.gguf_file:
         return model
@@ -195,7 +202,7 @@ def load_checkpoint(
             base, checkpoint, is_trainable=trainable, torch_device=str(base.device)
         )
     return AutoModelForCausalLM.from_pretrained(
-        checkpoint, dtype=resolve_dtype(config.dtype), local_files_only=True
+        checkpoint, dtype=resolve_dtype(config.dtype), local_files_only=True, use_kernels=False
     )
 
 
