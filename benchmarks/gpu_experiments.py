@@ -57,6 +57,12 @@ PRETRAIN_SEED = 0
 FULL = {"width": 384, "layers": 6}
 """The student on the GPU: 10,660,224 parameters (6 layers x 384, the character tokenizer)."""
 TOY = {"width": 64, "layers": 2}
+LLM2LLM_PRETRAIN_STEPS = 3690
+"""E2b's pretraining: the steps its registered 90 s reached on the H200 in the call that made
+its runs (2026-12-04, batch 128), so that a rerun anywhere pretrains that base."""
+E3_PRETRAIN_STEPS = 1577
+"""E3's pretraining: the steps its registered 60 s reached on the H200 in its first call
+(2026-12-04), fixed so that every call of E3 pretrains the same base (see the E3 plan)."""
 
 
 def _say(text: str) -> None:
@@ -91,13 +97,20 @@ def pretrain(
     *,
     width: int,
     layers: int,
-    seconds: float,
+    steps: int | None = None,
+    seconds: float | None = None,
     max_length: int,
     batch_size: int = 128,
 ) -> dict[str, Any]:
-    """Build a Llama (character tokenizer) and train it on ``corpus`` lines for ``seconds``;
-    save it (weights and tokenizer) to ``out`` and what was done to ``out/pretraining.json``,
-    and return that record."""
+    """Build a Llama (character tokenizer) and train it on ``corpus`` lines for ``steps``
+    optimiser steps (or, without them, for ``seconds``: the toy size); save it (weights and
+    tokenizer) to ``out`` and what was done to ``out/pretraining.json``, and return that record.
+
+    The full-size experiments give steps, so that every call pretrains the same base: by time,
+    a call on a busier or other GPU made a different student, and an experiment split over
+    calls paired runs of different students."""
+    if (steps is None) == (seconds is None):
+        raise ValueError("pretrain takes steps or seconds, one of them")
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -124,9 +137,9 @@ def pretrain(
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = random.Random(PRETRAIN_SEED)
     bos, eos, pad = tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id
-    start, steps, loss = time.monotonic(), 0, float("nan")
+    start, done_steps, loss = time.monotonic(), 0, float("nan")
     model.train()
-    while time.monotonic() - start < seconds:
+    while done_steps < steps if steps is not None else time.monotonic() - start < (seconds or 0):
         texts = [corpus(rng) for _ in range(batch_size)]
         encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
         rows = [[bos, *ids, eos][:max_length] for ids in encoded]
@@ -139,10 +152,10 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        steps += 1
-        if steps % 50 == 0:
+        done_steps += 1
+        if done_steps % 50 == 0:
             loss = loss_t.item()
-    loss = loss_t.item() if steps else loss
+    loss = loss_t.item() if done_steps else loss
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     params = sum(p.numel() for p in model.parameters())
@@ -150,7 +163,7 @@ def pretrain(
         "parameters": params,
         "layers": layers,
         "width": width,
-        "steps": steps,
+        "steps": done_steps,
         "batch_size": batch_size,
         "seconds": round(time.monotonic() - start, 1),
         "final_loss": round(loss, 4),
@@ -303,9 +316,8 @@ def run_llm2llm(out: Path, toy: bool, deadline: float | None, jobs: int) -> tupl
             data["base"]["student"].update(model=str(base), epochs=1, batch_size=8)
 
         experiment = toy_copy(experiment, out, shrink)
-    pretrain(
-        llm2llm_corpus, base, **(TOY if toy else FULL), seconds=3 if toy else 90, max_length=32
-    )
+    length = {"seconds": 3} if toy else {"steps": LLM2LLM_PRETRAIN_STEPS}
+    pretrain(llm2llm_corpus, base, **(TOY if toy else FULL), **length, max_length=32)
     shutil.copy(base / "pretraining.json", out / "pretraining.json")
     runs = out / "runs" if toy else ROOT / "runs" / "llm2llm-faithful"
     with serving(task_teacher.ArithmeticGenerator(), teacher_port(experiment)):
@@ -324,7 +336,8 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> tuple[str
         data, base, ratios = out / "toy-data", out / "toy-base", (1, 8)
         pool = {"train": 200, "validation": 10, "test": 10}
     known = wp.write_pool(data, E3_POOL_SEED, pool)
-    pretrain(e3_corpus, base, **(TOY if toy else FULL), seconds=3 if toy else 60, max_length=192)
+    length = {"seconds": 3} if toy else {"steps": E3_PRETRAIN_STEPS}
+    pretrain(e3_corpus, base, **(TOY if toy else FULL), **length, max_length=192)
     shutil.copy(base / "pretraining.json", out / "pretraining.json")
     rows, problems = [], []
     with serving(task_teacher.WordProblemGenerator(known), teacher_port(E3_FILES[1])):

@@ -126,3 +126,18 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path):
     path.write_bytes(b"PK\x03\x04 not a gguf")
     with pytest.raises(ValueError, match="not a GGUF file"):
         read_header(path)
+
+
+def test_a_student_model_is_loaded_without_the_hubs_kernels(tmp_path):
+    """transformers >=5.24 kernelizes every model it loads unless told not to, fetching layer
+    code from the Hub on a GPU: offline (the lent H200, a cluster node) the first training step
+    failed with "not available in the local cache". A base and a full checkpoint load without."""
+    from dataloop.students.loading import build_model, load_checkpoint, load_model
+    from dataloop.students.tiny import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    build_model(tokenizer).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    config = StudentConfig(model=str(tmp_path), method="full")
+    assert load_model(config, tokenizer).use_kernels is False
+    assert load_checkpoint(config, tmp_path).use_kernels is False
