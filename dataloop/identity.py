@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -68,3 +69,24 @@ def code_identity() -> CodeIdentity:
         python=platform.python_version(),
         versions=versions,
     )
+
+
+def version_differences(recorded: Iterable[CodeIdentity], here: CodeIdentity) -> list[str]:
+    """One entry per package of :data:`PACKAGES` (dataloop aside: its commit is the code)
+    whose version ``here`` is none of those the ``recorded`` runs were made with, e.g.
+    ``"transformers 5.24.0 recorded, 5.25.0 here"``. The same commit on another transformers can
+    train another student: the tiny student's seed-only run moved by 5 points of test accuracy
+    from transformers 5.24.0 to 5.25.0 (docs/benchmarks.md)."""
+    seen: dict[str, set[str]] = {}
+    for identity in recorded:
+        for name, version in identity.versions.items():
+            seen.setdefault(name, set()).add(version)
+    differing = []
+    for name in PACKAGES:
+        if name == "dataloop" or name not in seen:
+            continue
+        mine = here.versions.get(name)
+        if mine not in seen[name]:
+            versions = ", ".join(sorted(seen[name]))
+            differing.append(f"{name} {versions} recorded, {mine or 'none'} here")
+    return differing

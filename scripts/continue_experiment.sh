@@ -12,8 +12,10 @@
 # registered one); a note says so when this checkout's copy differs in more than `code:`.
 # Recorded runs are never run again, so it can be stopped and started again at any point,
 # here or on another machine after the results files are committed. A file without `code:`
-# runs here, at this checkout's commit. Extra bench options go in BENCH_ARGS (e.g.
-# BENCH_ARGS="--jobs 2"); OMP_NUM_THREADS defaults to 1.
+# runs here, at this checkout's commit. Runs left to make are made only with the package versions
+# (torch, transformers, trl, peft, accelerate, datasets) the recorded runs were made with, unless
+# ALLOW_OTHER_VERSIONS=1. Extra bench options go in BENCH_ARGS (e.g. BENCH_ARGS="--jobs 2");
+# OMP_NUM_THREADS defaults to 1.
 set -euo pipefail
 trap 'exit 130' INT TERM  # a normal exit, so that the EXIT trap copies the records back
 repo=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel)
@@ -25,16 +27,32 @@ lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 # "<code or -> <results file relative to the checkout>", or one line on stderr and status 1.
 describe() {
     (cd "$repo" && PYTHONPATH=$repo "$python" - "$1" <<'EOF'
+import os
 import sys
 from pathlib import Path
 
 from dataloop.bench import BenchError, load_experiment
+
+from dataloop.bench import read_results
+from dataloop.identity import code_identity, version_differences
 
 try:
     spec, _ = load_experiment(Path(sys.argv[1]))
     results = spec.results.resolve().relative_to(Path.cwd().resolve())
 except (BenchError, ValueError) as exc:
     sys.exit(f"continue_experiment: {exc}")
+# Runs left to make: only from the package versions the recorded runs were made with (the
+# commit alone does not fix the student: transformers 5.24.0 and 5.25.0 train different ones).
+recorded = read_results(spec.results)
+differing = version_differences((r.code for r in recorded), code_identity())
+if differing and len(recorded) < len(spec.arms) * len(spec.seeds) and not os.environ.get(
+    "ALLOW_OTHER_VERSIONS"
+):
+    sys.exit(
+        f"continue_experiment: {sys.argv[1]}'s {len(recorded)} recorded runs were made with "
+        f"other packages than {sys.executable}'s: {'; '.join(differing)}; install the recorded "
+        "versions in it (pip install 'NAME==VERSION'), or set ALLOW_OTHER_VERSIONS=1"
+    )
 print(spec.code or "-", results)
 EOF
     )

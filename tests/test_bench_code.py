@@ -156,3 +156,50 @@ def test_workers_are_told_to_allow_mixed_code_when_bench_was() -> None:
     assert "--allow-mixed-commits" not in cell_args(Path("e.yaml"), Path("o"), "a", 0, 1)
     jobs = choose_executor(Path("e.yaml"), Path("o"), jobs=2, allow_mixed=True)
     assert jobs is not None and jobs.allow_mixed  # type: ignore[attr-defined]
+
+
+def test_runs_are_refused_with_other_package_versions_than_the_recorded_ones(
+    tmp_path, monkeypatch
+) -> None:
+    """The commit alone does not fix the student: E5's runs were made with transformers 5.24.0
+    and then, after a fresh install, 5.25.0, which trains the tiny student differently."""
+    spec, base = load_experiment(_experiment(tmp_path))
+    assert spec.results is not None
+    (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)
+    point = CurvePoint(iteration=0, queries=0, examples=0, budget_spent=0.0, mean_accuracy=0.5)
+    recorded = CodeIdentity(commit=HERE, versions={"torch": "2.13.0", "transformers": "5.24.0"})
+    record_result(
+        spec.results,
+        RunResult(
+            arm="seed-only", seed=0, run="seed-only/seed-0", source="none", code=recorded,
+            points=[point], final=0.5, test=0.5, auc=0.5, seconds=1.0,
+            config=run_config_data(cell[2]),
+        ),
+    )  # fmt: skip
+    here = CodeIdentity(commit=HERE, versions={"torch": "2.13.0", "transformers": "5.25.0"})
+    monkeypatch.setattr(bench_execute, "code_identity", lambda: here)
+    with pytest.raises(BenchError, match=r"transformers 5\.24\.0 recorded, 5\.25\.0 here") as err:
+        run_bench(spec, base, tmp_path / "out")
+    assert "\n" not in str(err.value) and "--allow-mixed-commits" in str(err.value)
+    assert not (tmp_path / "out" / "other").exists()  # nothing ran
+    run_bench(spec, base, tmp_path / "out", run_missing=False)  # tabulating makes no run
+
+
+def test_version_differences_name_each_package_whose_version_here_was_never_recorded() -> None:
+    from dataloop.identity import version_differences
+
+    def made(**versions: str) -> CodeIdentity:
+        return CodeIdentity(commit=HERE, versions={"dataloop": "0.1.0", **versions})
+
+    recorded = [made(transformers="5.24.0", trl="1.16.0"), made(transformers="5.25.0")]
+    assert version_differences(recorded, made(transformers="5.25.0", trl="1.16.0")) == []
+    assert version_differences(recorded, made(transformers="5.26.0", trl="1.17.0")) == [
+        "transformers 5.24.0, 5.25.0 recorded, 5.26.0 here",
+        "trl 1.16.0 recorded, 1.17.0 here",
+    ]
+    assert version_differences(recorded, made()) == [
+        "transformers 5.24.0, 5.25.0 recorded, none here",
+        "trl 1.16.0 recorded, none here",
+    ]
+    # dataloop's own version is not compared (its commit is), nor a package never recorded
+    assert version_differences([made()], CodeIdentity(versions={"dataloop": "9", "x": "1"})) == []

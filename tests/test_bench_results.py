@@ -127,6 +127,21 @@ def test_runs_made_by_different_code_are_not_paired_unless_asked() -> None:
     assert dirty.code.label == "a" * 10 + "+dirty"
 
 
+def test_runs_made_with_several_versions_of_a_package_say_so_in_the_table() -> None:
+    spec = _experiment()
+    runs = [_run(arm, s, 0.5) for arm in ("uniform", "mine") for s in range(4)]
+    for run in runs:
+        old = run.seed < 2
+        run.code.versions = {"dataloop": "0.1.0", "torch": "2.13.0",
+                             "transformers": "5.24.0" if old else "5.25.0"}  # fmt: skip
+    result = summarize(spec, runs, examples=9, pending=[])
+    assert result.versions == {"transformers": {"5.24.0": 4, "5.25.0": 4}}
+    assert "Code: aaaaaaaaaa (8); transformers 5.24.0 (4), 5.25.0 (4)." in markdown(result)
+    for run in runs:
+        run.code.versions["transformers"] = "5.25.0"
+    assert summarize(spec, runs, examples=9, pending=[]).versions == {}
+
+
 def test_manipulation_check_is_the_share_of_data_on_target() -> None:
     spec = _experiment(manipulation={"description": "data in max", "skills": ["max"],
                                      "subskills": {"len": ["long-words"]}})  # fmt: skip

@@ -48,7 +48,7 @@ from dataloop.bench.workers import Cell, Executor, Failures, Progress
 from dataloop.config import LlamaServerTeacherConfig, LoopConfig, dump_config, load_config
 from dataloop.environments import load_task
 from dataloop.errors import ConfigError, DataloopError
-from dataloop.identity import CodeIdentity, code_identity
+from dataloop.identity import CodeIdentity, code_identity, version_differences
 from dataloop.runs import RunDir
 
 if TYPE_CHECKING:
@@ -191,8 +191,18 @@ def check_code(
 ) -> None:
     """Raise BenchError unless runs made by this process's code may join the experiment: the
     commit its ``code`` names, clean; without ``code``, the code of the ``recorded`` runs (their
-    labels), unless ``allow_mixed``. Checked before any run is made, not after hours of them."""
+    labels), unless ``allow_mixed``; and, unless ``allow_mixed``, the package versions the
+    recorded runs were made with (:func:`~dataloop.identity.version_differences`). Checked
+    before any run is made, not after hours of them."""
     here = code_identity()
+    assert experiment.results is not None, "load_experiment sets the results file"
+    differing = version_differences((r.code for r in read_results(experiment.results)), here)
+    if differing and not allow_mixed:
+        raise BenchError(
+            f"{experiment.name}'s recorded runs were made with other packages than these: "
+            f"{'; '.join(differing)}; runs made here could differ by the library alone: "
+            "install the recorded versions, or pass --allow-mixed-commits"
+        )
 
     def worktree(commit: str) -> str:
         return (

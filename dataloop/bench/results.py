@@ -131,6 +131,8 @@ class ExperimentResult(BaseModel):
     """What the manipulation check counts (its description)."""
     commits: dict[str, int] = Field(default_factory=dict)
     """Runs per code label (commit, ``+dirty`` when modified)."""
+    versions: dict[str, dict[str, int]] = Field(default_factory=dict)
+    """Runs per version, for each package the runs were made with more than one version of."""
     pending: list[str] = Field(default_factory=list)
     """Runs not finished yet (``arm/seed-N``); statistics use the finished ones only."""
 
@@ -295,6 +297,16 @@ def check_commits(runs: list[RunResult], allow_mixed: bool) -> dict[str, int]:
     )
 
 
+def mixed_versions(runs: list[RunResult]) -> dict[str, dict[str, int]]:
+    """Runs per version of each recorded package (dataloop aside) that has more than one."""
+    counts: dict[str, Counter[str]] = {}
+    for run in runs:
+        for name, version in run.code.versions.items():
+            if name != "dataloop":
+                counts.setdefault(name, Counter())[version] += 1
+    return {name: dict(sorted(c.items())) for name, c in counts.items() if len(c) > 1}
+
+
 def summarize(
     experiment: Experiment,
     runs: list[RunResult],
@@ -364,6 +376,7 @@ def summarize(
         primary=primary,
         manipulation=experiment.manipulation.description if experiment.manipulation else None,
         commits=commits,
+        versions=mixed_versions(runs),
         pending=pending,
     )
 

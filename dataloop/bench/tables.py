@@ -37,6 +37,8 @@ def markdown(result: ExperimentResult) -> str:
     if result.hypothesis:
         lines += [f"Hypothesis: {result.hypothesis}", ""]
     code = ", ".join(f"{label} ({n})" for label, n in result.commits.items()) or "—"
+    for name, versions in result.versions.items():
+        code += f"; {name} " + ", ".join(f"{v} ({n})" for v, n in versions.items())
     lines += [
         f"Seeds {', '.join(map(str, result.seeds))}; budget per run: {result.budget.queries} "
         f"teacher queries (oracle: {result.examples_budget} examples). Mean over seeds with "
