@@ -31,19 +31,17 @@ import os
 import sys
 from pathlib import Path
 
-from dataloop.bench import BenchError, load_experiment
-
-from dataloop.bench import read_results
+from dataloop.bench import BenchError, load_experiment, read_results
 from dataloop.identity import code_identity, version_differences
 
 try:
     spec, _ = load_experiment(Path(sys.argv[1]))
     results = spec.results.resolve().relative_to(Path.cwd().resolve())
+    recorded = read_results(spec.results)
 except (BenchError, ValueError) as exc:
     sys.exit(f"continue_experiment: {exc}")
 # Runs left to make: only from the package versions the recorded runs were made with (the
 # commit alone does not fix the student: transformers 5.24.0 and 5.25.0 train different ones).
-recorded = read_results(spec.results)
 differing = version_differences((r.code for r in recorded), code_identity())
 if differing and len(recorded) < len(spec.arms) * len(spec.seeds) and not os.environ.get(
     "ALLOW_OTHER_VERSIONS"
