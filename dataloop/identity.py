@@ -74,9 +74,9 @@ def code_identity() -> CodeIdentity:
 def version_differences(recorded: Iterable[CodeIdentity], here: CodeIdentity) -> list[str]:
     """One entry per package of :data:`PACKAGES` (dataloop aside: its commit is the code)
     whose version ``here`` is none of those the ``recorded`` runs were made with, e.g.
-    ``"transformers 5.24.0 recorded, 5.25.0 here"``. The same commit on another transformers can
-    train another student: the tiny student's seed-only run moved by 5 points of test accuracy
-    from transformers 5.24.0 to 5.25.0 (docs/benchmarks.md)."""
+    ``"transformers 5.24.0 recorded, 5.25.0 here"``. A run is reproduced only in the environment
+    it was made in; these versions are the part of it a run records (docs/benchmarks.md,
+    "Reproducing E4 and E5")."""
     seen: dict[str, set[str]] = {}
     for identity in recorded:
         for name, version in identity.versions.items():

@@ -40,8 +40,8 @@ try:
     recorded = read_results(spec.results)
 except (BenchError, ValueError) as exc:
     sys.exit(f"continue_experiment: {exc}")
-# Runs left to make: only from the package versions the recorded runs were made with (the
-# commit alone does not fix the student: transformers 5.24.0 and 5.25.0 train different ones).
+# Runs left to make: only with the package versions the recorded runs were made with (E5 was
+# continued after a fresh install had moved transformers from 5.24.0 to 5.25.0, unnoticed).
 differing = version_differences((r.code for r in recorded), code_identity())
 if differing and len(recorded) < len(spec.arms) * len(spec.seeds) and not os.environ.get(
     "ALLOW_OTHER_VERSIONS"

@@ -161,8 +161,9 @@ def test_workers_are_told_to_allow_mixed_code_when_bench_was() -> None:
 def test_runs_are_refused_with_other_package_versions_than_the_recorded_ones(
     tmp_path, monkeypatch
 ) -> None:
-    """The commit alone does not fix the student: E5's runs were made with transformers 5.24.0
-    and then, after a fresh install, 5.25.0, which trains the tiny student differently."""
+    """E5's runs were made with transformers 5.24.0 and then, after a fresh install, 5.25.0:
+    runs of one experiment must come from one environment, and these versions are the part of
+    it that a run records."""
     spec, base = load_experiment(_experiment(tmp_path))
     assert spec.results is not None
     (cell,) = bench_execute.select_runs(spec, base, tmp_path / "out", "seed-only", 0)

@@ -1,7 +1,7 @@
 """scripts/continue_experiment.sh makes an experiment's remaining runs only with the package
 versions its recorded runs were made with: E5 was continued after a fresh install had moved
-transformers from 5.24.0 to 5.25.0, which trains the tiny student differently. Nothing is run
-here: the script stops before bench, or bench finds every run recorded."""
+transformers from 5.24.0 to 5.25.0, unnoticed. Nothing is run here: the script stops before
+bench, or bench finds every run recorded."""
 
 from __future__ import annotations
 
