@@ -8,6 +8,7 @@ paired silently.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from collections.abc import Iterable
@@ -31,6 +32,12 @@ class CodeIdentity(BaseModel):
     python: str = ""
     versions: dict[str, str] = Field(default_factory=dict)
     """Installed version of each of :data:`PACKAGES` (absent when not installed)."""
+    packages: str = ""
+    """A digest of every installed distribution and its version: runs with the same digest
+    ran on the same packages ("" in records made before it was recorded)."""
+    cpu: str = ""
+    """The processor: its model name and a digest of its instruction-set flags, which decide
+    the math kernels torch picks ("" where unknown, and in older records)."""
 
     @property
     def label(self) -> str:
@@ -68,7 +75,31 @@ def code_identity() -> CodeIdentity:
         dirty=bool(status and status.strip()),
         python=platform.python_version(),
         versions=versions,
+        packages=_digest(
+            sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+        ),
+        cpu=_cpu(),
     )
+
+
+def _digest(lines: list[str]) -> str:
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:12]
+
+
+def _cpu() -> str:
+    """``"<model name> (flags <digest>)"`` from /proc/cpuinfo; ``""`` where there is none."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    fields = dict(
+        (key.strip(), value.strip())
+        for key, _, value in (line.partition(":") for line in info.splitlines())
+        if value
+    )
+    model = fields.get("model name", platform.processor())
+    flags = sorted(set(fields.get("flags", "").split()))
+    return f"{model} (flags {_digest(flags)})" if flags else model
 
 
 def version_differences(recorded: Iterable[CodeIdentity], here: CodeIdentity) -> list[str]:

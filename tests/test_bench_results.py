@@ -140,6 +140,12 @@ def test_runs_made_with_several_versions_of_a_package_say_so_in_the_table() -> N
     for run in runs:
         run.code.versions["transformers"] = "5.25.0"
     assert summarize(spec, runs, examples=9, pending=[]).versions == {}
+    # All packages and the processor, where recorded: an older record has neither.
+    for run in runs[:6]:
+        run.code.packages, run.code.cpu = ("p1" if run.seed else "p2"), "AMD EPYC (flags f1)"
+    assert summarize(spec, runs, examples=9, pending=[]).versions == {
+        "packages": {"p1": 4, "p2": 2}
+    }
 
 
 def test_manipulation_check_is_the_share_of_data_on_target() -> None:
@@ -183,6 +189,9 @@ def test_identity_names_this_checkout() -> None:
 
     me = code_identity()
     assert me.versions["dataloop"] and me.versions["torch"]
+    assert len(me.packages) == 12 and int(me.packages, 16) >= 0  # a digest of every package
+    if Path("/proc/cpuinfo").is_file():
+        assert me.cpu and "(flags " in me.cpu
     root = Path(__file__).resolve().parent.parent
     if (root / ".git").exists():
         assert me.commit is not None and len(me.commit) == 40

@@ -298,12 +298,16 @@ def check_commits(runs: list[RunResult], allow_mixed: bool) -> dict[str, int]:
 
 
 def mixed_versions(runs: list[RunResult]) -> dict[str, dict[str, int]]:
-    """Runs per version of each recorded package (dataloop aside) that has more than one."""
+    """Runs per version of each recorded package (dataloop aside) that has more than one; and
+    likewise per ``packages`` digest (all installed packages) and per ``cpu``, where recorded."""
     counts: dict[str, Counter[str]] = {}
     for run in runs:
         for name, version in run.code.versions.items():
             if name != "dataloop":
                 counts.setdefault(name, Counter())[version] += 1
+        for name, value in (("packages", run.code.packages), ("cpu", run.code.cpu)):
+            if value:
+                counts.setdefault(name, Counter())[value] += 1
     return {name: dict(sorted(c.items())) for name, c in counts.items() if len(c) > 1}
 
 
