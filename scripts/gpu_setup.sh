@@ -5,7 +5,7 @@
 #
 # A bare GPU image has torch, transformers, peft, accelerate, pyarrow and pytest but not the rest
 # (trl, datasets, pydantic, openai, ...), and no network: pip installs what is missing or too old
-# from the wheels in .whl/ (git-ignored; `--download` fills it, ~45 MB; a run call carries it:
+# from the wheels in .whl/ (git-ignored; `--download` fills it, ~52 MB; a run call carries it:
 # `carry: [".whl"]`). Nothing is downloaded on the GPU machine, and no weights at all.
 # Env: DEVICE=cpu|auto (cpu hides any GPU), PYTHON (default: .venv/bin/python, else python3).
 # Sets PYTHON, PYTHONPATH (the checkout first) and GPU_SETUP_SECONDS (the time setup took).
