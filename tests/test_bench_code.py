@@ -86,7 +86,7 @@ def test_one_run_by_arm_and_seed_is_refused_too(tmp_path, monkeypatch) -> None:
 def test_at_the_registered_commit_the_check_passes(monkeypatch, tmp_path) -> None:
     spec, _ = load_experiment(_experiment(tmp_path, "code: abc1234\n"))
     _identity(monkeypatch, HERE)
-    bench_execute.check_code(spec, ["something-else"])  # the registered commit decides
+    bench_execute.check_code(spec, [CodeIdentity(commit="5" * 40)])  # the registered commit decides
 
 
 def test_without_code_new_runs_must_match_the_recorded_ones(tmp_path, monkeypatch) -> None:
@@ -100,8 +100,8 @@ def test_without_code_new_runs_must_match_the_recorded_ones(tmp_path, monkeypatc
     assert "--allow-mixed-commits" in str(err.value) and "\n" not in str(err.value)
     assert "git worktree add --detach ../exp-run abcdef0000" in str(err.value)
     assert not (tmp_path / "out" / "other").exists()  # nothing ran
-    bench_execute.check_code(spec, ["abcdef0000"], allow_mixed=True)  # asked for
-    bench_execute.check_code(spec, [HERE[:10]])  # the same code
+    bench_execute.check_code(spec, [CodeIdentity(commit="abcdef0" + "0" * 33)], allow_mixed=True)
+    bench_execute.check_code(spec, [CodeIdentity(commit=HERE)])  # the same code
     bench_execute.check_code(spec, [])  # nothing recorded yet
 
 

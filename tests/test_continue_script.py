@@ -37,7 +37,7 @@ def _repo(tmp_path: Path, seeds: tuple[int, ...]) -> Path:
     spec, base = load_experiment(experiment)
     assert spec.results is not None
     point = CurvePoint(iteration=0, queries=0, examples=0, budget_spent=0.0, mean_accuracy=0.5)
-    for seed in seeds[:1] if len(seeds) > 1 else seeds:
+    for seed in seeds[:1]:
         (cell,) = bench_execute.select_runs(spec, base, repo / "runs", "seed-only", seed)
         made = code_identity().model_copy(deep=True)
         made.versions["transformers"] = "0.0.1"

@@ -187,7 +187,7 @@ def _missing(
 
 
 def check_code(
-    experiment: Experiment, recorded: Iterable[str] = (), allow_mixed: bool = False
+    experiment: Experiment, recorded: Iterable[CodeIdentity] = (), allow_mixed: bool = False
 ) -> None:
     """Raise BenchError unless runs made by this process's code may join the experiment: the
     commit its ``code`` names, clean; without ``code``, the code of the ``recorded`` runs (their
@@ -195,8 +195,8 @@ def check_code(
     recorded runs were made with (:func:`~dataloop.identity.version_differences`). Checked
     before any run is made, not after hours of them."""
     here = code_identity()
-    assert experiment.results is not None, "load_experiment sets the results file"
-    differing = version_differences((r.code for r in read_results(experiment.results)), here)
+    recorded = list(recorded)
+    differing = version_differences(recorded, here)
     if differing and not allow_mixed:
         raise BenchError(
             f"{experiment.name}'s recorded runs were made with other packages than these: "
@@ -218,7 +218,7 @@ def check_code(
                 f"({worktree(experiment.code)}; scripts/continue_experiment.sh does both)"
             )
         return
-    others = sorted(set(recorded) - {here.label})
+    others = sorted({c.label for c in recorded} - {here.label})
     if others and not allow_mixed:
         raise BenchError(
             f"{experiment.name}'s recorded runs were made by {', '.join(others)}, and this is "
@@ -228,11 +228,11 @@ def check_code(
         )
 
 
-def _recorded_code(experiment: Experiment, leaving_out: Iterable[str] = ()) -> set[str]:
-    """The code labels of the runs in the results file, but those of the arms ``leaving_out``."""
+def _recorded_code(experiment: Experiment, leaving_out: Iterable[str] = ()) -> list[CodeIdentity]:
+    """The code of the runs in the results file, but that of the arms ``leaving_out``."""
     assert experiment.results is not None, "load_experiment sets the results file"
     skip = set(leaving_out)
-    return {r.code.label for r in read_results(experiment.results) if r.arm not in skip}
+    return [r.code for r in read_results(experiment.results) if r.arm not in skip]
 
 
 class CellOutcome(BaseModel):
@@ -276,7 +276,7 @@ def run_cell(
             return CellOutcome(run=name, status="done before")
         run = RunDir(folder)
         started = run.environments() if run.exists("environment.jsonl") else []
-        check_code(experiment, _recorded_code(experiment) | {c.label for c in started}, allow_mixed)
+        check_code(experiment, [*_recorded_code(experiment), *started], allow_mixed)
         if on_start:
             on_start()
         _execute(config, run, display_factory, threads)
