@@ -240,7 +240,11 @@ def bench(experiment: Path, runs: Path, jobs: int, deadline: float | None, log: 
 
 
 def collect(experiment: Path, runs: Path, out: Path) -> dict[str, Any]:
-    """Copy the per-run records and bench's results into ``out``; return results.json."""
+    """Copy the per-run records into ``out``; return bench's results.json.
+
+    Only the records travel back: the device tool returns at most 8 files a call (E3 writes
+    three experiments' records, the table, the log and the pretraining record), and the
+    results and curves are remade here from the records (``dataloop bench --results-only``)."""
     from dataloop.bench import load_experiment
 
     spec, _ = load_experiment(experiment)
@@ -249,10 +253,17 @@ def collect(experiment: Path, runs: Path, out: Path) -> dict[str, Any]:
     target.mkdir(parents=True, exist_ok=True)
     if spec.results.exists() and spec.results.resolve() != (target / spec.results.name).resolve():
         shutil.copy(spec.results, target / spec.results.name)
-    for name in ("results.md", "results.json", "curves.png"):
-        if (runs / name).exists():
-            shutil.copy(runs / name, target / name)
     return dict(json.loads((runs / "results.json").read_text()))
+
+
+RETURNED_FILES = 8  # the device tool's limit on files back from $OUT, two folders down
+
+
+def returned(root: Path) -> list[Path]:
+    """The files under ``root`` ($OUT) the device tool would bring back: two folders down."""
+    return sorted(
+        p for p in root.glob("**/*") if p.is_file() and len(p.relative_to(root).parts) <= 3
+    )
 
 
 def _cell(estimate: dict[str, Any]) -> str:
@@ -401,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         text = f"toy size: a test of the machinery, not a result\n\n{text}"
     _say(text)
     (out / "table.md").write_text(text + "\n")
+    if not args.toy and len(back := returned(out.parent)) > RETURNED_FILES:
+        _say(f"warning: {len(back)} files under $OUT; only {RETURNED_FILES} come back")
     _say(f"{args.experiment}: done in {time.monotonic() - began:.0f}s; results in {out}")
     return 1 if any("failed" in p for p in problems) else 0
 

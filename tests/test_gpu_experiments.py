@@ -38,3 +38,23 @@ def test_pretraining_takes_steps_or_seconds_not_both(tmp_path):
         gx.pretrain(gx.llm2llm_corpus, tmp_path, **gx.TOY, steps=1, seconds=1.0, max_length=32)
     with pytest.raises(ValueError, match="steps or seconds"):
         gx.pretrain(gx.llm2llm_corpus, tmp_path, **gx.TOY, max_length=32)
+
+
+def test_a_call_brings_back_only_what_fits_the_device_tool(tmp_path):
+    """The device tool returns at most 8 files from $OUT (E3's first full call wrote 10 and lost
+    BR 64's records): collect copies the per-run records alone, whatever bench left beside."""
+    out = tmp_path / "OUT" / "e3"
+    for ratio, experiment in gx.E3_FILES.items():
+        runs = tmp_path / "runs" / f"br{ratio}"
+        runs.mkdir(parents=True)
+        for name in ("results.md", "curves.png"):
+            (runs / name).write_text("x")
+        (runs / "results.json").write_text(json.dumps({"name": experiment.stem}))
+        assert gx.collect(experiment, runs, out) == {"name": experiment.stem}
+    for name in ("table.md", "bench.log", "pretraining.json"):
+        (out / name).write_text("x")
+    back = gx.returned(tmp_path / "OUT")
+    assert len(back) <= gx.RETURNED_FILES
+    assert not [p for p in back if p.name in ("results.md", "results.json", "curves.png")]
+    # BR 1's records are committed, so they travel back with the call's others.
+    assert out / "e3-balancing-br1" / "e3-balancing-br1.jsonl" in back
