@@ -15,8 +15,9 @@ command that fits one 10-minute call on the lent GPU; ``--toy`` runs them at toy
 3. runs the registered experiment file(s) with ``dataloop bench`` (one process a run, several
    at once), stopping at a deadline so the call ends in time: finished runs are recorded, the
    rest are listed as pending and a later call continues them;
-4. prints a table and copies the per-run records and bench's results into ``--out`` (``$OUT``
-   on the GPU machine: what comes back).
+4. prints a table (E3: with its manipulation check, from the run folders) and copies the
+   per-run records into ``--out`` (``$OUT`` on the GPU machine: what comes back; bench's
+   results are remade from the committed records with ``dataloop bench --results-only``).
 
 ``--toy`` shrinks everything (2 seeds, a few examples, a tiny model, seconds of pretraining)
 into a copy of the experiment file under ``--out``: a test of the machinery, not a result.
@@ -305,6 +306,42 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join([*lines, "", *decisions])
 
 
+def e3_manipulation(experiment: Path, runs: Path) -> str:
+    """E3's registered manipulation check from the run folders (which stay on the GPU machine):
+    per arm, the examples accepted and the share that is what the arm asks for: answer
+    augmentation, a seed's question (should be all); question rephrase, a seed's answer
+    (should be all); new questions, a question that is no seed's (should be all)."""
+    from dataloop.bench import load_experiment
+    from dataloop.envs.math import MathTask
+
+    spec, base = load_experiment(experiment)
+    options = dict(base.env.options)
+    options["data_files"] = str(ROOT / options["data_files"])
+    lines = []
+    for arm in spec.arms:
+        made = kind = 0
+        for run in sorted((runs / arm.name).glob("seed-*")):
+            rows = [
+                json.loads(line)
+                for path in sorted(run.glob("iterations/*/accepted.jsonl"))
+                for line in path.read_text().splitlines()
+            ]
+            if not rows:
+                continue
+            seeds = MathTask(seed=int(run.name.removeprefix("seed-")), **options).split("train")
+            questions, answers = {e.question for e in seeds}, {e.answer for e in seeds}
+            made += len(rows)
+            if arm.name == "answer-augmentation":
+                kind += sum(r["question"] in questions for r in rows)
+            elif arm.name == "question-rephrase":
+                kind += sum(r["answer"] in answers for r in rows)
+            else:
+                kind += sum(r["question"] not in questions for r in rows)
+        share = f"{100 * kind / made:.0f} %" if made else "—"
+        lines.append(f"{arm.name}: {made} accepted, {share} of its kind")
+    return f"{experiment.stem} manipulation check: " + "; ".join(lines)
+
+
 # The two experiments.
 
 
@@ -350,7 +387,7 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> tuple[str
     length = {"seconds": 3} if toy else {"steps": E3_PRETRAIN_STEPS}
     pretrain(e3_corpus, base, **(TOY if toy else FULL), **length, max_length=192)
     shutil.copy(base / "pretraining.json", out / "pretraining.json")
-    rows, problems = [], []
+    rows, problems, checks = [], [], []
     with serving(task_teacher.WordProblemGenerator(known), teacher_port(E3_FILES[1])):
         for ratio in ratios:
             experiment = E3_FILES[ratio]
@@ -379,7 +416,8 @@ def run_e3(out: Path, toy: bool, deadline: float | None, jobs: int) -> tuple[str
             if problem := bench(experiment, runs, jobs, deadline, out / "bench.log"):
                 problems.append(f"{experiment.stem}: {problem}")
             rows.append((f"BR {ratio}", collect(experiment, runs, out)))
-    return table(rows), problems
+            checks.append(e3_manipulation(experiment, runs))
+    return "\n\n".join([table(rows), *checks]), problems
 
 
 def main(argv: list[str] | None = None) -> int:

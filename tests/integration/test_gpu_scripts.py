@@ -97,6 +97,11 @@ def test_e3_toy_runs_strategies_by_budget_ratio_and_each_makes_its_kind_of_data(
         }  # fmt: skip
         assert {r["config"]["teacher"]["max_queries"] for r in records} == {ratio * 6}
     assert "BR 1: answer-augmentation − new-question:" in stdout
+    # The manipulation check, from the run folders that stay on the GPU machine.
+    for ratio in (1, 8):
+        assert f"e3-balancing-br{ratio}-toy manipulation check: answer-augmentation: " in stdout
+    assert "answer-augmentation: 0 accepted" not in stdout
+    assert stdout.count("100 % of its kind") == 6, stdout[-3000:]
     options = {"train_size": 6, "validation_size": 10, "test_size": 10}
     task = MathTask(seed=300, data_files=str(out / "toy-data"), skill_field="skill", **options)
     seeds = {e.question: e.answer for e in task.split("train")}
@@ -124,4 +129,4 @@ def test_a_run_past_its_deadline_stops_and_still_tabulates_what_is_recorded(tmp_
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "llm2llm-faithful-toy.yaml: stopped at the deadline" in done.stdout
     assert "llm2llm − seed-only: incomplete; 4 runs pending" in done.stdout
-    assert (tmp_path / "llm2llm" / "llm2llm-faithful-toy" / "results.json").exists()
+    assert "4 runs pending" in (tmp_path / "llm2llm" / "table.md").read_text()
