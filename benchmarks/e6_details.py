@@ -32,6 +32,7 @@ def iteration_details(folder: Path) -> dict[str, Any]:
     verdict and the judge's scores."""
     verdicts: Counter[str] = Counter()
     scores: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
     not_judged = 0
     for line in (folder / "generated.jsonl").read_text().splitlines():
         row = json.loads(line)
@@ -39,6 +40,7 @@ def iteration_details(folder: Path) -> dict[str, Any]:
         provenance = row["example"]["provenance"]
         if provenance.get("judge_score") is not None:
             scores[str(provenance["judge_score"])] += 1
+            reasons[provenance.get("judge_reason") or ""] += 1
         elif row["verdict"] == "low-score":
             not_judged += 1  # the judge could not score it (budget spent, or no answer)
     generation = json.loads((folder / "generation.json").read_text())
@@ -47,6 +49,7 @@ def iteration_details(folder: Path) -> dict[str, Any]:
         "queries": generation["queries"],
         "verdicts": dict(sorted(verdicts.items())),
         "judge_scores": dict(sorted(scores.items())),
+        "judge_reasons": dict(reasons.most_common()),
         "judged_out": sum(c.get("judged_out", 0) for c in generation["counts"]),
         "not_judged": not_judged,
         # The level each request asked for (edge's plan); absent for other policies.
@@ -139,12 +142,17 @@ def verdict_table(records: list[dict[str, Any]]) -> str:
         its = [it for r in runs for it in r["iterations"]]
         verdicts: Counter[str] = Counter()
         scores: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
         for it in its:
             verdicts.update(it["verdicts"])
             scores.update(it["judge_scores"])
+            reasons.update(it.get("judge_reasons", {}))
         other = sum(n for v, n in verdicts.items() if v not in names)
         judged = sum(scores.values())
         shown = ", ".join(f"{s}: {n}" for s, n in sorted(scores.items())) or "—"
+        if reasons:
+            text, n = reasons.most_common(1)[0]
+            shown += f"; {100 * n / judged:.0f} % with one reason: “{text}”"
         cells = [str(verdicts.get(v, 0)) for v in names]
         cells += [str(sum(it["not_judged"] for it in its)), str(judged)]
         lines.append(
@@ -170,7 +178,8 @@ def docs_table() -> str:
         "Every arm, all runs and iterations summed: candidates by verdict (`low-score`: the "
         "judge scored it below its threshold, 4, or could not score it; `not judged`: of those, "
         "the ones it could not score, the budget being spent; `judged`: candidates the judge "
-        "scored, one teacher query each; `scores`: how many got each score).\n\n"
+        "scored, one teacher query each; `scores`: how many got each score, and the share "
+        "that gave the most repeated reason).\n\n"
         f"{verdict_table(records)}\n"
         if records
         else "No runs collected yet.\n"

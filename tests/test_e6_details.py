@@ -12,7 +12,7 @@ details = load("e6_details")
 
 
 def _candidate(verdict: str, score: int | None = None) -> str:
-    provenance = {"judge_score": score} if score is not None else {}
+    provenance = {"judge_score": score, "judge_reason": "fine"} if score is not None else {}
     return json.dumps({"example": {"provenance": provenance}, "verdict": verdict}) + "\n"
 
 
@@ -73,6 +73,7 @@ def test_tables_show_edge_s_levels_and_the_judge_s_work(tmp_path) -> None:
     verdicts = details.verdict_table(records)
     # 2 runs x 2 iterations: 4 accepted, 8 low-score of which 4 not judged; 8 scored.
     assert (
-        "| uniform-judge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 8 | 4 | 8 | 2: 4, 4: 4 |" in verdicts
+        "| uniform-judge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 8 | 4 | 8 | 2: 4, 4: 4; " in verdicts
     )
+    assert "100 % with one reason: “fine”" in verdicts  # all 8 scored gave the same reason
     assert "| edge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 0 | 0 | 0 | — |" in verdicts
