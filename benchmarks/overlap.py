@@ -2,6 +2,7 @@
 
     python benchmarks/overlap.py --pairs 5                 # run, record, print the table
     python benchmarks/overlap.py --pairs 3 --label gpu --set student.steps_per_iteration=600
+    python benchmarks/overlap.py --pairs 2 --pin           # teacher on core 0, student on core 1
     python benchmarks/overlap.py --table                   # the table from the records alone
 
 Each run is ``dataloop run`` in a subprocess: the embedded teacher (llama-server with the
@@ -12,6 +13,11 @@ on, then on, off), so a machine that warms up or slows down favours neither. Eve
 one record to ``benchmarks/results/overlap.jsonl`` (``--out``): its label, pair, setting,
 wall time of the whole process, and ``loop_s``: from the reset's end to the last iteration's
 end in the run's ``run.log`` (whole seconds), the part overlap can change.
+
+``--pin`` stands in for a teacher on other hardware than the student (a served or remote
+teacher beside a GPU student, the case overlap is for) on a machine with two cores: the run,
+its student and its evaluation are held to core 1 (``taskset -c 1``, ``OMP_NUM_THREADS=1``) and
+llama-server's one compute thread to core 0 (:data:`PIN`), so the two never share a core.
 
 The table gives, per label, the medians and the on/off ratio per pair: its median and range
 (a ratio below 1 means overlap is faster). docs/benchmarks.md's table is :func:`docs_table`,
@@ -47,14 +53,23 @@ SMALL = [
 ]
 """The small embedded loop both settings run (``--set`` adds to it or overrides it)."""
 
+PIN = ["teacher.threads=1", "teacher.server_args=[--cpu-range, 0-0, --cpu-strict, '1']"]
+"""With ``--pin``: llama-server computes on core 0 alone (the run itself is held to core 1)."""
+
 
 def command(
-    name: str, runs_dir: Path, overlap: bool, iterations: int, sets: Sequence[str]
+    name: str,
+    runs_dir: Path,
+    overlap: bool,
+    iterations: int,
+    sets: Sequence[str],
+    pin: bool = False,
 ) -> list[str]:
-    """The ``dataloop run`` of one benchmark run."""
-    argv = [sys.executable, "-m", "dataloop.cli", "run", "--env", "arithmetic", "--quiet"]
+    """The ``dataloop run`` of one benchmark run (held to core 1 with ``pin``)."""
+    argv = ["taskset", "-c", "1"] if pin else []
+    argv += [sys.executable, "-m", "dataloop.cli", "run", "--env", "arithmetic", "--quiet"]
     argv += ["--name", name, "--runs-dir", str(runs_dir), "--iterations", str(iterations)]
-    for setting in [*SMALL, *sets, f"overlap={str(overlap).lower()}"]:
+    for setting in [*SMALL, *(PIN if pin else []), *sets, f"overlap={str(overlap).lower()}"]:
         argv += ["--set", setting]
     return argv
 
@@ -79,9 +94,10 @@ def measure(args: argparse.Namespace) -> list[dict]:
             order = (False, True) if pair % 2 == 0 else (True, False)
             for overlap in order:
                 name = f"pair{pair}-{'on' if overlap else 'off'}"
-                argv = command(name, runs_dir, overlap, args.iterations, args.set)
+                argv = command(name, runs_dir, overlap, args.iterations, args.set, args.pin)
+                env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.pin else None
                 start = time.monotonic()
-                done = subprocess.run(argv, capture_output=True, text=True)
+                done = subprocess.run(argv, capture_output=True, text=True, env=env)
                 wall = time.monotonic() - start
                 if done.returncode != 0:
                     sys.exit(f"{name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -92,7 +108,8 @@ def measure(args: argparse.Namespace) -> list[dict]:
                     "wall_s": round(wall, 1),
                     "loop_s": loop_seconds(runs_dir / name),
                     "iterations": args.iterations,
-                    "settings": [*SMALL, *args.set],
+                    "settings": [*SMALL, *(PIN if args.pin else []), *args.set],
+                    "pinned": args.pin,
                     "commit": _commit(),
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
@@ -192,12 +209,19 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a config override"
     )
+    parser.add_argument(
+        "--pin", action="store_true", help="teacher on core 0, the run on core 1 (2+ cores)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the records file")
     parser.add_argument("--table", action="store_true", help="print the table of --out only")
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.iterations < 2:
         parser.error("--pairs must be >= 1 and --iterations >= 2 (one iteration overlaps nothing)")
-    args.label = args.label or _label()
+    if args.pin and (os.cpu_count() or 1) < 2:
+        parser.error("--pin needs two cores: the teacher on core 0, the run on core 1")
+    args.label = args.label or _label() + (
+        ", pinned: teacher core 0, student core 1" if args.pin else ""
+    )
     return args
 
 

@@ -4,6 +4,7 @@ from made-up records, its docs block, its command line and the runs it would sta
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,16 @@ def test_the_command_line_and_the_runs_it_would_start(tmp_path: Path) -> None:
         config = load_config(None, {"env.name": "arithmetic", **parse_overrides(sets)})
         assert config.overlap is on and config.seed == 3
         check_run(config)  # every check a run makes before it starts the teacher
+
+
+def test_pinned_runs_hold_the_run_to_core_1_and_the_teacher_to_core_0(tmp_path: Path) -> None:
+    args = overlap.parse(["--pairs", "1", "--pin"])
+    assert args.pin and args.label.endswith(", pinned: teacher core 0, student core 1")
+    argv = overlap.command("r", tmp_path, True, 3, [], pin=True)
+    assert argv[:3] == ["taskset", "-c", "1"]
+    sets = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set"]
+    config = load_config(None, {"env.name": "arithmetic", **parse_overrides(sets)})
+    assert config.teacher.threads == 1
+    assert config.teacher.server_args == ["--cpu-range", "0-0", "--cpu-strict", "1"]
+    check_run(config)
+    assert overlap.command("r", tmp_path, True, 3, [])[0] == sys.executable  # unpinned
