@@ -42,7 +42,7 @@ def iteration_details(folder: Path) -> dict[str, Any]:
             scores[str(provenance["judge_score"])] += 1
             reasons[provenance.get("judge_reason") or ""] += 1
         elif row["verdict"] == "low-score":
-            not_judged += 1  # the judge could not score it (budget spent, or no answer)
+            not_judged += 1  # the judge did not score it: budget spent, unreadable reply, error
     generation = json.loads((folder / "generation.json").read_text())
     plan = json.loads((folder / "plan.json").read_text())
     return {
@@ -133,10 +133,10 @@ def verdict_table(records: list[dict[str, Any]]) -> str:
     arms = list(dict.fromkeys(r["arm"] for r in records))
     names = ["accepted", "duplicate", "unverified", "contaminated", "surplus", "low-score"]
     head = (
-        "| arm | runs | iterations | queries | " + " | ".join(names) + " | not judged | judged "
-        "| scores |"
+        "| arm | runs | iterations | queries | " + " | ".join(names) + " | other | not judged "
+        "| judged | scores |"
     )
-    lines = [head, "|---|" + "---:|" * (len(names) + 5) + "---|"]
+    lines = [head, "|---|" + "---:|" * (len(names) + 6) + "---|"]
     for arm in arms:
         runs = [r for r in records if r["arm"] == arm]
         its = [it for r in runs for it in r["iterations"]]
@@ -153,14 +153,12 @@ def verdict_table(records: list[dict[str, Any]]) -> str:
         if reasons:
             text, n = reasons.most_common(1)[0]
             shown += f"; {100 * n / judged:.0f} % with one reason: “{text}”"
-        cells = [str(verdicts.get(v, 0)) for v in names]
+        cells = [str(verdicts.get(v, 0)) for v in names] + [str(other)]
         cells += [str(sum(it["not_judged"] for it in its)), str(judged)]
         lines.append(
             f"| {arm} | {len(runs)} | {len(its) / max(len(runs), 1):.1f} | "
             f"{sum(it['queries'] for it in its)} | " + " | ".join(cells) + f" | {shown} |"
         )
-        if other:
-            lines[-1] += f" (+{other} other)"
     return "\n".join(lines)
 
 
@@ -176,10 +174,12 @@ def docs_table() -> str:
         "that were right, measured before it trained on them (what moves the level).\n\n"
         f"{edge_table(records)}\n\n"
         "Every arm, all runs and iterations summed: candidates by verdict (`low-score`: the "
-        "judge scored it below its threshold, 4, or could not score it; `not judged`: of those, "
-        "the ones it could not score, the budget being spent; `judged`: candidates the judge "
-        "scored, one teacher query each; `scores`: how many got each score, and the share "
-        "that gave the most repeated reason).\n\n"
+        "judge scored it below its threshold, 4, or did not score it; `other`: any other "
+        "filter's verdict; `not judged`: low-score candidates the judge did not score, because "
+        "the budget was spent, its reply could not be read or the request failed; `judged`: "
+        "candidates it scored, a teacher query each (an unreadable reply costs one too); "
+        "`scores`: how many got each score, and the share that gave the most repeated "
+        "reason).\n\n"
         f"{verdict_table(records)}\n"
         if records
         else "No runs collected yet.\n"

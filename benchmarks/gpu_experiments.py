@@ -319,8 +319,9 @@ def e3_manipulation(experiment: Path, runs: Path) -> str:
     options["data_files"] = str(ROOT / options["data_files"])
     lines = []
     for arm in spec.arms:
-        made = kind = 0
-        for run in sorted((runs / arm.name).glob("seed-*")):
+        made = kind = folders = 0
+        for run in sorted(p for p in (runs / arm.name).glob("seed-*") if p.is_dir()):
+            folders += 1
             rows = [
                 json.loads(line)
                 for path in sorted(run.glob("iterations/*/accepted.jsonl"))
@@ -337,8 +338,11 @@ def e3_manipulation(experiment: Path, runs: Path) -> str:
                 kind += sum(r["answer"] in answers for r in rows)
             else:
                 kind += sum(r["question"] not in questions for r in rows)
+        if not folders:  # made in an earlier call: its folders stayed on that machine
+            lines.append(f"{arm.name}: not counted, no run folders here")
+            continue
         share = f"{100 * kind / made:.0f} %" if made else "—"
-        lines.append(f"{arm.name}: {made} accepted, {share} of its kind")
+        lines.append(f"{arm.name}: {made} accepted in {folders} runs, {share} of its kind")
     return f"{experiment.stem} manipulation check: " + "; ".join(lines)
 
 

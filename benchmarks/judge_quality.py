@@ -11,7 +11,7 @@ share of replies it could not read, and the share of reasons that repeat one tex
 copying its prompt).
 
     .venv/bin/python benchmarks/judge_quality.py --variant shipped --variant \\
-        no-example-score=benchmarks/judge_prompts/no-example-score --repeats 1
+        no-example-score=benchmarks/judge_prompts/no-example-score
     .venv/bin/python benchmarks/judge_quality.py --table   # the table of the recorded data
 
 ``shipped`` is ``prompts/judge/``; ``NAME=DIR`` a prompts folder holding ``judge/<kind>.j2``.
@@ -154,12 +154,16 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
-def _variant(text: str) -> tuple[str, Path | None]:
+def _variant(text: str, kind: str) -> tuple[str, Path | None]:
+    """``shipped`` or ``NAME=DIR``, where DIR holds ``judge/<kind>.j2`` (else the shipped
+    template would answer under the variant's name)."""
     if text == "shipped":
         return text, None
     name, _, folder = text.partition("=")
-    if not folder or not (Path(folder) / "judge").is_dir():
-        raise SystemExit(f"--variant {text}: expected 'shipped' or NAME=DIR with DIR/judge/")
+    if not folder or not (Path(folder) / "judge" / f"{kind}.j2").is_file():
+        raise SystemExit(
+            f"--variant {text}: expected 'shipped' or NAME=DIR with DIR/judge/{kind}.j2"
+        )
     return name, Path(folder)
 
 
@@ -168,7 +172,13 @@ def main() -> None:
     parser.add_argument("--variant", action="append", default=[], help="shipped or NAME=DIR")
     parser.add_argument("--kind", choices=["chat", "base"], default="chat")
     parser.add_argument("--per-skill", type=int, default=12, help="right examples per skill")
-    parser.add_argument("--repeats", type=int, default=1, help="passes over every variant")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="passes over every variant (the judge samples at temperature 0 with seeds fixed by "
+        "the example, so a repeat checks that the server answers alike, not a new sample)",
+    )
     parser.add_argument("--url", help="an OpenAI-compatible server already running (else one "
                         "llama-server with the packaged Gemma 3 270M)")  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS)
@@ -177,7 +187,7 @@ def main() -> None:
     if args.table:
         print(table(read(args.results)), end="")
         return
-    variants = [_variant(v) for v in args.variant or ["shipped"]]
+    variants = [_variant(v, args.kind) for v in args.variant or ["shipped"]]
     kind: TeacherKind = args.kind
     task = ArithmeticTask(seed=TASK_SEED)
     examples = labelled(args.per_skill)

@@ -16,8 +16,10 @@ end in the run's ``run.log`` (whole seconds), the part overlap can change.
 
 ``--pin`` stands in for a teacher on other hardware than the student (a served or remote
 teacher beside a GPU student, the case overlap is for) on a machine with two cores: the run,
-its student and its evaluation are held to core 1 (``taskset -c 1``, ``OMP_NUM_THREADS=1``) and
-llama-server's one compute thread to core 0 (:data:`PIN`), so the two never share a core.
+its student and its evaluation are held to core 1 (``taskset -c 1``, ``OMP_NUM_THREADS=1``),
+and llama-server (one thread, :data:`PIN`) is moved to core 0 as soon as it appears, every
+thread of it, by this script (:func:`pin_teacher`; llama.cpp's own ``--cpu-range`` is not
+honoured by every build). Each record says which cores the teacher's threads were allowed.
 
 The table gives, per label, the medians and the on/off ratio per pair: its median and range
 (a ratio below 1 means overlap is faster). docs/benchmarks.md's table is :func:`docs_table`,
@@ -53,8 +55,41 @@ SMALL = [
 ]
 """The small embedded loop both settings run (``--set`` adds to it or overrides it)."""
 
-PIN = ["teacher.threads=1", "teacher.server_args=[--cpu-range, 0-0, --cpu-strict, '1']"]
-"""With ``--pin``: llama-server computes on core 0 alone (the run itself is held to core 1)."""
+PIN = ["teacher.threads=1"]
+"""With ``--pin``: llama-server computes with one thread (moved to core 0, :func:`pin_teacher`)."""
+
+
+def _children(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def pin_teacher(pid: int, core: int = 0) -> set[int]:
+    """Move every thread of every llama-server below ``pid`` to ``core``; returns the cores
+    those threads are allowed after it (empty while none runs)."""
+    allowed: set[int] = set()
+    for child in _children(pid):
+        try:
+            if "llama-server" not in Path(f"/proc/{child}/cmdline").read_text():
+                continue
+            for task in Path(f"/proc/{child}/task").iterdir():
+                os.sched_setaffinity(int(task.name), {core})
+                allowed |= os.sched_getaffinity(int(task.name))
+        except (OSError, ValueError):
+            continue  # it ended meanwhile
+    return allowed
 
 
 def command(
@@ -97,8 +132,16 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 argv = command(name, runs_dir, overlap, args.iterations, args.set, args.pin)
                 env = {**os.environ, "OMP_NUM_THREADS": "1"} if args.pin else None
                 start = time.monotonic()
-                done = subprocess.run(argv, capture_output=True, text=True, env=env)
-                wall = time.monotonic() - start
+                teacher_cores: set[int] = set()
+                with tempfile.TemporaryFile("w+") as err:
+                    run = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+                    while run.poll() is None:
+                        if args.pin:
+                            teacher_cores |= pin_teacher(run.pid)
+                        time.sleep(0.5)
+                    wall = time.monotonic() - start
+                    err.seek(0)
+                    done = subprocess.CompletedProcess(argv, run.returncode, "", err.read())
                 if done.returncode != 0:
                     sys.exit(f"{name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
                 record = {
@@ -110,6 +153,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
                     "iterations": args.iterations,
                     "settings": [*SMALL, *(PIN if args.pin else []), *args.set],
                     "pinned": args.pin,
+                    "teacher_cores": sorted(teacher_cores) if args.pin else None,
                     "commit": _commit(),
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 }
@@ -117,7 +161,10 @@ def measure(args: argparse.Namespace) -> list[dict]:
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 with args.out.open("a") as f:
                     f.write(json.dumps(record) + "\n")
-                print(f"{name}: {wall:.1f} s (loop {record['loop_s']} s)", flush=True)
+                cores = f", teacher on cores {sorted(teacher_cores)}" if args.pin else ""
+                print(f"{name}: {wall:.1f} s (loop {record['loop_s']} s{cores})", flush=True)
+                if args.pin and teacher_cores != {0}:
+                    sys.exit(f"{name}: the teacher was not held to core 0 ({teacher_cores})")
     finally:
         shutil.rmtree(runs_dir, ignore_errors=True)
     return records
@@ -219,7 +266,7 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--pairs must be >= 1 and --iterations >= 2 (one iteration overlaps nothing)")
     if args.pin and (os.cpu_count() or 1) < 2:
         parser.error("--pin needs two cores: the teacher on core 0, the run on core 1")
-    args.label = args.label or _label() + (
+    args.label = (args.label or _label()) + (
         ", pinned: teacher core 0, student core 1" if args.pin else ""
     )
     return args

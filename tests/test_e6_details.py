@@ -26,6 +26,8 @@ def _run(root: Path, arm: str, seed: int, *, done: bool = True, judged: bool = F
         rows = [_candidate("accepted", 4 if judged else None), _candidate("duplicate")]
         if judged:
             rows += [_candidate("low-score", 2), _candidate("low-score")]  # one not judged
+        elif k == 1:
+            rows.append(_candidate("near-duplicate"))  # a verdict without a column: "other"
         (folder / "generated.jsonl").write_text("".join(rows))
         counts = [{"skill": "len", "judged_out": 2 if judged else 0}]
         (folder / "generation.json").write_text(json.dumps({"counts": counts, "queries": 5}))
@@ -73,7 +75,8 @@ def test_tables_show_edge_s_levels_and_the_judge_s_work(tmp_path) -> None:
     verdicts = details.verdict_table(records)
     # 2 runs x 2 iterations: 4 accepted, 8 low-score of which 4 not judged; 8 scored.
     assert (
-        "| uniform-judge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 8 | 4 | 8 | 2: 4, 4: 4; " in verdicts
+        "| uniform-judge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 8 | 0 | 4 | 8 | 2: 4, 4: 4; "
+        in verdicts
     )
     assert "100 % with one reason: “fine”" in verdicts  # all 8 scored gave the same reason
-    assert "| edge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 0 | 0 | 0 | — |" in verdicts
+    assert "| edge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 0 | 2 | 0 | 0 | — |" in verdicts

@@ -4,7 +4,10 @@ from made-up records, its docs block, its command line and the runs it would sta
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,6 +82,48 @@ def test_pinned_runs_hold_the_run_to_core_1_and_the_teacher_to_core_0(tmp_path: 
     sets = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--set"]
     config = load_config(None, {"env.name": "arithmetic", **parse_overrides(sets)})
     assert config.teacher.threads == 1
-    assert config.teacher.server_args == ["--cpu-range", "0-0", "--cpu-strict", "1"]
     check_run(config)
+    labelled = overlap.parse(["--pin", "--label", "here"])  # pinned runs never share a label
+    assert labelled.label == "here, pinned: teacher core 0, student core 1"
     assert overlap.command("r", tmp_path, True, 3, [])[0] == sys.executable  # unpinned
+
+
+def test_pin_teacher_moves_every_thread_of_a_llama_server_below_the_run(tmp_path: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    # A stand-in process named llama-server, with a thread, below a parent that is not.
+    script = tmp_path / "llama-server"
+    script.write_text(
+        "import threading, time\n"
+        "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "time.sleep(30)\n"
+    )
+    parent = subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"{sys.executable} {script} & {sys.executable} -c 'import time; time.sleep(30)'",
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while (
+            not (cores := overlap.pin_teacher(parent.pid, core=1)) and time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        assert cores == {1}
+        teacher = [
+            c
+            for c in overlap._children(parent.pid)
+            if "llama-server" in Path(f"/proc/{c}/cmdline").read_text()
+        ]
+        threads = list(Path(f"/proc/{teacher[0]}/task").iterdir())
+        assert len(threads) == 2
+        assert all(os.sched_getaffinity(int(t.name)) == {1} for t in threads)
+        others = [c for c in overlap._children(parent.pid) if c not in teacher]
+        assert all(os.sched_getaffinity(c) != {1} for c in others)  # only the teacher moved
+    finally:
+        for child in overlap._children(parent.pid):
+            os.kill(child, 9)
+        parent.kill()
+        parent.wait()
