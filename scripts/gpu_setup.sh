@@ -12,13 +12,15 @@
 
 # What the scripts import that a torch image may lack, newest versions (transformers for
 # SFTConfig's activation_checkpointing, which transformers 5.17 lacks). No torch, numpy,
-# pyarrow, peft or accelerate: the image's own are used.
+# pyarrow, peft or accelerate: the image's own are used. transformers, trl and datasets are
+# pinned to the versions E2b's and E3's recorded runs were made with: bench adds no run made
+# with other versions to a results file, so a later call with newer wheels could not continue.
 WHEELS=(
-  trl datasets dill multiprocess xxhash pandas python-dateutil tzdata
+  trl==1.16.0 datasets==5.2.0 dill multiprocess xxhash pandas python-dateutil tzdata
   requests urllib3 charset-normalizer certifi idna
   pydantic pydantic-core annotated-types typing-inspection typing-extensions
   openai jiter sniffio anyio httpx2 httpcore2 truststore h11 tenacity gguf fsspec
-  transformers tokenizers huggingface-hub hf-xet safetensors regex tqdm
+  transformers==5.25.0 tokenizers huggingface-hub hf-xet safetensors regex tqdm
   jinja2 markupsafe pyyaml typer annotated-doc click shellingham rich markdown-it-py mdurl
   pygments sentencepiece pytest-timeout packaging filelock psutil datasketch kernels tomlkit
 )

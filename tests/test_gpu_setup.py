@@ -34,7 +34,15 @@ def wheels() -> set[str]:
     text = (ROOT / "scripts" / "gpu_setup.sh").read_text()
     listed = re.search(r"^WHEELS=\((.*?)^\)", text, re.DOTALL | re.MULTILINE)
     assert listed, "gpu_setup.sh has no WHEELS=( ... ) list"
-    return {canonicalize_name(word) for word in listed[1].split()}
+    return {canonicalize_name(Requirement(word).name) for word in listed[1].split()}
+
+
+def pinned() -> dict[str, str]:
+    """The WHEELS given as ``name==version``."""
+    text = (ROOT / "scripts" / "gpu_setup.sh").read_text()
+    listed = re.search(r"^WHEELS=\((.*?)^\)", text, re.DOTALL | re.MULTILINE)
+    assert listed
+    return dict(w.split("==", 1) for w in listed[1].split() if "==" in w)
 
 
 def needs(name: str) -> list[str]:
@@ -80,3 +88,19 @@ def test_the_gpu_wheels_cover_the_project_and_what_it_needs():
             missing.add(name)
         todo.extend(needs(name))
     assert not missing, f"add to WHEELS in scripts/gpu_setup.sh: {sorted(missing)}"
+
+
+def test_the_pinned_wheels_are_the_versions_the_gpu_experiments_recorded():
+    """A later call must make runs with the versions a results file already holds (bench adds
+    no others), so --download fetches those, not the newest."""
+    import json
+
+    for name in ("llm2llm-faithful", "e3-balancing-br1"):
+        path = ROOT / "experiments" / "results" / f"{name}.jsonl"
+        recorded = {
+            (package, version)
+            for line in path.read_text().splitlines()
+            for package, version in json.loads(line)["code"]["versions"].items()
+            if package in pinned()
+        }
+        assert recorded == set(pinned().items()), name
