@@ -21,6 +21,7 @@ from dataloop.background import InFlight
 from dataloop.difficulty import measure_solve_rates
 from dataloop.display import Display
 from dataloop.engine.engine import GenerationResult
+from dataloop.engine.judge import copying_warning
 from dataloop.engine.sources import DataSource
 from dataloop.errors import DataloopError, PluginError
 from dataloop.gym import Environment
@@ -214,6 +215,9 @@ class Loop:
             self.display.log(f"[yellow]teacher error[/]: {error}")
         for candidate in [c for c in result.candidates if c.error][:3]:
             self.display.log(f"[yellow]check error[/] (candidate rejected): {candidate.error}")
+        if warning := copying_warning([c.example for c in result.candidates]):
+            self.display.log(f"[yellow]judge[/]: {warning}")
+            log.warning(warning, extra={"iteration": k})
         log.info(
             "generation",
             extra={"iteration": k, "accepted": len(result.accepted), "errors": len(result.errors)},

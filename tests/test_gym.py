@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import errno
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from dataloop.display import Display
 from dataloop.engine.engine import GenerationResult
+from dataloop.engine.results import Candidate
 from dataloop.environments import load_task
 from dataloop.errors import DiskFull
 from dataloop.gym import Environment
@@ -201,3 +205,36 @@ def test_observations_carry_the_students_loss_on_each_seed_only_when_asked(tmp_p
     assert obs.losses == {} and quiet.scored == 0  # off by default: nothing computed
     with pytest.raises(TypeError, match="student Memorises has no losses"):
         Environment(task, Memorises(), checkpoints_dir=tmp_path, losses=True)
+
+
+class CopyingJudge(Leaks):
+    """A stand-in teacher whose judge gave every candidate the prompt's example reply."""
+
+    async def generate(self, plan: Plan, obs: Observation, train_set, on_progress=None):
+        result = await super().generate(plan, obs, train_set, on_progress)
+        result.accepted = [
+            e.model_copy(
+                update={
+                    "provenance": e.provenance.model_copy(
+                        update={"judge_score": 4, "judge_reason": "one sentence"}
+                    )
+                }
+            )
+            for e in result.accepted
+        ]
+        result.candidates = [Candidate(example=e, verdict="accepted") for e in result.accepted]
+        return result
+
+
+def test_the_loop_warns_when_the_judge_gives_every_candidate_one_reply(tmp_path: Path) -> None:
+    task = load_task("arithmetic", options=OPTIONS)
+    teacher = CopyingJudge(task.split("validation"), max_queries=6)
+    env = Environment(
+        task, Memorises(), checkpoints_dir=tmp_path / "ckpt", max_iterations=1,
+        budget=teacher.budget,
+    )  # fmt: skip
+    shown = io.StringIO()
+    display = Display(console=Console(file=shown, width=400))
+    Loop(env, Uniform(examples_per_iteration=12), teacher, RunDir(tmp_path / "run"), display).run()
+    assert "judge: the judge gave all 12 candidates it scored a 4" in shown.getvalue()
+    assert "it may be copying its prompt" in shown.getvalue()

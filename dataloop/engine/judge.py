@@ -98,6 +98,25 @@ class Judge:
         return score is not None and score >= self.threshold
 
 
+def copying_warning(examples: list[Example], least: int = 10) -> str | None:
+    """A warning when the judge gave every one of at least ``least`` candidates it scored the
+    same score with the same reason, as a small model copying its prompt's example reply does
+    (Gemma 3 270M, E6: 288 of 288 scored 4, with the example's reason); None otherwise."""
+    scored = [
+        (e.provenance.judge_score, e.provenance.judge_reason)
+        for e in examples
+        if e.provenance.judge_score is not None
+    ]
+    if len(scored) < least or len(set(scored)) > 1:
+        return None
+    score, reason = scored[0]
+    return (
+        f"the judge gave all {len(scored)} candidates it scored a {score}, each with the reason "
+        f"{reason!r}: it may be copying its prompt rather than judging (docs/publishing.md, "
+        "'LLM judge')"
+    )
+
+
 def rubric(templates: Templates, kind: TeacherKind, example: Example, skill: SkillInfo) -> str:
     """The judge's prompt for one example: ``judge/<kind>.j2`` rendered with the skill, the
     question and the answer."""

@@ -174,3 +174,31 @@ def test_the_judges_endpoint_credentials_are_redacted_in_the_saved_config() -> N
     endpoint = {"backend": "openai", "model": "j", "base_urls": ["https://u:pw@judge.io/v1"]}
     saved = dump_config(validate_config({"engine": {"judge": {"endpoint": endpoint}}}))
     assert "https://***@judge.io/v1" in saved and "pw" not in saved
+
+
+def _scored(score: int | None, reason: str | None, n: int) -> list:
+    from dataloop.schema import Example, Provenance
+
+    provenance = Provenance(source="generated", judge_score=score, judge_reason=reason)
+    return [
+        Example(
+            id=f"x{i}", skill="add", question=f"{i}+1", answer=str(i + 1), provenance=provenance
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_judge_that_gives_everything_one_score_and_reason_is_flagged() -> None:
+    from dataloop.engine.judge import copying_warning
+
+    copied = _scored(4, "one sentence on what decided the score", 12)
+    unscored = _scored(None, "not judged: the budget is spent", 5)  # not counted either way
+    warning = copying_warning(copied + unscored)
+    assert warning is not None
+    assert "all 12 candidates it scored a 4" in warning
+    assert "'one sentence on what decided the score'" in warning
+    # Too few to tell, or a judge that varies its score or its reason: no warning.
+    assert copying_warning(copied[:9]) is None
+    assert copying_warning(copied + _scored(5, "one sentence on what decided the score", 1)) is None
+    assert copying_warning(copied + _scored(4, "the sum is right", 1)) is None
+    assert copying_warning([]) is None
