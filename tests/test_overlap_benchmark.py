@@ -92,25 +92,20 @@ def test_pin_teacher_moves_every_thread_of_a_llama_server_below_the_run(tmp_path
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs two cores")
     # A stand-in process named llama-server, with a thread, below a parent that is not.
-    script = tmp_path / "llama-server"
+    script, ready = tmp_path / "llama-server", tmp_path / "ready"
     script.write_text(
-        "import threading, time\n"
+        "import pathlib, sys, threading, time\n"
         "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "pathlib.Path(sys.argv[1]).touch()\n"
         "time.sleep(30)\n"
     )
-    parent = subprocess.Popen(
-        [
-            "sh",
-            "-c",
-            f"{sys.executable} {script} & {sys.executable} -c 'import time; time.sleep(30)'",
-        ]
-    )
+    other = f"{sys.executable} -c 'import time; time.sleep(30)'"
+    parent = subprocess.Popen(["sh", "-c", f"{sys.executable} {script} {ready} & {other}"])
     try:
-        deadline = time.monotonic() + 10
-        while (
-            not (cores := overlap.pin_teacher(parent.pid, core=1)) and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while not ready.exists() and time.monotonic() < deadline:  # both its threads started
+            time.sleep(0.05)
+        cores = overlap.pin_teacher(parent.pid, core=1)
         assert cores == {1}
         teacher = [
             c
