@@ -140,10 +140,9 @@ def measure(args: argparse.Namespace) -> list[dict]:
                             teacher_cores |= pin_teacher(run.pid)
                         time.sleep(0.5)
                     wall = time.monotonic() - start
-                    err.seek(0)
-                    done = subprocess.CompletedProcess(argv, run.returncode, "", err.read())
-                if done.returncode != 0:
-                    sys.exit(f"{name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+                    if run.returncode != 0:
+                        err.seek(0)
+                        sys.exit(f"{name} failed ({run.returncode}):\n{err.read()[-2000:]}")
                 record = {
                     "label": args.label,
                     "pair": pair,
