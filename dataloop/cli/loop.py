@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dataloop.cli.common import app, console, err_console, fail
+from dataloop.cli.common import app, console, err_console, fail, interrupts_not_lost
 from dataloop.errors import DataloopError, DiskFull, PluginError, TeacherUnavailable
 
 
@@ -66,7 +66,10 @@ def _run_loop(cfg: Any, run_dir: Any, quiet: bool, verbose: bool) -> None:
         verbose_terminal()
     started = time.monotonic()
     try:
-        with open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop:
+        with (
+            interrupts_not_lost(),
+            open_loop(cfg, Display(err_console, quiet=quiet), run_dir) as loop,
+        ):
             history = loop.run()
     except (TeacherUnavailable, PluginError, DiskFull) as exc:
         if run_dir.exists("state.json"):
