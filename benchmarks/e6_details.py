@@ -17,6 +17,7 @@ computed from that file alone, so docs/benchmarks.md's copy regenerates from com
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -27,17 +28,44 @@ DETAILS = ROOT / "experiments" / "results" / "beyond-details.jsonl"
 SKILLS = ("first", "last", "len", "max", "sort", "reverse")
 
 
+@functools.cache
+def _arithmetic() -> Any:
+    from dataloop.envs.arithmetic import ArithmeticTask
+
+    return ArithmeticTask()
+
+
+def why_unverified(example: dict[str, Any]) -> str:
+    """Why the task refused a candidate: ``malformed`` (its ``verify`` rejects it), ``harder``
+    or ``easier`` (well formed, but at a higher or lower level than its request asked for: the
+    level check of a request at a level), or ``other``. E6's gym is arithmetic."""
+    from dataloop.schema import Example
+
+    task = _arithmetic()
+    candidate = Example.model_validate(example)
+    verified = task.verify(candidate)
+    if verified is None:
+        return "malformed"
+    asked, wrote = candidate.provenance.level, task.level_of(verified)
+    if asked is None or wrote is None or asked == wrote:
+        return "other"
+    return "harder" if wrote > asked else "easier"
+
+
 def iteration_details(folder: Path) -> dict[str, Any]:
     """One iteration of one run: the levels its plan asked for, the queries, every candidate's
     verdict and the judge's scores."""
     verdicts: Counter[str] = Counter()
     scores: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
     not_judged = 0
     for line in (folder / "generated.jsonl").read_text().splitlines():
         row = json.loads(line)
         verdicts[row["verdict"]] += 1
         provenance = row["example"]["provenance"]
+        if row["verdict"] == "unverified":
+            refused[why_unverified(row["example"])] += 1
         if provenance.get("judge_score") is not None:
             scores[str(provenance["judge_score"])] += 1
             reasons[provenance.get("judge_reason") or ""] += 1
@@ -52,6 +80,7 @@ def iteration_details(folder: Path) -> dict[str, Any]:
         "judge_reasons": dict(reasons.most_common()),
         "judged_out": sum(c.get("judged_out", 0) for c in generation["counts"]),
         "not_judged": not_judged,
+        "unverified": dict(sorted(refused.items())),
         # The level each request asked for (edge's plan); absent for other policies.
         "levels": {r["skill"]: r["level"] for r in plan["requests"] if r.get("level") is not None},
     }
@@ -162,6 +191,25 @@ def verdict_table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def unverified_table(records: list[dict[str, Any]]) -> str:
+    """Per arm, all runs and iterations: the candidates the task refused, by why."""
+    names = ["malformed", "harder", "easier", "other"]
+    lines = [
+        "| arm | unverified | malformed | harder than asked | easier than asked | other |",
+        "|---|" + "---:|" * (len(names) + 1),
+    ]
+    for arm in dict.fromkeys(r["arm"] for r in records):
+        its = [it for r in records if r["arm"] == arm for it in r["iterations"]]
+        if any("unverified" not in it for it in its):  # collected before this was counted
+            continue
+        why: Counter[str] = Counter()
+        for it in its:
+            why.update(it["unverified"])
+        cells = [str(sum(why.values()))] + [str(why.get(n, 0)) for n in names]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def docs_table() -> str:
     """The tables docs/benchmarks.md shows, from the committed details alone."""
     records = sorted(load().values(), key=lambda r: (r["seed"], r["arm"]))
@@ -180,7 +228,12 @@ def docs_table() -> str:
         "candidates it scored, a teacher query each (an unreadable reply costs one too); "
         "`scores`: how many got each score, and the share that gave the most repeated "
         "reason).\n\n"
-        f"{verdict_table(records)}\n"
+        f"{verdict_table(records)}\n\n"
+        "Candidates the task refused (`unverified` above), by why: `malformed`, its check "
+        "rejects the question; `harder than asked` or `easier than asked`, well formed but at "
+        "another difficulty level than the request asked for (only requests at a level, "
+        "`edge`'s, check it); `other`, any other reason.\n\n"
+        f"{unverified_table(records)}\n"
         if records
         else "No runs collected yet.\n"
     )

@@ -80,3 +80,37 @@ def test_tables_show_edge_s_levels_and_the_judge_s_work(tmp_path) -> None:
     )
     assert "100 % with one reason: “fine”" in verdicts  # all 8 scored gave the same reason
     assert "| edge | 2 | 2.0 | 20 | 4 | 4 | 0 | 0 | 0 | 0 | 2 | 0 | 0 | — |" in verdicts
+
+
+def _refused(question: str, level: int | None) -> str:
+    example = {
+        "id": question,
+        "skill": "len",
+        "question": question,
+        "answer": "0",
+        "provenance": {"source": "generated", "level": level},
+    }
+    return json.dumps({"example": example, "verdict": "unverified"}) + "\n"
+
+
+def test_refused_candidates_are_told_apart_by_why(tmp_path) -> None:
+    """E6's reading: `edge` at level 0 refused well-formed candidates the task places higher."""
+    runs = tmp_path / "runs"
+    run = _run(runs, "edge", 400)
+    with (run / "iterations" / "1" / "generated.jsonl").open("a") as out:
+        out.write(_refused("len(", 0))  # does not parse
+        out.write(_refused("len(elephant)", 0))  # 8 letters: level 3, asked 0
+        out.write(_refused("len(at)", 2))  # level 0, asked 2
+        out.write(_refused("len(tree)", None))  # no level asked: refused for another reason
+    details.collect(runs, tmp_path / "details.jsonl")
+    records = list(details.load(tmp_path / "details.jsonl").values())
+    assert records[0]["iterations"][0]["unverified"] == {
+        "easier": 1,
+        "harder": 1,
+        "malformed": 1,
+        "other": 1,
+    }
+    assert "| edge | 4 | 1 | 1 | 1 | 1 |" in details.unverified_table(records)
+    # Records collected before the split was counted leave their arm out, not show zeros.
+    del records[0]["iterations"][1]["unverified"]
+    assert "| edge |" not in details.unverified_table(records)
