@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fakeserver import FakeOpenAI
+from fakeserver import FakeOpenAI, few_shot_variations
 from test_cli_errors import REPO, dataloop, one_line_error
+from tinybench import tiny_experiment
 
 pytestmark = pytest.mark.integration
 
@@ -174,5 +175,32 @@ def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
     assert process.returncode == 130, err
     assert (
         err.strip().splitlines()[-1] == f"interrupted: continue with dataloop resume {state.parent}"
+    )
+    assert "Traceback" not in err
+
+
+def test_ctrl_c_in_bench_says_how_to_continue(tmp_path) -> None:
+    """Before 2026-12-04 bench ended on Ctrl-C with a traceback and no word on what next."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
+        experiment = tmp_path / "exp.yaml"
+        experiment.write_text(tiny_experiment(server.base_url, iterations=50))
+        out = tmp_path / "bench"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--out", str(out),
+             "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, PYTHONPATH=path),
+        )  # fmt: skip
+        state = out / "seed-only" / "seed-0" / "state.json"
+        deadline = time.monotonic() + 240
+        while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == (
+        "interrupted: run the same command again to continue (finished runs are recorded, "
+        "unfinished ones resume)"
     )
     assert "Traceback" not in err

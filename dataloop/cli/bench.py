@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from dataloop.cli.common import app, console, err_console, fail
+from dataloop.cli.common import app, console, err_console, fail, interrupts_not_lost
 from dataloop.errors import DataloopError
 
 
@@ -86,62 +86,73 @@ def bench(
         )
 
     try:
-        spec, base = load_experiment(experiment)
-        folder = out or Path("runs") / (spec.name or experiment.stem)
-        # Options that do not go together: parsing, so here.
-        if plan and (arm is not None or seed is not None):
-            raise BenchError("--plan lists every run; leave out --arm and --seed")
-        if (plan or arm is not None or seed is not None) and (jobs != 1 or executor != "local"):
-            raise BenchError(
-                "--plan, --arm and --seed start no workers; leave out --jobs, --executor"
-            )
-        if plan:
-            todo = plan_bench(spec, base, folder)
-            for cell in todo:
-                typer.echo(cell_command(experiment, folder, cell[0].name, cell[1]))
-            err_console.print(
-                f"{len(todo)} runs to make; each run folder's config is in {folder}; then "
-                f"gather: dataloop bench {experiment} --out {folder} --results-only",
-                highlight=False,
-            )
-            return
-        if arm is not None or seed is not None:
-            for cell in select_runs(spec, base, folder, arm, seed):
-                outcome = run_cell(
-                    spec,
-                    folder,
-                    cell,
-                    threads=threads,
-                    display_factory=lambda: Display(err_console, quiet=quiet),
-                    allow_mixed=allow_mixed_commits,
+        with interrupts_not_lost():
+            spec, base = load_experiment(experiment)
+            folder = out or Path("runs") / (spec.name or experiment.stem)
+            # Options that do not go together: parsing, so here.
+            if plan and (arm is not None or seed is not None):
+                raise BenchError("--plan lists every run; leave out --arm and --seed")
+            if (plan or arm is not None or seed is not None) and (jobs != 1 or executor != "local"):
+                raise BenchError(
+                    "--plan, --arm and --seed start no workers; leave out --jobs, --executor"
                 )
-                held = f", {outcome.holder}" if outcome.holder else ""
-                typer.echo(f"{outcome.run}: {outcome.status}{held}")
-            return
-        result = run_bench(
-            spec,
-            base,
-            folder,
-            run_missing=not results_only,
-            rerun=[a for a in (rerun or "").split(",") if a],
-            allow_mixed_commits=allow_mixed_commits,
-            on_run=progress,
-            display_factory=lambda: Display(err_console, quiet=quiet),
-            executor=choose_executor(
-                experiment,
+            if plan:
+                todo = plan_bench(spec, base, folder)
+                for cell in todo:
+                    typer.echo(cell_command(experiment, folder, cell[0].name, cell[1]))
+                err_console.print(
+                    f"{len(todo)} runs to make; each run folder's config is in {folder}; then "
+                    f"gather: dataloop bench {experiment} --out {folder} --results-only",
+                    highlight=False,
+                )
+                return
+            if arm is not None or seed is not None:
+                for cell in select_runs(spec, base, folder, arm, seed):
+                    outcome = run_cell(
+                        spec,
+                        folder,
+                        cell,
+                        threads=threads,
+                        display_factory=lambda: Display(err_console, quiet=quiet),
+                        allow_mixed=allow_mixed_commits,
+                    )
+                    held = f", {outcome.holder}" if outcome.holder else ""
+                    typer.echo(f"{outcome.run}: {outcome.status}{held}")
+                return
+            result = run_bench(
+                spec,
+                base,
                 folder,
-                executor=executor,
-                jobs=jobs,
+                run_missing=not results_only,
+                rerun=[a for a in (rerun or "").split(",") if a],
+                allow_mixed_commits=allow_mixed_commits,
+                on_run=progress,
+                display_factory=lambda: Display(err_console, quiet=quiet),
+                executor=choose_executor(
+                    experiment,
+                    folder,
+                    executor=executor,
+                    jobs=jobs,
+                    threads=threads,
+                    address=address,
+                    cpus=cpus_per_run,
+                    gpus=gpus_per_run,
+                    allow_mixed=allow_mixed_commits,
+                ),
                 threads=threads,
-                address=address,
-                cpus=cpus_per_run,
-                gpus=gpus_per_run,
-                allow_mixed=allow_mixed_commits,
-            ),
-            threads=threads,
-        )
+            )
     except DataloopError as exc:
         raise fail(exc) from None
+    except KeyboardInterrupt:
+        # Finished runs are recorded; a run under way resumes from its last committed phase.
+        err_console.print(
+            "interrupted: run the same command again to continue (finished runs are recorded, "
+            "unfinished ones resume)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=130) from None
     console.print(markdown(result), markup=False, highlight=False)
     console.print(
         f"results: {folder / 'results.md'}, {folder / 'results.json'}, {folder / 'curves.png'}; "
