@@ -157,6 +157,12 @@ def test_an_environment_whose_verify_raises_on_most_candidates_is_named(tmp_path
     assert (state["iteration"], state["phase"]) == (1, "planned")
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT at its default in the child, whatever this test inherits: a background job (``make
+    test &``) ignores it, and a child that ignores it cannot be interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
     """At 4df1ece SIGINT exited 130 with no word on what next."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
@@ -164,7 +170,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
         [sys.executable, "-m", "dataloop.cli", "run", "--name", "r", "--runs-dir", str(tmp_path),
          *SMALL, "--set", "engine.source=none", "--iterations", "50"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, PYTHONPATH=path),
+        env=dict(os.environ, PYTHONPATH=path), preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     state = tmp_path / "r" / "state.json"
     deadline = time.monotonic() + 240
@@ -190,7 +196,7 @@ def test_ctrl_c_in_bench_says_how_to_continue(tmp_path) -> None:
             [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--out", str(out),
              "--quiet"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=path),
+            env=dict(os.environ, PYTHONPATH=path), preexec_fn=_ctrl_c_as_in_a_terminal,
         )  # fmt: skip
         state = out / "seed-only" / "seed-0" / "state.json"
         deadline = time.monotonic() + 240

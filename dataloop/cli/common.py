@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
 import threading
@@ -40,20 +41,25 @@ def fail(exc: DataloopError) -> typer.Exit:
 
 # Seconds before a discarded Ctrl-C is delivered again (a test sets 0, to land it in the hook).
 REDELIVERY_DELAY = 0.01
+# Seconds between checks, after a Ctrl-C, that its KeyboardInterrupt is still on its way out.
+RECHECK_PERIOD = 0.5
 
 
 @contextlib.contextmanager
 def interrupts_not_lost() -> Iterator[None]:
-    """Ctrl-C stops the command even when it lands in a finalizer.
+    """Ctrl-C stops the command even where Python or a library throws its KeyboardInterrupt away.
 
     Python discards an exception raised in ``__del__`` or a weakref callback ("Exception ignored
-    in ..."), so a Ctrl-C that arrives while one runs (``datasets.Dataset.__del__`` during garbage
-    collection) was lost and the run went on to its end (CI, 2026-12-04). Here such a discarded
-    KeyboardInterrupt is not printed but delivered again to the main thread, so that a blocking
-    call there is interrupted as by Ctrl-C. A Ctrl-C that arrives while that delivery is being
-    arranged is put off the same way, not raised where Python would discard it again. Outside
-    the main thread, or where SIGINT has another handler than Python's default (ignored, say),
-    nothing changes.
+    in ..."), so a Ctrl-C that arrived while one ran (``datasets.Dataset.__del__`` during
+    garbage collection) was lost and the run went on to its end (CI, 2026-12-04); a `bench` run
+    lost one once in ten tries under load, somewhere that printed nothing. Here, after a Ctrl-C,
+    SIGINT is sent again to the main thread every :data:`RECHECK_PERIOD` seconds (at once when
+    Python reports a discarded KeyboardInterrupt, which is then not printed) until the block is
+    left. Each time, if the KeyboardInterrupt is still on its way out (the exception being
+    handled, or in the context of the one being handled: cleanup under way) nothing happens;
+    if it is gone, a new one is raised. Nothing is raised inside the hook itself, where Python
+    would discard it again. Outside the main thread, or where SIGINT has another handler than
+    Python's default (ignored, say), nothing changes.
     """
     main = threading.main_thread()
     if threading.current_thread() is not main or (
@@ -61,15 +67,21 @@ def interrupts_not_lost() -> Iterator[None]:
     ):
         yield
         return
-    # One byte in the pipe for each interrupt Python discarded (or that was put off); a thread
-    # delivers each again. Writing to a pipe takes no lock a signal handler could wait on.
+    # A byte in the pipe wakes the thread that sends SIGINT again; closing it stops the thread.
+    # Writing to a pipe takes no lock that a signal handler could wait on.
     read_end, write_end = os.pipe()
+    raised: list[BaseException] = []  # the KeyboardInterrupts raised here
 
-    def deliver() -> None:
-        while data := os.read(read_end, 64):
-            for _ in data:
+    def resend() -> None:
+        requested = False
+        while True:
+            ready, _, _ = select.select([read_end], [], [], RECHECK_PERIOD if requested else None)
+            if ready:
+                if not os.read(read_end, 64):
+                    break  # the block is left
+                requested = True
                 time.sleep(REDELIVERY_DELAY)
-                signal.pthread_kill(main.ident, signal.SIGINT)  # type: ignore[arg-type]
+            signal.pthread_kill(main.ident, signal.SIGINT)  # type: ignore[arg-type]
         os.close(read_end)
 
     previous_hook = sys.unraisablehook
@@ -80,20 +92,34 @@ def interrupts_not_lost() -> Iterator[None]:
             return
         previous_hook(unraisable)
 
+    def on_its_way_out() -> bool:
+        exc: BaseException | None = sys.exc_info()[1]
+        while exc is not None:
+            if any(exc is r for r in raised):
+                return True
+            exc = exc.__context__
+        return False
+
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         while frame is not None:
             if frame.f_code is hook.__code__:  # raised here, it would be discarded
                 os.write(write_end, b"!")
                 return
             frame = frame.f_back
-        raise KeyboardInterrupt
+        if raised and on_its_way_out():
+            return
+        raised.append(KeyboardInterrupt())
+        os.write(write_end, b"!")
+        raise raised[-1]
 
-    threading.Thread(target=deliver, name="interrupts", daemon=True).start()
+    thread = threading.Thread(target=resend, name="interrupts", daemon=True)
+    thread.start()
     sys.unraisablehook = hook
     signal.signal(signal.SIGINT, on_sigint)
     try:
         yield
     finally:
+        os.close(write_end)
+        thread.join()  # its last SIGINT, if any, still meets on_sigint
         signal.signal(signal.SIGINT, signal.default_int_handler)
         sys.unraisablehook = previous_hook
-        os.close(write_end)
