@@ -59,7 +59,15 @@ def llama_replicas(tmp_path_factory) -> Iterator[list[str]]:
     command = [sys.executable, "-m", "dataloop.cli", "serve", "--replicas", "2"]
     command += ["--port", str(free_port()), "--parallel", "2", "--threads", "1"]
     command += ["--log", str(folder / "llama.log")]
-    serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT at its default in the child, whatever this test inherits (a background job ignores
+    # it): the fixture stops the replicas with it.
+    serve = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert serve.stdout is not None
     lines = []
     for line in serve.stdout:  # blocks until the replicas are healthy and listed
