@@ -39,7 +39,7 @@ def fail(exc: DataloopError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-# Seconds before a discarded Ctrl-C is delivered again (a test sets 0, to land it in the hook).
+# Seconds from a Ctrl-C, or a discarded KeyboardInterrupt, to the first check.
 REDELIVERY_DELAY = 0.01
 # Seconds between checks, after a Ctrl-C, that its KeyboardInterrupt is still on its way out.
 RECHECK_PERIOD = 0.5
@@ -71,6 +71,11 @@ def interrupts_not_lost() -> Iterator[None]:
     # Writing to a pipe takes no lock that a signal handler could wait on.
     read_end, write_end = os.pipe()
     raised: list[BaseException] = []  # the KeyboardInterrupts raised here
+    open_: list[bool] = [True]  # False once the block is left: nothing more goes into the pipe
+
+    def wake() -> None:
+        if open_[0]:
+            os.write(write_end, b"!")
 
     def resend() -> None:
         requested = False
@@ -88,7 +93,7 @@ def interrupts_not_lost() -> Iterator[None]:
 
     def hook(unraisable: Any) -> None:
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            os.write(write_end, b"!")
+            wake()
             return
         previous_hook(unraisable)
 
@@ -103,13 +108,13 @@ def interrupts_not_lost() -> Iterator[None]:
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         while frame is not None:
             if frame.f_code is hook.__code__:  # raised here, it would be discarded
-                os.write(write_end, b"!")
+                wake()
                 return
             frame = frame.f_back
         if raised and on_its_way_out():
             return
         raised.append(KeyboardInterrupt())
-        os.write(write_end, b"!")
+        wake()
         raise raised[-1]
 
     thread = threading.Thread(target=resend, name="interrupts", daemon=True)
@@ -119,6 +124,7 @@ def interrupts_not_lost() -> Iterator[None]:
     try:
         yield
     finally:
+        open_[0] = False  # first: a handler that runs from here on writes to no closed fd
         os.close(write_end)
         thread.join()  # its last SIGINT, if any, still meets on_sigint
         signal.signal(signal.SIGINT, signal.default_int_handler)
