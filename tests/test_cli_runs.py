@@ -186,7 +186,7 @@ def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
 
 
 def test_ctrl_c_in_bench_says_how_to_continue(tmp_path) -> None:
-    """Before 2026-12-04 bench ended on Ctrl-C with a traceback and no word on what next."""
+    """Before 2026-12-04 bench ended on Ctrl-C with exit 130 and no word on what next."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
         experiment = tmp_path / "exp.yaml"
