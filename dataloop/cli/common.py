@@ -71,10 +71,10 @@ def interrupts_not_lost() -> Iterator[None]:
     # Writing to a pipe takes no lock that a signal handler could wait on.
     read_end, write_end = os.pipe()
     raised: list[BaseException] = []  # the KeyboardInterrupts raised here
-    open_: list[bool] = [True]  # False once the block is left: nothing more goes into the pipe
+    is_open = True  # False once the block is left: nothing more goes into the pipe
 
     def wake() -> None:
-        if open_[0]:
+        if is_open:
             os.write(write_end, b"!")
 
     def resend() -> None:
@@ -124,7 +124,7 @@ def interrupts_not_lost() -> Iterator[None]:
     try:
         yield
     finally:
-        open_[0] = False  # first: a handler that runs from here on writes to no closed fd
+        is_open = False  # first: a handler that runs from here on writes to no closed fd
         os.close(write_end)
         thread.join()  # its last SIGINT, if any, still meets on_sigint
         signal.signal(signal.SIGINT, signal.default_int_handler)
