@@ -163,22 +163,32 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
-    """At 4df1ece SIGINT exited 130 with no word on what next."""
+def _ctrl_c_once_started(args: list[str], state: Path) -> tuple[int, str]:
+    """``dataloop ARGS`` in a subprocess, sent SIGINT once ``state`` exists (a run has started);
+    its exit code and stderr."""
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     process = subprocess.Popen(
-        [sys.executable, "-m", "dataloop.cli", "run", "--name", "r", "--runs-dir", str(tmp_path),
-         *SMALL, "--set", "engine.source=none", "--iterations", "50"],
+        [sys.executable, "-m", "dataloop.cli", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=path), preexec_fn=_ctrl_c_as_in_a_terminal,
     )  # fmt: skip
-    state = tmp_path / "r" / "state.json"
     deadline = time.monotonic() + 240
     while not state.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.5)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+    return process.returncode, err
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
+    """At 4df1ece SIGINT exited 130 with no word on what next."""
+    state = tmp_path / "r" / "state.json"
+    code, err = _ctrl_c_once_started(
+        ["run", "--name", "r", "--runs-dir", str(tmp_path), *SMALL,
+         "--set", "engine.source=none", "--iterations", "50"],
+        state,
+    )  # fmt: skip
+    assert code == 130, err
     assert (
         err.strip().splitlines()[-1] == f"interrupted: continue with dataloop resume {state.parent}"
     )
@@ -187,24 +197,15 @@ def test_ctrl_c_says_how_to_resume(tmp_path) -> None:
 
 def test_ctrl_c_in_bench_says_how_to_continue(tmp_path) -> None:
     """Before 2026-12-04 bench ended on Ctrl-C with exit 130 and no word on what next."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     with FakeOpenAI(latency=0.05, reply=few_shot_variations) as server:
         experiment = tmp_path / "exp.yaml"
         experiment.write_text(tiny_experiment(server.base_url, iterations=50))
         out = tmp_path / "bench"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dataloop.cli", "bench", str(experiment), "--out", str(out),
-             "--quiet"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=path), preexec_fn=_ctrl_c_as_in_a_terminal,
-        )  # fmt: skip
-        state = out / "seed-only" / "seed-0" / "state.json"
-        deadline = time.monotonic() + 240
-        while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.5)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=120)
-    assert process.returncode == 130, err
+        code, err = _ctrl_c_once_started(
+            ["bench", str(experiment), "--out", str(out), "--quiet"],
+            out / "seed-only" / "seed-0" / "state.json",
+        )
+    assert code == 130, err
     assert err.strip().splitlines()[-1] == (
         "interrupted: run the same command again to continue (finished runs are recorded, "
         "unfinished ones resume)"
