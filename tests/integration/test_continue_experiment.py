@@ -37,7 +37,8 @@ def test_runs_are_made_at_the_registered_commit_and_copied_back(tmp_path) -> Non
     _git(clone, "commit", "-q", "-m", "register tiny")
     registered = _git(clone, "rev-parse", "HEAD")
     # The registration names its commit afterwards, and the checkout moves on.
-    experiment.write_text(experiment.read_text() + f"code: {registered[:9]}\n")
+    # Quoted, as docs/policies.md says: a prefix of digits only (1 in ~70) is a YAML number.
+    experiment.write_text(experiment.read_text() + f"code: '{registered[:9]}'\n")
     _git(clone, "commit", "-q", "-am", "name the commit; later work")
     assert _git(clone, "rev-parse", "HEAD") != registered
 
